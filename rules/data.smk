@@ -1,0 +1,32 @@
+# The synthetic demo corpus and ingestion of the user's (or the demo's) videos.
+
+
+if config["demo"]["enabled"]:
+
+    rule demo_dataset:
+        output:
+            metadata=config["dataset"]["metadata_csv"],
+            tags=config["dataset"]["msd_tags"],
+        params:
+            demo=config["demo"],
+            videos_dir=config["dataset"]["videos_dir"],
+            seed=config["seed"],
+        log:
+            log_path("demo_dataset"),
+        script:
+            "../workflow_scripts/demo_dataset.py"
+
+
+rule ingest:
+    input:
+        metadata=config["dataset"]["metadata_csv"],
+    output:
+        manifest=res("data", "manifest.parquet"),
+        rejected=res("data", "rejected.csv"),
+    params:
+        min_duration_s=config["segments"]["count"] * config["segments"]["seconds"],
+        split=config["dataset"]["split"],
+    log:
+        log_path("ingest"),
+    script:
+        "../workflow_scripts/ingest.py"

@@ -1,0 +1,73 @@
+# Frozen encoders: musicnn (audio) and R(2+1)D-18 (video), sharded over videos, then gathered.
+
+
+rule audio_features:
+    input:
+        segments=res("data", "segments.parquet"),
+    output:
+        features=res("features", "musicnn", "shard_{shard}.npy"),
+    params:
+        shard=lambda wildcards: int(wildcards.shard),
+        audio_encoder=config["audio_encoder"],
+        sample_rate=config["segments"]["sample_rate"],
+        device=config["device"],
+    log:
+        log_path("audio_features", "shard_{shard}"),
+    threads: config["features"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=120,
+        gpu=gpu_resource(),
+    script:
+        "../workflow_scripts/audio_features.py"
+
+
+rule video_features:
+    input:
+        segments=res("data", "segments.parquet"),
+    output:
+        features=res("features", "r2plus1d", "shard_{shard}.npy"),
+        provenance=res("features", "r2plus1d", "shard_{shard}.json"),
+    params:
+        shard=lambda wildcards: int(wildcards.shard),
+        video_encoder=config["video_encoder"],
+        frame_size=config["segments"]["size"],
+        seed=config["seed"],
+        device=config["device"],
+    log:
+        log_path("video_features", "shard_{shard}"),
+    threads: config["features"]["threads"]
+    resources:
+        mem_mb=6000,
+        runtime=240,
+        gpu=gpu_resource(),
+    script:
+        "../workflow_scripts/video_features.py"
+
+
+rule gather_features:
+    input:
+        segments=res("data", "segments.parquet"),
+        shards=lambda wildcards: shard_files(wildcards.encoder)(wildcards),
+    output:
+        features=res("features", "{encoder}.npy"),
+    log:
+        log_path("gather_features", "{encoder}"),
+    wildcard_constraints:
+        encoder="musicnn|r2plus1d",
+    script:
+        "../workflow_scripts/gather_features.py"
+
+
+rule provenance:
+    input:
+        video=shard_files("r2plus1d", "json"),
+    output:
+        provenance=res("provenance.json"),
+    params:
+        audio_encoder=config["audio_encoder"],
+        video_encoder=config["video_encoder"],
+    log:
+        log_path("provenance"),
+    script:
+        "../workflow_scripts/provenance.py"

@@ -1,0 +1,122 @@
+"""Named configurations (Table 1) resolved into complete model/loss/training settings, and the torch device.
+
+A configuration is an override of the base `model`, `loss` and `training` sections of config.yaml
+(`configurations.<name>`). `resolve_configuration` deep-merges, in this order: the schema's defaults
+(schemas/config.schema.yaml, `$defs/model|loss|training`), the base sections, the named override. The schema
+is the one source of defaults, so the library works on a partial config (tests, notebooks) exactly as on one
+that Snakemake validated. It is found at `$MVCL_SCHEMA` when set, else by walking up from this file to a
+`schemas/config.schema.yaml` (a source checkout or an editable install).
+
+Pass the overrides as the user wrote them. `snakemake.utils.validate` also writes the schema's defaults into
+every override that references `$defs/model|loss|training`, so after validation an override such as
+`emb512: {model: {embedding_dim: 512}}` carries `hidden_dim: 512` too, and would silently undo a base
+`hidden_dim` the user changed; the schema's override entries must therefore carry no defaults.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+SECTIONS = ("model", "loss", "training")
+SCHEMA_ENV = "MVCL_SCHEMA"
+_SCHEMA_RELPATH = Path("schemas") / "config.schema.yaml"
+
+
+def find_schema() -> Path:
+    """Path of config.schema.yaml: `$MVCL_SCHEMA`, else the first `schemas/` above this module."""
+    if os.environ.get(SCHEMA_ENV):
+        path = Path(os.environ[SCHEMA_ENV])
+        if not path.is_file():
+            raise FileNotFoundError(f"{SCHEMA_ENV}={path}: no such file")
+        return path
+    for folder in Path(__file__).resolve().parents:
+        if (folder / _SCHEMA_RELPATH).is_file():
+            return folder / _SCHEMA_RELPATH
+    raise FileNotFoundError(
+        f"no {_SCHEMA_RELPATH} above {Path(__file__).parent}; set {SCHEMA_ENV} to the repository's schema"
+    )
+
+
+def load_schema(path: str | Path | None = None) -> dict:
+    """The workflow's config schema (parsed YAML)."""
+    with open(path or find_schema()) as f:
+        return yaml.safe_load(f)
+
+
+def _defaults(properties: dict) -> dict:
+    """Defaults of a schema `properties` block; nested objects with their own properties recurse."""
+    out = {}
+    for key, spec in properties.items():
+        if "properties" in spec:
+            out[key] = deep_merge(spec.get("default", {}), _defaults(spec["properties"]))
+        elif "default" in spec:
+            out[key] = copy.deepcopy(spec["default"])
+    return out
+
+
+def _check_keys(values: dict, properties: dict, where: str) -> None:
+    """Raise on a key the schema does not know (a typo would otherwise be silently ignored)."""
+    for key, value in values.items():
+        if key not in properties:
+            raise ValueError(f"{where}.{key}: unknown key; known: {', '.join(sorted(properties))}")
+        if isinstance(value, dict) and "properties" in properties[key]:
+            _check_keys(value, properties[key]["properties"], f"{where}.{key}")
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """A new dict: `override` over `base`, merging nested dicts key by key (neither input is changed)."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def resolve_configuration(config: dict, name: str, schema: dict | None = None) -> dict:
+    """Complete settings of configuration `name`: {"name", "model", "loss", "training"}.
+
+    Schema defaults < base sections of `config` < `config["configurations"][name]`. Raises ValueError for
+    an unknown configuration (naming the available ones) or an unknown key.
+    """
+    schema = schema if schema is not None else load_schema()
+    configurations = config.get("configurations", schema["properties"]["configurations"]["default"])
+    if name not in configurations:
+        raise ValueError(f"configuration {name!r} not in config; available: {', '.join(configurations)}")
+    override = configurations[name] or {}
+    unknown = set(override) - set(SECTIONS)
+    if unknown:
+        raise ValueError(f"configurations.{name}: unknown sections {sorted(unknown)}; known: {list(SECTIONS)}")
+    resolved: dict[str, Any] = {"name": name}
+    for section in SECTIONS:
+        properties = schema["$defs"][section]["properties"]
+        base = config.get(section) or {}
+        _check_keys(base, properties, section)
+        _check_keys(override.get(section) or {}, properties, f"configurations.{name}.{section}")
+        resolved[section] = deep_merge(deep_merge(_defaults(properties), base), override.get(section) or {})
+    return resolved
+
+
+def pick_device(spec: str) -> torch.device:
+    """`auto` → CUDA when available, else CPU; `cpu`; `cuda` / `cuda:N` (an error when CUDA is absent)."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(spec)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"device: {spec} but CUDA is not available here; set device: auto or cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise RuntimeError(
+                f"device: {spec} but only {torch.cuda.device_count()} CUDA device(s) are visible; "
+                "pick one of them or set device: auto"
+            )
+    elif device.type != "cpu":
+        raise ValueError(f"device: {spec}: expected auto, cpu, cuda or cuda:N")
+    return device
