@@ -25,13 +25,18 @@ def gpu_resource():
 
 def shards(wildcards):
     """Shard ids; known once the segments checkpoint has run."""
-    table = pd.read_parquet(checkpoints.segments.get().output.segments, columns=["shard"])
+    table = pd.read_parquet(
+        checkpoints.segments.get().output.segments, columns=["shard"]
+    )
     return range(shard_count(table))
 
 
 def shard_files(encoder, suffix="npy"):
     def files(wildcards):
-        return [res("features", encoder, f"shard_{shard}.{suffix}") for shard in shards(wildcards)]
+        return [
+            res("features", encoder, f"shard_{shard}.{suffix}")
+            for shard in shards(wildcards)
+        ]
 
     return files
 

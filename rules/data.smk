@@ -7,12 +7,14 @@ if config["demo"]["enabled"]:
         output:
             metadata=config["dataset"]["metadata_csv"],
             tags=config["dataset"]["msd_tags"],
+        log:
+            log_path("demo_dataset"),
+        conda:
+            "../envs/mvcl.yaml"
         params:
             demo=config["demo"],
             videos_dir=config["dataset"]["videos_dir"],
             seed=config["seed"],
-        log:
-            log_path("demo_dataset"),
         script:
             "../workflow_scripts/demo_dataset.py"
 
@@ -23,10 +25,12 @@ rule ingest:
     output:
         manifest=res("data", "manifest.parquet"),
         rejected=res("data", "rejected.csv"),
+    log:
+        log_path("ingest"),
+    conda:
+        "../envs/mvcl.yaml"
     params:
         min_duration_s=config["segments"]["count"] * config["segments"]["seconds"],
         split=config["dataset"]["split"],
-    log:
-        log_path("ingest"),
     script:
         "../workflow_scripts/ingest.py"

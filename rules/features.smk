@@ -6,18 +6,20 @@ rule audio_features:
         segments=res("data", "segments.parquet"),
     output:
         features=res("features", "musicnn", "shard_{shard}.npy"),
-    params:
-        shard=lambda wildcards: int(wildcards.shard),
-        audio_encoder=config["audio_encoder"],
-        sample_rate=config["segments"]["sample_rate"],
-        device=config["device"],
     log:
         log_path("audio_features", "shard_{shard}"),
+    conda:
+        "../envs/mvcl.yaml"
     threads: config["features"]["threads"]
     resources:
         mem_mb=4000,
         runtime=120,
         gpu=gpu_resource(),
+    params:
+        shard=lambda wildcards: int(wildcards.shard),
+        audio_encoder=config["audio_encoder"],
+        sample_rate=config["segments"]["sample_rate"],
+        device=config["device"],
     script:
         "../workflow_scripts/audio_features.py"
 
@@ -28,19 +30,21 @@ rule video_features:
     output:
         features=res("features", "r2plus1d", "shard_{shard}.npy"),
         provenance=res("features", "r2plus1d", "shard_{shard}.json"),
+    log:
+        log_path("video_features", "shard_{shard}"),
+    conda:
+        "../envs/mvcl.yaml"
+    threads: config["features"]["threads"]
+    resources:
+        mem_mb=6000,
+        runtime=240,
+        gpu=gpu_resource(),
     params:
         shard=lambda wildcards: int(wildcards.shard),
         video_encoder=config["video_encoder"],
         frame_size=config["segments"]["size"],
         seed=config["seed"],
         device=config["device"],
-    log:
-        log_path("video_features", "shard_{shard}"),
-    threads: config["features"]["threads"]
-    resources:
-        mem_mb=6000,
-        runtime=240,
-        gpu=gpu_resource(),
     script:
         "../workflow_scripts/video_features.py"
 
@@ -55,6 +59,8 @@ rule gather_features:
         log_path("gather_features", "{encoder}"),
     wildcard_constraints:
         encoder="musicnn|r2plus1d",
+    conda:
+        "../envs/mvcl.yaml"
     script:
         "../workflow_scripts/gather_features.py"
 
@@ -64,10 +70,12 @@ rule provenance:
         video=shard_files("r2plus1d", "json"),
     output:
         provenance=res("provenance.json"),
+    log:
+        log_path("provenance"),
+    conda:
+        "../envs/mvcl.yaml"
     params:
         audio_encoder=config["audio_encoder"],
         video_encoder=config["video_encoder"],
-    log:
-        log_path("provenance"),
     script:
         "../workflow_scripts/provenance.py"

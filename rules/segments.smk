@@ -6,12 +6,14 @@ checkpoint segments:
         manifest=res("data", "manifest.parquet"),
     output:
         segments=res("data", "segments.parquet"),
+    log:
+        log_path("segments"),
+    conda:
+        "../envs/mvcl.yaml"
     params:
         segments=config["segments"],
         shard_videos=config["features"]["shard_videos"],
         seed=config["seed"],
-    log:
-        log_path("segments"),
     script:
         "../workflow_scripts/segments.py"
 
@@ -21,10 +23,16 @@ rule figure_segments:
         manifest=res("data", "manifest.parquet"),
         segments=res("data", "segments.parquet"),
     output:
-        figure=report(res("figures", "segments.png"), caption="../report/segments.rst", category="Data"),
-    params:
-        seed=config["seed"],
+        figure=report(
+            res("figures", "segments.png"),
+            caption="../report/segments.rst",
+            category="Data",
+        ),
     log:
         log_path("figure_segments"),
+    conda:
+        "../envs/mvcl.yaml"
+    params:
+        seed=config["seed"],
     script:
         "../workflow_scripts/figure_segments.py"

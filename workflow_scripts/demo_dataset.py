@@ -4,8 +4,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from mvcl.synthetic import generate_corpus
 from mvcl.logs import log_to
+from mvcl.synthetic import generate_corpus
 from mvcl.tags import read_msd_tags, write_lastfm_db
 
 log = log_to(snakemake.log[0])

@@ -10,6 +10,10 @@ from mvcl.logs import log_to
 log = log_to(snakemake.log[0])
 segments = pd.read_parquet(snakemake.input.segments, columns=["video_id", "segment", "shard"])
 features = gather_shards(segments, [np.load(path, mmap_mode="r") for path in snakemake.input.shards])
-log.info("gathered %s features %s; %d rows not finite", snakemake.wildcards.encoder, features.shape,
-         int((~np.isfinite(features.reshape(len(features), -1)).all(axis=1)).sum()))
+log.info(
+    "gathered %s features %s; %d rows not finite",
+    snakemake.wildcards.encoder,
+    features.shape,
+    int((~np.isfinite(features.reshape(len(features), -1)).all(axis=1)).sum()),
+)
 save_npy(snakemake.output.features, features)

@@ -14,7 +14,11 @@ manifest, rejected = ingest(
     split_fractions=snakemake.params.split,
     progress=lambda rows: tqdm(rows, total=len(metadata), desc="probing videos", mininterval=5),
 )
-log.info("%d videos usable, %d rejected; splits: %s", len(manifest), len(rejected),
-         manifest["split"].value_counts().to_dict())
+log.info(
+    "%d videos usable, %d rejected; splits: %s",
+    len(manifest),
+    len(rejected),
+    manifest["split"].value_counts().to_dict(),
+)
 save_parquet(snakemake.output.manifest, manifest)
 save_csv(snakemake.output.rejected, rejected)

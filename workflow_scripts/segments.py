@@ -16,6 +16,10 @@ segments = build_segments(
     shard_videos=snakemake.params.shard_videos,
     seed=snakemake.params.seed,
 )
-log.info("%d segments of %d videos in %d shards", len(segments), segments["video_id"].nunique(),
-         shard_count(segments))
+log.info(
+    "%d segments of %d videos in %d shards",
+    len(segments),
+    segments["video_id"].nunique(),
+    shard_count(segments),
+)
 save_parquet(snakemake.output.segments, segments)

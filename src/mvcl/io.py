@@ -19,7 +19,9 @@ def atomic_path(path: str | Path, suffix: str = ""):
     """Yield a temporary path in the destination folder; rename it to `path` if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix or path.suffix)
+    handle, temporary = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.", suffix=suffix or path.suffix
+    )
     os.close(handle)
     try:
         yield Path(temporary)
@@ -47,4 +49,6 @@ def save_csv(path: str | Path, table: pd.DataFrame) -> None:
 
 
 def save_json(path: str | Path, data: object) -> None:
-    _write(path, lambda temporary: temporary.write_text(json.dumps(data, indent=2, sort_keys=True, default=str)))
+    _write(
+        path, lambda temporary: temporary.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+    )

@@ -70,8 +70,17 @@ def build_segments(
         )
         for segment, (start, end, clip_start, clip_end) in enumerate(windows):
             rows.append(
-                (video.video_id, segment, start, end, clip_start, clip_end, video.split, video.path,
-                 index // shard_videos)
+                (
+                    video.video_id,
+                    segment,
+                    start,
+                    end,
+                    clip_start,
+                    clip_end,
+                    video.split,
+                    video.path,
+                    index // shard_videos,
+                )
             )
     table = pd.DataFrame(rows, columns=SEGMENT_COLUMNS)
     return table.astype({"segment": "int32", "shard": "int32"})

@@ -35,14 +35,20 @@ def plot_segments(segments: pd.DataFrame, video_id: str, duration_s: float, out:
     for row in rows.itertuples():
         axis.axvspan(row.start_s, row.end_s, color="tab:blue", alpha=0.2)
         axis.axvspan(row.clip_start_s, row.clip_end_s, color="tab:orange", alpha=0.35)
-        axis.text((row.start_s + row.end_s) / 2, axis.get_ylim()[1] * 0.85, f"s{row.segment + 1}", ha="center")
+        axis.text(
+            (row.start_s + row.end_s) / 2, axis.get_ylim()[1] * 0.85, f"s{row.segment + 1}", ha="center"
+        )
     axis.set_xlim(0, duration_s)
     axis.set_xlabel("time (s)")
     axis.set_yticks([])
-    axis.set_title(f"{video_id}: {count} parts (dashed), one segment in each (blue) and its encoder clip (orange)")
+    axis.set_title(
+        f"{video_id}: {count} parts (dashed), one segment in each (blue) and its encoder clip (orange)"
+    )
     axis.legend(
-        handles=[Patch(color="tab:blue", alpha=0.2, label="segment"), Patch(color="tab:orange", alpha=0.35,
-                                                                            label="clip")],
+        handles=[
+            Patch(color="tab:blue", alpha=0.2, label="segment"),
+            Patch(color="tab:orange", alpha=0.35, label="clip"),
+        ],
         loc="lower right",
         fontsize=8,
     )

@@ -1,0 +1,287 @@
+"""Frozen R(2+1)D-18 video encoder (study section 3.2) and its frame handling.
+
+torchvision's `r2plus1d_18` with the classifier (`fc`) removed: a clip maps to the 512-d globally pooled
+feature, as in their code. The encoder is frozen (eval mode, no gradients); augmentation is done by cropping
+the frames differently, not by the model.
+
+Frame handling follows their code: the clip window's frames are cut with one square box per clip (the same box
+on every frame) and resized to `crop` x `crop` (their RandomResizedCrop: 112, scale 0.5-1, aspect 1). Training
+segments get random boxes (`random_boxes`), validation and test segments one centred box (`centre_box`).
+
+Weights never change silently: `build_video_encoder` returns, beside the model, a provenance record naming
+the checkpoint file and its sha256, or saying loudly that the weights are random.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import urllib.request
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models.video import R2Plus1D_18_Weights, r2plus1d_18
+
+from mvcl.io import atomic_path
+from mvcl.provenance import sha256_file
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "r2plus1d_18"
+FEATURE_DIM = 512
+KINETICS = R2Plus1D_18_Weights.KINETICS400_V1
+# Kinetics-400 mean/std of torchvision's preset (the statistics the weights were trained with).
+KINETICS_MEAN = tuple(KINETICS.transforms().mean)
+KINETICS_STD = tuple(KINETICS.transforms().std)
+# Per socket operation: an offline machine fails within this, a slow connection keeps going.
+DOWNLOAD_TIMEOUT_S = 15.0
+
+
+class WeightsUnavailable(RuntimeError):
+    """`weights: auto` found no Kinetics-400 checkpoint and random weights were not allowed."""
+
+
+class CropBox(NamedTuple):
+    """A square box in frame pixels: rows top..top+side, columns left..left+side."""
+
+    top: int
+    left: int
+    side: int
+
+
+def _fitting_scale(height: int, width: int, scale: tuple[float, float]) -> tuple[float, float]:
+    """The part of the area-scale range whose square box fits the frame (a square is at most short side²)."""
+    largest = min(height, width) ** 2 / (height * width)
+    high = min(scale[1], largest)
+    return min(scale[0], high), high
+
+
+def _side(area_scale: float, height: int, width: int) -> int:
+    return max(1, min(int(math.sqrt(area_scale * height * width)), height, width))
+
+
+def random_boxes(
+    rng: np.random.Generator, height: int, width: int, count: int, scale: tuple[float, float]
+) -> list[CropBox]:
+    """`count` square boxes of RandomResizedCrop(scale=scale, ratio=(1, 1)) on a height x width frame.
+
+    The area fraction is uniform over the part of `scale` whose square fits the frame, the position uniform.
+    (torchvision retries 10 times and then falls back to a centre crop: on a 16:9 frame with scale 0.5-1 a
+    quarter of its boxes would pile up in the centre.)
+    """
+    low, high = _fitting_scale(height, width, scale)
+    boxes = []
+    for _ in range(count):
+        side = _side(rng.uniform(low, high), height, width)
+        top = int(rng.integers(0, height - side + 1))
+        left = int(rng.integers(0, width - side + 1))
+        boxes.append(CropBox(top, left, side))
+    return boxes
+
+
+def centre_box(height: int, width: int, scale: tuple[float, float]) -> CropBox:
+    """The deterministic box for validation and test: centred, with the mean area of the random boxes."""
+    side = _side(sum(_fitting_scale(height, width, scale)) / 2, height, width)
+    return CropBox((height - side) // 2, (width - side) // 2, side)
+
+
+def crop_clips(frames: np.ndarray, boxes: list[CropBox], size: int) -> torch.Tensor:
+    """uint8 frames [T, H, W, 3] -> uint8 clips [len(boxes), 3, T, size, size], one per box.
+
+    Each box is cut from every frame and resized with antialiased bilinear interpolation (a 432-pixel box
+    shrinks about 4x to 112; without antialiasing fine texture would alias).
+    """
+    video = torch.from_numpy(frames).permute(0, 3, 1, 2)  # [T, 3, H, W]
+    clips = []
+    for top, left, side in boxes:
+        patch = video[:, :, top : top + side, left : left + side]
+        resized = F.interpolate(
+            patch, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+        )
+        clips.append(resized.permute(1, 0, 2, 3))  # [3, T, size, size], the layout R(2+1)D expects
+    return torch.stack(clips)
+
+
+class VideoEncoder(nn.Module):
+    """uint8 clips [B, 3, T, h, w] -> float32 features [B, 512].
+
+    Pixels are scaled to [0, 1] and, when `normalize`, standardised with the Kinetics mean/std the weights
+    were trained with (their extraction skipped this).
+    """
+
+    def __init__(self, backbone: nn.Module, normalize: bool) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.normalize = normalize
+        self.register_buffer("mean", torch.tensor(KINETICS_MEAN).view(1, 3, 1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(KINETICS_STD).view(1, 3, 1, 1, 1), persistent=False)
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        pixels = clips.float() / 255.0
+        if self.normalize:
+            pixels = (pixels - self.mean) / self.std
+        return self.backbone(pixels)
+
+
+def build_video_encoder(
+    weights: str, *, allow_random: bool, seed: int, normalize: bool = True
+) -> tuple[VideoEncoder, dict]:
+    """The frozen encoder (CPU, eval mode) and the provenance record of its weights.
+
+    `weights`: `auto` = torchvision's Kinetics-400 checkpoint from the torch hub cache, downloaded there when
+    the network allows; a path = a state dict of `r2plus1d_18` (with or without `fc.*`); `none` = random
+    initialisation seeded by `seed`. When `auto` gets nothing, random weights are used only with
+    `allow_random` (and a loud warning); otherwise `WeightsUnavailable` says how to provide the file.
+    """
+    if weights == "none":
+        backbone, record = _random_backbone(seed), _random_record(seed)
+    elif weights == "auto":
+        checkpoint, reason = _kinetics_checkpoint()
+        if checkpoint is not None:
+            backbone, record = _load_backbone(checkpoint, seed), _kinetics_record(checkpoint)
+        elif allow_random:
+            log.warning(
+                "\n%s\nR(2+1)D-18 IS RANDOMLY INITIALISED (seed %d): video features carry no Kinetics "
+                "knowledge.\n%s\n%s",
+                "*" * 100,
+                seed,
+                _missing_weights_message(reason),
+                "*" * 100,
+            )
+            backbone, record = _random_backbone(seed), _random_record(seed, reason=reason)
+        else:
+            raise WeightsUnavailable(_missing_weights_message(reason))
+    else:
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"video_encoder.weights: {path} does not exist; give a state dict of torchvision's "
+                f"r2plus1d_18 (e.g. {KINETICS.url}), or `auto` or `none`"
+            )
+        backbone, record = _load_backbone(path, seed), _file_record(path)
+    encoder = VideoEncoder(backbone, normalize).eval().requires_grad_(False)
+    return encoder, record
+
+
+def kinetics_cache_path() -> Path:
+    """Where torchvision keeps (and we look for) the Kinetics-400 checkpoint: <torch hub dir>/checkpoints/."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(KINETICS.url).name
+
+
+def _kinetics_checkpoint() -> tuple[Path | None, str]:
+    """The cached checkpoint (downloaded first if absent and the network allows), or None and why not."""
+    path = kinetics_cache_path()
+    if path.is_file():
+        return path, ""
+    log.info("downloading %s to %s", KINETICS.url, path)
+    try:
+        _download(KINETICS.url, path, DOWNLOAD_TIMEOUT_S)
+    except OSError as error:  # URLError, timeouts, refused connections, a full disk
+        return None, f"{path} does not exist and downloading {KINETICS.url} failed: {error}"
+    return path, ""
+
+
+def _download(url: str, destination: Path, timeout: float) -> None:
+    """Fetch `url` to `destination` atomically; a partial or corrupt download never takes its name."""
+    with atomic_path(destination) as temporary:
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(temporary, "wb") as out:
+            shutil.copyfileobj(response, out)
+        _check_hash(temporary, destination.name)
+
+
+def _check_hash(path: Path, name: str) -> str:
+    """sha256 of `path`; torch hub file names carry its first hex digits (`r2plus1d_18-91a641e6.pth`)."""
+    digest = sha256_file(path)
+    match = torch.hub.HASH_REGEX.search(name)
+    if match and not digest.startswith(match.group(1)):
+        raise ValueError(
+            f"{path}: sha256 {digest[:12]}... does not start with {match.group(1)} as its name {name} says: "
+            "the file is corrupt or not torchvision's checkpoint; delete it and provide it again"
+        )
+    return digest
+
+
+def _missing_weights_message(reason: str) -> str:
+    return (
+        f"video_encoder.weights: auto found no Kinetics-400 weights for R(2+1)D-18 ({reason}).\n"
+        "Provide them in one of these ways:\n"
+        f"  1. download {KINETICS.url} on a machine with network access and copy it to {kinetics_cache_path()}\n"
+        "  2. or put the downloaded file anywhere and set video_encoder.weights: /path/to/file.pth\n"
+        "  3. or accept random weights: video_encoder.allow_random: true (features then mean little)"
+    )
+
+
+def _random_backbone(seed: int) -> nn.Module:
+    """r2plus1d_18 without its classifier, initialised from `seed` (the global RNG is left untouched)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        backbone = r2plus1d_18(weights=None)
+    backbone.fc = nn.Identity()
+    return backbone
+
+
+def _load_backbone(path: Path, seed: int) -> nn.Module:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(
+            f"video_encoder.weights: cannot read {path} as a PyTorch state dict: {error}"
+        ) from error
+    if not isinstance(state, dict):
+        raise ValueError(f"video_encoder.weights: {path} holds a {type(state).__name__}, not a state dict")
+    backbone = _random_backbone(seed)
+    # The Kinetics classifier is dropped: the feature is the pooled 512-d input of `fc`.
+    state = {key: value for key, value in state.items() if not key.startswith("fc.")}
+    try:
+        missing, unexpected = backbone.load_state_dict(state, strict=False)
+    except RuntimeError as error:  # shape mismatches
+        raise ValueError(f"video_encoder.weights: {path} does not fit r2plus1d_18: {error}") from error
+    if missing or unexpected:
+        raise ValueError(
+            f"video_encoder.weights: {path} is not a state dict of torchvision's r2plus1d_18: "
+            f"{len(missing)} missing keys (e.g. {missing[:3]}), {len(unexpected)} unexpected keys "
+            f"(e.g. {unexpected[:3]}); save it with torch.save(model.state_dict(), path)"
+        )
+    return backbone
+
+
+def _kinetics_record(path: Path) -> dict:
+    digest = _check_hash(path, path.name)
+    return {
+        "name": MODEL_NAME,
+        "weights": "R2Plus1D_18_Weights.KINETICS400_V1",
+        "source": str(path),
+        "url": KINETICS.url,
+        "sha256": digest,
+        "description": f"torchvision Kinetics-400 weights (sha256 {digest[:12]})",
+    }
+
+
+def _file_record(path: Path) -> dict:
+    digest = sha256_file(path)
+    return {
+        "name": MODEL_NAME,
+        "weights": "file",
+        "source": str(path.resolve()),
+        "sha256": digest,
+        "description": f"weights from {path.name} (sha256 {digest[:12]})",
+    }
+
+
+def _random_record(seed: int, reason: str = "") -> dict:
+    record = {
+        "name": MODEL_NAME,
+        "weights": "random",
+        "source": f"random, seed {seed}",
+        "sha256": None,
+        "seed": seed,
+        "description": f"RANDOM weights (seed {seed}), not Kinetics-pretrained",
+    }
+    if reason:
+        record["fallback_reason"] = reason
+    return record

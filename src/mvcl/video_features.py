@@ -1,0 +1,198 @@
+"""Frozen R(2+1)D-18 features of every segment's synchronous clip window (issue 4).
+
+Per segment: `clip_frames` frames at equal spacing over [clip_start_s, clip_end_s) (their code: 30 frames of
+the 3 s window), decoded once, streaming (`mvcl.decode.decode_frames`), then cut into views:
+- train: `train_views` random square crops, resized to `crop` (RandomResizedCrop, scale `crop_scale`);
+  one view is sampled per epoch, an augmentation that costs nothing at training time;
+- val/test: one centre crop, its feature copied into every view slot, so every row has the same shape.
+The crops of a segment depend only on (seed, video_id, segment), never on the shard or the row order.
+
+Decoding and cropping run in background threads while the model works on the previous batch (PyAV and
+torch release the GIL). A segment that fails to decode gets a NaN row and a warning naming the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import numpy as np
+import pandas as pd
+import torch
+import torchvision
+from tqdm import tqdm
+
+from mvcl.configuration import pick_device
+from mvcl.decode import DecodeError, decode_frames
+from mvcl.encoders.video import FEATURE_DIM, build_video_encoder, centre_box, crop_clips, random_boxes
+from mvcl.segments import video_rng
+
+log = logging.getLogger(__name__)
+
+
+def crop_rng(seed: int, video_id: str, segment: int) -> np.random.Generator:
+    """The generator of one segment's crop boxes: a function of (seed, video_id, segment) only."""
+    return video_rng(seed, video_id, purpose=f"video crops, segment {int(segment)}")
+
+
+def segment_clips(
+    path: str,
+    clip_start_s: float,
+    clip_end_s: float,
+    *,
+    train: bool,
+    rng: np.random.Generator,
+    clip_frames: int,
+    crop: int,
+    crop_scale: tuple[float, float],
+    views: int,
+    frame_size: tuple[int, int],
+) -> torch.Tensor:
+    """uint8 clips [views if train else 1, 3, clip_frames, crop, crop] of one segment's clip window."""
+    frames = decode_frames(path, clip_start_s, clip_end_s, clip_frames, size=frame_size)
+    height, width = frames.shape[1:3]
+    if train:
+        boxes = random_boxes(rng, height, width, views, crop_scale)
+    else:
+        boxes = [centre_box(height, width, crop_scale)]
+    return crop_clips(frames, boxes, crop)
+
+
+def extract_video_features(
+    segments: pd.DataFrame,
+    *,
+    weights: str,
+    allow_random: bool,
+    clip_frames: int,
+    crop: int,
+    crop_scale: list[float],
+    normalize: bool,
+    train_views: int,
+    batch_size: int,
+    frame_size: tuple[int, int],
+    seed: int,
+    device: str | torch.device = "auto",
+    progress: bool = True,
+    decode_workers: int = 1,
+) -> tuple[np.ndarray, dict]:
+    """float32 features [len(segments), train_views, 512] row-aligned with `segments`, and their provenance.
+
+    `segments` needs video_id, segment, path, clip_start_s, clip_end_s and split. `frame_size` is the
+    decoder's output [width, height] (segments.size); crops are cut from it. Rows of segments that fail to
+    decode are NaN. The provenance record names the weights (see `build_video_encoder`) and the extraction
+    settings; it does not depend on the rows, so every shard of a run gives the same record.
+    """
+    device = pick_device(device) if isinstance(device, str) else torch.device(device)
+    encoder, weights_record = build_video_encoder(
+        weights, allow_random=allow_random, seed=seed, normalize=normalize
+    )
+    encoder.to(device)
+    settings = {
+        "clip_frames": clip_frames,
+        "crop": crop,
+        "crop_scale": list(crop_scale),
+        "normalize": normalize,
+        "train_views": train_views,
+        "frame_size": list(frame_size),
+        "seed": seed,
+    }
+    provenance = {**weights_record, "extraction": settings, "torchvision": torchvision.__version__}
+
+    clip_options = {
+        "clip_frames": clip_frames,
+        "crop": crop,
+        "crop_scale": (float(crop_scale[0]), float(crop_scale[1])),
+        "views": train_views,
+        "frame_size": (int(frame_size[0]), int(frame_size[1])),
+    }
+    features = np.full((len(segments), train_views, FEATURE_DIM), np.nan, dtype=np.float32)
+    clips: deque[torch.Tensor] = deque()  # [3, T, crop, crop] each, waiting for the model
+    targets: deque[tuple[int, slice]] = deque()  # (row, view slots) that each waiting clip fills
+    model_s = wait_s = decode_s = 0.0
+    failed = 0
+
+    def run_model(count: int) -> None:
+        nonlocal model_s
+        started = time.perf_counter()
+        batch = torch.stack([clips.popleft() for _ in range(count)]).to(device)
+        with torch.inference_mode():
+            output = encoder(batch).float().cpu().numpy()
+        for vector in output:
+            row, slots = targets.popleft()
+            features[row, slots] = vector
+        model_s += time.perf_counter() - started
+
+    started = time.perf_counter()
+    prepared = _prepared(
+        segments, seed, clip_options, decode_workers, lookahead=max(2 * batch_size, 2 * decode_workers)
+    )
+    with tqdm(total=len(segments), unit="segment", disable=not progress, mininterval=5) as bar:
+        for row, segment, future in prepared:
+            waited = time.perf_counter()
+            try:
+                segment_crops, seconds = future.result()
+            except DecodeError as error:
+                failed += 1
+                log.warning(
+                    "%s: segment %s of %s gets NaN features", error, segment.segment, segment.video_id
+                )
+            else:
+                decode_s += seconds
+                # A training view fills its own slot; the one centre view of val/test fills them all.
+                train = segment.split == "train"
+                slots = [slice(v, v + 1) for v in range(train_views)] if train else [slice(None)]
+                for clip, slot in zip(segment_crops, slots, strict=True):
+                    clips.append(clip)
+                    targets.append((row, slot))
+            wait_s += time.perf_counter() - waited
+            while len(clips) >= batch_size:
+                run_model(batch_size)
+            bar.update()
+        if clips:
+            run_model(len(clips))
+    total_s = time.perf_counter() - started
+    log.info(
+        "video features of %d segments (%d failed) in %.1f s on %s: model %.1f s, decode+crop %.1f s "
+        "(background), waiting for decode %.1f s",
+        *(len(segments), failed, total_s, device, model_s, decode_s, wait_s),
+    )
+    return features, provenance
+
+
+def _prepared(
+    segments: pd.DataFrame, seed: int, clip_options: dict, workers: int, lookahead: int
+) -> Iterator[tuple[int, object, Future]]:
+    """(row, segment, future of (uint8 clips, seconds)) in row order, submitted `lookahead` rows ahead.
+
+    The lookahead keeps the next batch decoding while the model runs; it holds only the small cropped
+    clips of those segments, never full frames.
+    """
+
+    def prepare(segment) -> tuple[torch.Tensor, float]:
+        started = time.perf_counter()
+        rng = crop_rng(seed, segment.video_id, segment.segment)
+        clips = segment_clips(
+            segment.path,
+            segment.clip_start_s,
+            segment.clip_end_s,
+            train=segment.split == "train",
+            rng=rng,
+            **clip_options,
+        )
+        return clips, time.perf_counter() - started
+
+    pending: deque[tuple[int, object, Future]] = deque()
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
+    try:
+        for row, segment in enumerate(segments.itertuples(index=False)):
+            pending.append((row, segment, pool.submit(prepare, segment)))
+            if len(pending) >= lookahead:
+                yield pending.popleft()
+        while pending:
+            yield pending.popleft()
+    finally:
+        # Also reached when the caller stops early (an error in the model): drop decodes not yet started.
+        pool.shutdown(wait=True, cancel_futures=True)

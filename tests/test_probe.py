@@ -1,0 +1,325 @@
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
+
+from mvcl.probe import (
+    ProbeWarning,
+    f1_thresholds,
+    genre_metrics,
+    probe_task,
+    run_probe,
+    run_probe_repeats,
+    tagging_metrics,
+    task_labels,
+    video_level,
+    video_representation,
+)
+
+# Small probe so that each test stays within seconds on one CPU thread.
+SMALL = {"hidden": [32, 16], "lr": 3e-3, "batch_size": 64, "max_epochs": 100, "patience": 5, "repeats": 2}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def synthetic_videos(seed: int, n: int = 600, dim: int = 16):
+    """Features, a genre that is the argmax of a linear map of them, 3 tags thresholded from it, and a split."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, dim)).astype(np.float32)
+    W = rng.normal(size=(dim, 4))
+    genre = np.array(["blues", "funk", "jazz", "rock"])[(X @ W).argmax(axis=1)]
+    tags = (X @ W[:, :3] > 0.3).astype(np.uint8)
+    split = rng.choice(["train", "val", "test"], size=n, p=[0.5, 0.25, 0.25])
+    return X, genre, tags, split
+
+
+def segments_table(video_ids: list[str], splits: list[str], per_video: int) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "video_id": np.repeat(video_ids, per_video),
+            "segment": np.tile(np.arange(per_video), len(video_ids)),
+            "split": np.repeat(splits, per_video),
+        }
+    )
+
+
+# --- video_level ---------------------------------------------------------------------------------------------
+
+
+def test_video_vector_is_the_mean_of_its_segments():
+    segments = segments_table(["b", "a"], ["train", "test"], per_video=3)
+    features = np.arange(12, dtype=np.float32).reshape(6, 2)
+    videos = video_level(features, segments, chunk_rows=4)  # a chunk boundary inside video "a"
+    assert videos.video_ids.tolist() == ["b", "a"]
+    np.testing.assert_allclose(videos.X, [[2, 3], [8, 9]])
+    assert videos.split.tolist() == ["train", "test"]
+    assert videos.X.dtype == np.float32
+
+
+def test_views_are_averaged_before_segments():
+    segments = segments_table(["a"], ["train"], per_video=2)
+    features = np.array([[[0.0, 0.0], [2.0, 4.0]], [[4.0, 4.0], [6.0, 8.0]]])  # [segments, views, D]
+    np.testing.assert_allclose(video_level(features, segments).X, [[3.0, 4.0]])
+
+
+def test_non_finite_segments_are_dropped_with_a_warning():
+    segments = segments_table(["a", "b"], ["train", "val"], per_video=2)
+    features = np.array([[1.0], [np.nan], [np.inf], [-np.inf]])
+    with pytest.warns(ProbeWarning, match=r"dropped 3 of 4 segments.*1 video\(s\) lost all segments.*'b'"):
+        videos = video_level(features, segments)
+    assert videos.video_ids.tolist() == ["a"]
+    np.testing.assert_allclose(videos.X, [[1.0]])
+
+
+def test_video_level_refuses_misaligned_features_and_mixed_splits():
+    segments = segments_table(["a", "b"], ["train", "val"], per_video=2)
+    with pytest.raises(ValueError, match=r"expected \[4, D\]"):
+        video_level(np.zeros((3, 2)), segments)
+    segments.loc[1, "split"] = "test"
+    with pytest.raises(ValueError, match="video 'a' has segments in several splits"):
+        video_level(np.zeros((4, 2)), segments)
+
+
+def test_representations_concatenate_or_average_modalities():
+    segments = segments_table(["a"], ["train"], per_video=2)
+    audio = np.array([[1.0, 3.0], [3.0, 5.0]])
+    video = np.array([[[0.0, 0.0], [2.0, 2.0]], [[4.0, 4.0], [6.0, 6.0]]])  # two crop views
+    both = video_representation("both", segments, audio_features=audio, video_features=video)
+    np.testing.assert_allclose(both.X, [[2.0, 4.0, 3.0, 3.0]])
+    agg = video_representation("cl_agg", segments, audio_embeddings=audio, video_embeddings=video)
+    np.testing.assert_allclose(agg.X, [[2.5, 3.5]])
+    with pytest.raises(ValueError, match=r"'cl_v' needs \['video_embeddings'\]"):
+        video_representation("cl_v", segments, video_features=video)
+    with pytest.raises(ValueError, match="must have the same size"):
+        video_representation("cl_agg", segments, audio_embeddings=audio, video_embeddings=np.zeros((2, 3)))
+
+
+# --- labels --------------------------------------------------------------------------------------------------
+
+
+def test_genre_labels_leave_out_videos_without_genre():
+    videos = pd.DataFrame({"video_id": ["a", "b", "c", "d"], "genre": ["rock", None, " ", "pop"]})
+    labels = task_labels("genre", np.array(["d", "c", "b", "a"]), videos)
+    assert labels.mask.tolist() == [True, False, False, True]
+    assert labels.y.tolist() == ["pop", "rock"]
+    with pytest.raises(ValueError, match="no 'genre' column"):
+        task_labels("genre", np.array(["a"]), videos[["video_id"]])
+
+
+def test_tagging_labels_follow_the_feature_rows():
+    videos = pd.DataFrame({"video_id": ["a", "b", "c"], "msd_id": ["TRA", None, "TRC"]})
+    tags = pd.DataFrame({"msd_id": ["TRA", "TRC", "TRC"], "tag": ["rock", "rock", "pop"], "count": 100.0})
+    labels = task_labels("tagging", np.array(["c", "b", "a"]), videos, tags, top_k=2)
+    assert labels.mask.tolist() == [True, False, True]
+    assert labels.label_names == ["rock", "pop"]
+    assert labels.y.tolist() == [[1, 1], [1, 0]]
+
+
+# --- metrics against scikit-learn ----------------------------------------------------------------------------
+
+PROBA = np.array(
+    [
+        [0.7, 0.2, 0.1],
+        [0.2, 0.5, 0.3],
+        [0.1, 0.3, 0.6],
+        [0.4, 0.4, 0.2],
+        [0.3, 0.3, 0.4],
+        [0.5, 0.1, 0.4],
+        [0.2, 0.6, 0.2],
+    ]
+)
+
+
+def test_genre_metrics_match_scikit_learn():
+    y = np.array([0, 1, 2, 1, 0, 2, 1])
+    metrics = genre_metrics(y, PROBA, ["a", "b", "c"])
+    assert metrics["roc_auc"] == pytest.approx(roc_auc_score(y, PROBA, multi_class="ovr", average="macro"))
+    assert metrics["f1"] == pytest.approx(f1_score(y, PROBA.argmax(axis=1), average="macro"))
+    assert metrics["accuracy"] == pytest.approx(np.mean(y == PROBA.argmax(axis=1)))
+    assert metrics["excluded"] == {} and metrics["warnings"] == []
+
+
+def test_genre_class_absent_from_test_is_excluded_and_reported():
+    y = np.array([0, 1, 0, 1, 0, 1, 1])  # class "c" never in the test split
+    with pytest.warns(ProbeWarning, match="'c' is absent from the test split"):
+        metrics = genre_metrics(y, PROBA, ["a", "b", "c"])
+    expected_auc = np.mean([roc_auc_score(y == c, PROBA[:, c]) for c in (0, 1)])
+    expected_f1 = f1_score(y, PROBA.argmax(axis=1), labels=[0, 1], average="macro", zero_division=0)
+    assert metrics["roc_auc"] == pytest.approx(expected_auc)
+    assert metrics["f1"] == pytest.approx(expected_f1)
+    assert metrics["excluded"] == {"c": "absent from the test split"}
+    assert set(metrics["per_label"]) == {"a", "b"}
+
+
+def test_single_class_test_split_gives_nan_auc_with_reason():
+    with pytest.warns(ProbeWarning, match="single class"):
+        metrics = genre_metrics(np.zeros(7, dtype=int), PROBA, ["a", "b", "c"])
+    assert math.isnan(metrics["roc_auc"])
+    assert "single class ('a')" in metrics["nan_reasons"]["roc_auc"]
+    assert not math.isnan(metrics["f1"])
+
+
+Y_TAGS = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 0], [0, 0, 1], [1, 0, 0], [0, 1, 1]])
+SCORES = np.array(
+    [[0.9, 0.2, 0.6], [0.3, 0.7, 0.4], [0.6, 0.4, 0.3], [0.5, 0.1, 0.8], [0.2, 0.3, 0.2], [0.1, 0.9, 0.5]]
+)
+
+
+def test_tagging_metrics_match_scikit_learn():
+    thresholds = np.array([0.5, 0.35, 0.45])
+    metrics = tagging_metrics(Y_TAGS, SCORES, thresholds, ["x", "y", "z"])
+    assert metrics["roc_auc"] == pytest.approx(roc_auc_score(Y_TAGS, SCORES, average="macro"))
+    assert metrics["pr_auc"] == pytest.approx(average_precision_score(Y_TAGS, SCORES, average="macro"))
+    assert metrics["f1"] == pytest.approx(f1_score(Y_TAGS, SCORES >= thresholds, average="macro"))
+
+
+def test_tag_without_positive_test_video_is_excluded_and_reported():
+    y = Y_TAGS.copy()
+    y[:, 1] = 0
+    with pytest.warns(ProbeWarning, match="tag 'y': no positive video"):
+        metrics = tagging_metrics(y, SCORES, np.full(3, 0.5), ["x", "y", "z"])
+    kept = [0, 2]
+    assert metrics["roc_auc"] == pytest.approx(roc_auc_score(y[:, kept], SCORES[:, kept], average="macro"))
+    assert metrics["excluded"] == {"y": "no positive video in the test split"}
+
+
+def test_no_usable_tag_gives_nan_with_reason():
+    with pytest.warns(ProbeWarning, match="no tag has both"):
+        metrics = tagging_metrics(np.ones((4, 2)), np.full((4, 2), 0.5), np.full(2, 0.5), ["x", "y"])
+    for metric in ("roc_auc", "f1", "pr_auc"):
+        assert math.isnan(metrics[metric]) and metrics["nan_reasons"][metric]
+
+
+def test_f1_thresholds_maximise_validation_f1():
+    rng = np.random.default_rng(1)
+    y = (rng.random((40, 2)) < 0.4).astype(int)
+    scores = np.clip(y * 0.3 + rng.random((40, 2)) * 0.7, 0, 1)
+    thresholds, notes = f1_thresholds(y, scores, ["x", "y"])
+    assert notes == []
+    for j in range(2):
+        best = max(f1_score(y[:, j], scores[:, j] >= t) for t in np.unique(scores[:, j]))
+        assert f1_score(y[:, j], scores[:, j] >= thresholds[j]) == pytest.approx(best)
+
+
+def test_tag_without_positive_validation_video_keeps_half():
+    with pytest.warns(ProbeWarning, match="no positive video in the validation split"):
+        thresholds, notes = f1_thresholds(np.zeros((5, 1)), np.linspace(0, 1, 5)[:, None], ["x"])
+    assert thresholds.tolist() == [0.5] and len(notes) == 1
+
+
+# --- the probe -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("task", ["genre", "tagging"])
+def test_probe_learns_labels_that_are_a_function_of_the_features(task):
+    X, genre, tags, split = synthetic_videos(seed=0)
+    result = run_probe_repeats(
+        X, genre if task == "genre" else tags, split, task, SMALL, seed=0, device="cpu"
+    )
+    assert result["mean"]["roc_auc"] > 0.9
+    assert result["mean"]["f1"] > 0.7
+    assert result["n_train"] + result["n_val"] + result["n_test"] == len(X)
+    assert result["n_classes"] == (4 if task == "genre" else 3)
+    assert len(result["runs"]) == 2 and result["seeds"] == [0, 1]
+
+
+@pytest.mark.parametrize("task", ["genre", "tagging"])
+def test_probe_is_at_chance_on_shuffled_labels(task):
+    X, genre, tags, split = synthetic_videos(seed=0)
+    y = np.random.default_rng(5).permutation(genre if task == "genre" else tags)
+    result = run_probe_repeats(X, y, split, task, {**SMALL, "repeats": 3}, seed=0, device="cpu")
+    assert 0.4 < result["mean"]["roc_auc"] < 0.6
+
+
+def test_same_seed_same_numbers_and_global_rng_untouched():
+    X, genre, _, split = synthetic_videos(seed=2, n=200)
+    cfg = {**SMALL, "max_epochs": 20}
+    state = torch.random.get_rng_state()
+    first = run_probe(X, genre, split, "genre", cfg, seed=7, device="cpu")
+    assert torch.equal(state, torch.random.get_rng_state())
+    assert run_probe(X, genre, split, "genre", cfg, seed=7, device="cpu") == first
+    assert run_probe(X, genre, split, "genre", cfg, seed=8, device="cpu")["roc_auc"] != first["roc_auc"]
+
+
+def test_a_single_class_gives_nan_with_reason_instead_of_a_crash():
+    X, _, _, split = synthetic_videos(seed=0, n=50)
+    with pytest.warns(ProbeWarning, match="fewer than 2 genre classes"):
+        result = run_probe(X, np.full(50, "rock"), split, "genre", SMALL, seed=0, device="cpu")
+    assert math.isnan(result["roc_auc"]) and math.isnan(result["f1"])
+    assert "fewer than 2 genre classes" in result["nan_reasons"]["roc_auc"]
+    assert result["n_classes"] == 1 and result["n_test"] == int((split == "test").sum())
+
+
+def test_empty_test_split_gives_nan_with_reason():
+    X, genre, _, _ = synthetic_videos(seed=0, n=40)
+    split = np.array(["train", "val"] * 20)
+    with pytest.warns(ProbeWarning, match="test split holds no labelled video"):
+        result = run_probe(X, genre, split, "genre", SMALL, seed=0, device="cpu")
+    assert math.isnan(result["roc_auc"]) and result["n_test"] == 0
+
+
+def test_rare_classes_and_tags_warn_but_run():
+    X, genre, tags, split = synthetic_videos(seed=0, n=120)
+    genre = genre.copy()
+    genre[np.flatnonzero(split == "test")[0]] = "polka"  # one video, only in test
+    cfg = {**SMALL, "max_epochs": 5}
+    with pytest.warns(ProbeWarning) as caught:
+        result = run_probe(X, genre, split, "genre", cfg, seed=0, device="cpu")
+    assert any("'polka' has a single video" in str(w.message) for w in caught)
+    assert result["n_classes"] == 5 and not math.isnan(result["roc_auc"])
+    tags = tags.copy()
+    tags[split == "train", 2] = 0
+    with pytest.warns(ProbeWarning, match="tag 'tag2' has no positive training video"):
+        run_probe(X, tags, split, "tagging", cfg, seed=0, device="cpu")
+
+
+def test_empty_validation_split_trains_without_early_stopping():
+    X, genre, _, _ = synthetic_videos(seed=0, n=60)
+    split = np.array(["train", "train", "test"] * 20)
+    with pytest.warns(ProbeWarning, match="validation split is empty"):
+        result = run_probe(X, genre, split, "genre", {**SMALL, "max_epochs": 4}, seed=0, device="cpu")
+    assert result["epochs"] == 4 and math.isnan(result["best_val_loss"])
+
+
+def test_bad_inputs_are_refused_with_a_clear_message():
+    X, genre, tags, split = synthetic_videos(seed=0, n=20)
+    with pytest.raises(ValueError, match="unknown probe task 'mood'"):
+        run_probe(X, genre, split, "mood", SMALL, seed=0, device="cpu")
+    with pytest.raises(ValueError, match="must be row-aligned"):
+        run_probe(X[:10], genre, split, "genre", SMALL, seed=0, device="cpu")
+    with pytest.raises(ValueError, match="0/1 matrix"):
+        run_probe(X, tags * 2, split, "tagging", SMALL, seed=0, device="cpu")
+    with pytest.raises(ValueError, match="probe.patience must be a positive integer"):
+        run_probe(X, genre, split, "genre", {**SMALL, "patience": 0}, seed=0, device="cpu")
+
+
+def test_probe_task_runs_from_segments_to_metrics():
+    X, genre, _, split = synthetic_videos(seed=3, n=200)
+    ids = [f"v{i}" for i in range(len(X))]
+    segments = segments_table(ids, split.tolist(), per_video=2)
+    features = np.repeat(X, 2, axis=0) + np.tile([[0.1], [-0.1]], (len(X), 1)).astype(np.float32)
+    videos = pd.DataFrame({"video_id": ids, "genre": genre})
+    videos.loc[0, "genre"] = None
+    representation = video_representation("musicnn", segments, audio_features=features)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing degenerate here
+        result = probe_task("genre", representation, videos, {**SMALL, "repeats": 1}, seed=0, device="cpu")
+    assert result["n_videos"] == 200 and result["n_labelled"] == 199
+    assert result["mean"]["roc_auc"] > 0.85 and result["std"]["roc_auc"] == 0.0
+
+
+@pytest.mark.slow
+def test_study_sized_probe_learns_on_cpu():
+    X, genre, _, split = synthetic_videos(seed=0, n=1000, dim=64)
+    result = run_probe(X, genre, split, "genre", {"max_epochs": 60}, seed=0, device="cpu")
+    assert result["roc_auc"] > 0.9

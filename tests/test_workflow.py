@@ -1,0 +1,100 @@
+"""Workflow tests: really run Snakemake on a tiny generated corpus."""
+
+from __future__ import annotations
+
+import shutil
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.helpers import REPO, run_snakemake, write_config
+
+pytestmark = pytest.mark.slow
+
+DATA_TARGETS = [
+    "results/data/manifest.parquet",
+    "results/data/segments.parquet",
+    "results/figures/segments.png",
+]
+
+
+def test_data_stages_run_and_a_rerun_does_nothing(tiny_workdir):
+    run_snakemake(tiny_workdir, *DATA_TARGETS)
+    manifest = pd.read_parquet(tiny_workdir / "results/data/manifest.parquet")
+    segments = pd.read_parquet(tiny_workdir / "results/data/segments.parquet")
+    assert len(manifest) == 8
+    assert len(segments) == 8 * 3
+    assert (tiny_workdir / "results/figures/segments.png").stat().st_size > 10_000
+    rerun = run_snakemake(tiny_workdir, *DATA_TARGETS)
+    assert "Nothing to be done" in rerun.stdout + rerun.stderr
+
+
+def test_bad_videos_are_rejected_with_reasons_and_the_run_completes(tiny_workdir):
+    from mvcl.synthetic import write_test_pattern_video
+
+    run_snakemake(tiny_workdir, "results/demo/metadata.csv")
+    demo = tiny_workdir / "results/demo"
+    videos = demo / "videos"
+    write_test_pattern_video(videos / "silent.mp4", duration_s=11, fps=8, size=(64, 48), audio=False)
+    write_test_pattern_video(videos / "short.mp4", duration_s=4, fps=8, size=(64, 48))
+    (videos / "garbage.mp4").write_bytes(b"not a video at all" * 100)
+    truncated = videos / "truncated.mp4"
+    shutil.copy(next(videos.glob("*.mp4")), truncated)
+    truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size // 2])
+    metadata = pd.read_csv(demo / "metadata.csv", dtype=str, keep_default_na=False)
+    extra = pd.DataFrame(
+        {
+            "video_id": ["silent", "short", "garbage", "truncated", "missing"],
+            "path": [
+                "videos/silent.mp4",
+                "videos/short.mp4",
+                "videos/garbage.mp4",
+                "videos/truncated.mp4",
+                "videos/missing.mp4",
+            ],
+        }
+    )
+    user = pd.concat([metadata, extra], ignore_index=True).fillna("")
+    user.to_csv(tiny_workdir / "user.csv", index=False)
+    shutil.move(str(videos), tiny_workdir / "videos")
+    config = yaml.safe_load((tiny_workdir / "config.yaml").read_text())
+    write_config(
+        tiny_workdir,
+        {
+            **config,
+            "demo": {**config["demo"], "enabled": False},
+            "dataset": {**config["dataset"], "videos_dir": "videos", "metadata_csv": "user.csv"},
+        },
+    )
+    run_snakemake(tiny_workdir, "results/data/segments.parquet")
+    rejected = pd.read_csv(tiny_workdir / "results/data/rejected.csv").set_index("video_id")["reason"]
+    assert set(rejected.index) == {"silent", "short", "garbage", "truncated", "missing"}
+    assert rejected["silent"] == "no audio track"
+    assert rejected["short"].startswith("too short")
+    assert rejected["missing"].startswith("file not found")
+    assert "decoded" in rejected["garbage"] or "corrupt" in rejected["garbage"]
+    assert "truncated" in rejected["truncated"] or "decoded" in rejected["truncated"]
+    segments = pd.read_parquet(tiny_workdir / "results/data/segments.parquet")
+    assert segments["video_id"].nunique() == 8
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"segments": {"count": "six"}}, "count"),
+        ({"segments": {"frames": 0}}, "frames"),
+        ({"no_such_key": 1}, "no_such_key"),
+        ({"video_encoder": {"weigths": "auto"}}, "weigths"),
+    ],
+)
+def test_a_bad_config_value_stops_the_run_naming_the_key(tmp_path, changes, message):
+    write_config(tmp_path, changes)
+    result = run_snakemake(tmp_path, "-n", check=False)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+
+
+def test_the_repository_workflow_passes_lint():
+    result = run_snakemake(REPO, "--lint", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
