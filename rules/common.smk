@@ -51,3 +51,37 @@ def final_targets():
         res("features", "r2plus1d.npy"),
         res("provenance.json"),
     ]
+
+
+# Tagging needs MSD tags (dataset.msd_tags); without them Table 2 has the genre task only.
+PROBE_TASKS = ["genre", "tagging"] if config["dataset"]["msd_tags"] else ["genre"]
+# Table 2's rows: frozen features, both concatenated, and the contrastive embeddings of probe.configuration.
+PROBE_REPRESENTATIONS = ["musicnn", "r2plus1d", "both", "cl_a", "cl_v", "cl_agg"]
+
+
+def model_path(configuration, name):
+    return res("models", configuration, name)
+
+
+def probe_inputs(wildcards):
+    inputs = {
+        "segments": res("data", "segments.parquet"),
+        "manifest": res("data", "manifest.parquet"),
+    }
+    if wildcards.representation in ("musicnn", "both"):
+        inputs["audio_features"] = res("features", "musicnn.npy")
+    if wildcards.representation in ("r2plus1d", "both"):
+        inputs["video_features"] = res("features", "r2plus1d.npy")
+    if wildcards.representation.startswith("cl_"):
+        inputs["embeddings"] = model_path(config["probe"]["configuration"], "embeddings.npz")
+    if wildcards.task == "tagging" and config["dataset"]["msd_tags"]:
+        inputs["tags"] = config["dataset"]["msd_tags"]
+    return inputs
+
+
+def probe_results():
+    return expand(
+        res("probes", "{task}", "{representation}.json"),
+        task=PROBE_TASKS,
+        representation=PROBE_REPRESENTATIONS,
+    )

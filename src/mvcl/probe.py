@@ -24,6 +24,7 @@ import torch
 from sklearn.metrics import average_precision_score, f1_score, precision_recall_curve, roc_auc_score
 from torch import nn
 
+from mvcl.configuration import pick_device
 from mvcl.tags import tag_matrix
 
 TASKS = ("genre", "tagging")
@@ -386,13 +387,6 @@ def probe_settings(cfg: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    """`auto` means CUDA when present, else CPU."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def run_probe(
     X: np.ndarray,
     y: np.ndarray,
@@ -412,8 +406,8 @@ def run_probe(
     """
     _check_task(task)
     settings = probe_settings(cfg)
-    device = resolve_device(device)
-    X = np.asarray(X, dtype=np.float64)
+    device = pick_device(str(device))
+    X = np.asarray(X, dtype=np.float32)
     split = np.asarray(split).astype(str)
     if X.ndim != 2 or len(X) != len(y) or len(X) != len(split):
         raise ValueError(f"run_probe: X {X.shape}, y ({len(y)}) and split ({len(split)}) must be row-aligned")
@@ -442,8 +436,12 @@ def run_probe(
         }
 
     parts = {name: split == name for name in SPLITS}
-    mean, std = X[parts["train"]].mean(axis=0), X[parts["train"]].std(axis=0)
-    standardised = (X - mean) / np.where(std > 1e-12, std, 1.0)
+    # Scaler fitted on the train split only; constant features are centred, not scaled.
+    mean, std = (
+        X[parts["train"]].mean(axis=0, dtype=np.float64),
+        X[parts["train"]].std(axis=0, dtype=np.float64),
+    )
+    standardised = (X - mean.astype(np.float32)) / np.where(std > 1e-12, std, 1.0).astype(np.float32)
     x = {
         name: torch.as_tensor(standardised[rows], dtype=torch.float32, device=device)
         for name, rows in parts.items()

@@ -1,0 +1,55 @@
+# Downstream probes (Table 2): genre classification and MSD-overlap tagging on six representations.
+
+
+rule probe:
+    input:
+        unpack(probe_inputs),
+    output:
+        result=res("probes", "{task}", "{representation}.json"),
+    params:
+        probe=config["probe"],
+        seed=config["seed"],
+        device=config["device"],
+    log:
+        log_path("probe", "{task}_{representation}"),
+    wildcard_constraints:
+        task="|".join(PROBE_TASKS),
+        representation="|".join(PROBE_REPRESENTATIONS),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../envs/mvcl.yaml"
+    script:
+        "../workflow_scripts/probe.py"
+
+
+rule table2:
+    input:
+        results=probe_results(),
+        provenance=res("provenance.json"),
+    output:
+        table=report(res("table2.csv"), caption="../report/table2.rst", category="Tables"),
+        markdown=res("table2.md"),
+    params:
+        configuration=config["probe"]["configuration"],
+    log:
+        log_path("table2"),
+    conda:
+        "../envs/mvcl.yaml"
+    script:
+        "../workflow_scripts/table2.py"
+
+
+rule figure_probes:
+    input:
+        table=res("table2.csv"),
+    output:
+        figure=report(res("figures", "probes.png"), caption="../report/probes.rst", category="Probes"),
+    log:
+        log_path("figure_probes"),
+    conda:
+        "../envs/mvcl.yaml"
+    script:
+        "../workflow_scripts/figure_probes.py"

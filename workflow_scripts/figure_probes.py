@@ -1,0 +1,11 @@
+"""Rule figure_probes: bar chart of Table 2 with error bars (std over seeds)."""
+
+import pandas as pd
+
+from mvcl.figures.probes import plot_probes
+from mvcl.io import atomic_path
+from mvcl.logs import log_to
+
+log_to(snakemake.log[0])
+with atomic_path(snakemake.output.figure) as temporary:
+    plot_probes(pd.read_csv(snakemake.input.table), temporary)
