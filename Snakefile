@@ -1,11 +1,18 @@
 # mvcl: contrastive audio-video representations of music videos (Veldkamp et al. 2023, and beyond).
 # This file is the table of contents: configuration, validation, the stages, and the final targets.
+import copy
+
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
 
 configfile: "config.yaml"
+
+
+# Named configurations are overrides of the base settings: keep them as written, since validation fills
+# schema defaults into them too (which would silently undo a base setting in every configuration).
+CONFIGURATION_OVERRIDES = copy.deepcopy(config.get("configurations", {"base": {}}))
 
 
 validate(config, "schemas/config.schema.yaml")
@@ -15,6 +22,9 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/segments.smk"
 include: "rules/features.smk"
+include: "rules/train.smk"
+include: "rules/evaluate.smk"
+include: "rules/probe.smk"
 
 
 rule all:

@@ -1,6 +1,7 @@
 # Shared helpers: paths, cross-key config checks, shard lists, resources.
 import pandas as pd
 
+from mvcl.configuration import resolve_configuration
 from mvcl.segments import shard_count
 from mvcl.validate import check_config
 
@@ -50,6 +51,10 @@ def final_targets():
         res("features", "musicnn.npy"),
         res("features", "r2plus1d.npy"),
         res("provenance.json"),
+        res("table1.csv"),
+        res("figures", "training.png"),
+        res("table2.csv"),
+        res("figures", "probes.png"),
     ]
 
 
@@ -85,3 +90,24 @@ def probe_results():
         task=PROBE_TASKS,
         representation=PROBE_REPRESENTATIONS,
     )
+
+
+CONFIGURATIONS = list(config["configurations"])
+# The six configurations of the study's Table 1, listed first and marked in Table 1 when present.
+STUDY_CONFIGURATIONS = ["base", "emb512", "deep4", "single_head", "tau03", "ae_init"]
+
+
+def resolved(configuration):
+    """The model/loss/training settings of a named configuration (base settings with its overrides)."""
+    return resolve_configuration({**config, "configurations": CONFIGURATION_OVERRIDES}, configuration)
+
+
+def train_inputs(wildcards):
+    inputs = {
+        "audio": res("features", "musicnn.npy"),
+        "video": res("features", "r2plus1d.npy"),
+        "segments": res("data", "segments.parquet"),
+    }
+    if resolved(wildcards.configuration)["model"]["init"] == "autoencoder":
+        inputs["autoencoders"] = model_path(wildcards.configuration, "autoencoders.pt")
+    return inputs

@@ -32,6 +32,10 @@ result = probe_task(
     snakemake.params.device,
     tags=tags,
 )
-log.info("%s / %s: %s", snakemake.wildcards.task, snakemake.wildcards.representation,
-         {key: result[key] for key in ("n_train", "n_test", "mean", "std") if key in result})
+log.info(
+    "%s / %s: %s",
+    snakemake.wildcards.task,
+    snakemake.wildcards.representation,
+    {key: result[key] for key in ("n_train", "n_test", "mean", "std") if key in result},
+)
 save_json(snakemake.output.result, result)

@@ -93,7 +93,9 @@ def resolve_configuration(config: dict, name: str, schema: dict | None = None) -
     override = configurations[name] or {}
     unknown = set(override) - set(SECTIONS)
     if unknown:
-        raise ValueError(f"configurations.{name}: unknown sections {sorted(unknown)}; known: {list(SECTIONS)}")
+        raise ValueError(
+            f"configurations.{name}: unknown sections {sorted(unknown)}; known: {list(SECTIONS)}"
+        )
     resolved: dict[str, Any] = {"name": name}
     for section in SECTIONS:
         properties = schema["$defs"][section]["properties"]

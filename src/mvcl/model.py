@@ -7,18 +7,20 @@ product is a cosine similarity. The study's heads have 2 layers: 1506 → 512 �
 projected into musicnn's 1506-d feature space (512 → 512 → 1506).
 
 `init: autoencoder` (Table 1's `ae_init`) starts each head from the encoder of an autoencoder trained with an
-MSE reconstruction loss on that modality's features; the decoder mirrors the head back to the input size.
+MSE reconstruction loss on that modality's features (`train.train_autoencoder`). The encoder is the whole
+head, L2 normalisation included, so pre-training shapes the very output the contrastive loss sees; the
+decoder mirrors the head back to the input size.
 
 `temporal` goes past the study (issue 9). It borrows from MVPt (Surís et al., "It's Time for Artistic
 Correspondence in Music and Video", CVPR 2022): one Transformer per modality over the sequence of a video's
 segment features, with learned position embeddings, so a segment's embedding sees its video's long-term
 context; a segment's positive is the other modality at the same position, and the other segments of its own
 video are among its negatives; retrieval is evaluated per segment and per video. It differs from MVPt in:
-the inputs are the frozen per-segment musicnn / R(2+1)D features (MVPt trains on its own base features and
-windows of varying length), a video is its fixed set of `segments.count` segments (no random temporal crops
-or context masking), the video embedding is the L2-normalised mean of the segment embeddings, and the
-video-level loss is added with weight `video_loss_weight` (train.py). The study's projection head sits on top
-of the Transformer's output, so every option of `model` still applies.
+the inputs are the frozen per-segment musicnn / R(2+1)D features rather than MVPt's own base encoders, a
+video is its fixed set of `segments.count` segments (no sampling of the temporal context), the video
+embedding is the L2-normalised mean of the segment embeddings, and the video-level loss is added with weight
+`video_loss_weight` (train.py). The study's projection head sits on top of the Transformer's output, so
+every option of `model` still applies (except single_head and the autoencoder init, which are refused).
 """
 
 from __future__ import annotations
@@ -54,7 +56,11 @@ class ProjectionHead(nn.Module):
     ) -> None:
         super().__init__()
         dims = [in_dim] + [hidden_dim] * (layers - 1)
-        blocks = [m for d_in, d_out in zip(dims[:-1], dims[1:]) for m in _hidden_block(d_in, d_out, batch_norm, dropout)]
+        blocks = [
+            m
+            for d_in, d_out in zip(dims[:-1], dims[1:], strict=True)
+            for m in _hidden_block(d_in, d_out, batch_norm, dropout)
+        ]
         self.hidden = nn.Sequential(*blocks)
         self.output = nn.Linear(dims[-1], out_dim)
         self.activation = nn.Sigmoid() if output_activation == "sigmoid" else nn.Identity()
@@ -81,6 +87,16 @@ def head_kwargs(model_cfg: dict, in_dim: int, out_dim: int) -> dict:
         "dropout": model_cfg["dropout"],
         "batch_norm": model_cfg["batch_norm"],
         "output_activation": model_cfg["output_activation"],
+    }
+
+
+def heads_kwargs(audio_dim: int, video_dim: int, model_cfg: dict) -> dict[str, dict | None]:
+    """{"audio"|"video": ProjectionHead arguments}; audio is None (identity) in the single-head variant."""
+    if model_cfg["single_head"]:  # their code: video projected into musicnn's feature space
+        return {"audio": None, "video": head_kwargs(model_cfg, video_dim, audio_dim)}
+    return {
+        "audio": head_kwargs(model_cfg, audio_dim, model_cfg["embedding_dim"]),
+        "video": head_kwargs(model_cfg, video_dim, model_cfg["embedding_dim"]),
     }
 
 
@@ -123,12 +139,10 @@ class ContrastiveModel(nn.Module):
         temporal = model_cfg.get("temporal", {})
         self.temporal = bool(temporal.get("enabled", False))
         if self.temporal and (model_cfg["single_head"] or model_cfg["init"] == "autoencoder"):
-            raise ValueError("model.temporal.enabled cannot be combined with model.single_head or init: autoencoder")
-        embedding_dim = audio_dim if model_cfg["single_head"] else model_cfg["embedding_dim"]
-        self.head_kwargs = {
-            "audio": None if model_cfg["single_head"] else head_kwargs(model_cfg, audio_dim, embedding_dim),
-            "video": head_kwargs(model_cfg, video_dim, embedding_dim),
-        }
+            raise ValueError(
+                "model.temporal.enabled cannot be combined with model.single_head or init: autoencoder"
+            )
+        self.head_kwargs = heads_kwargs(audio_dim, video_dim, model_cfg)
         self.heads = nn.ModuleDict()
         for modality, kwargs in self.head_kwargs.items():
             if kwargs is None:
@@ -137,7 +151,7 @@ class ContrastiveModel(nn.Module):
                 self.heads[modality] = TemporalHead(kwargs["in_dim"], segments_per_video, temporal, kwargs)
             else:
                 self.heads[modality] = ProjectionHead(**kwargs)
-        self.embedding_dim = embedding_dim
+        self.embedding_dim = self.head_kwargs["video"]["out_dim"]
         log_tau = torch.tensor(math.log(loss_cfg["temperature"]))
         if loss_cfg["learnable_temperature"]:
             self.log_tau = nn.Parameter(log_tau)
@@ -177,7 +191,7 @@ class Autoencoder(nn.Module):
         dims = [head["out_dim"]] + [head["hidden_dim"]] * (head["layers"] - 1)
         blocks = [
             m
-            for d_in, d_out in zip(dims[:-1], dims[1:])
+            for d_in, d_out in zip(dims[:-1], dims[1:], strict=True)
             for m in _hidden_block(d_in, d_out, head["batch_norm"], head["dropout"])
         ]
         self.decoder = nn.Sequential(*blocks, nn.Linear(dims[-1], head["in_dim"]))

@@ -91,3 +91,101 @@ def table2_markdown(table: pd.DataFrame, provenance: dict, configuration: str) -
             "",
         ]
     )
+
+
+def table1(metrics: dict[str, dict], study_configurations: list[str]) -> pd.DataFrame:
+    """One row per configuration (study's first, in config order) plus a chance row, from retrieval results."""
+    rows = []
+    for name, result in metrics.items():
+        row = {"configuration": name, "study": name in study_configurations, "pool": result["pool_size"]}
+        for direction in ("a2v", "v2a"):
+            row[f"median_rank_{direction}"] = result[f"median_rank_{direction}"]
+            row[f"mean_rank_{direction}"] = result[f"mean_rank_{direction}"]
+            for k in (1, 5, 10):
+                row[f"recall@{k}_{direction}"] = result[f"recall@{k}_{direction}"]
+            row[f"full_median_rank_{direction}"] = result[f"full_median_rank_{direction}"]
+        row["chance_median_rank"] = result["chance_median_rank"]
+        row["full_pool"] = result["full_pool_size"]
+        for direction in ("a2v", "v2a"):
+            row[f"study_median_rank_{direction}"] = result.get(f"study_median_rank_{direction}", math.nan)
+        row["n_test_segments"] = result["n_queries"]
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    table["order"] = [0 if study else 1 for study in table["study"]]
+    table = table.sort_values("order", kind="stable").drop(columns="order").reset_index(drop=True)
+    if len(table):
+        first = table.iloc[0]
+        chance = {column: math.nan for column in table.columns}
+        chance.update(
+            configuration="chance",
+            study=False,
+            pool=first["pool"],
+            full_pool=first["full_pool"],
+            chance_median_rank=first["chance_median_rank"],
+            median_rank_a2v=first["chance_median_rank"],
+            median_rank_v2a=first["chance_median_rank"],
+            full_median_rank_a2v=(first["full_pool"] + 1) / 2,
+            full_median_rank_v2a=(first["full_pool"] + 1) / 2,
+            n_test_segments=first["n_test_segments"],
+        )
+        for direction in ("a2v", "v2a"):
+            for k in (1, 5, 10):
+                chance[f"recall@{k}_{direction}"] = min(k / first["pool"], 1.0)
+            chance[f"mean_rank_{direction}"] = first["chance_median_rank"]
+        table = pd.concat([table, pd.DataFrame([chance])], ignore_index=True)
+    return table
+
+
+def table1_markdown(table: pd.DataFrame, provenance: dict) -> str:
+    """Median ranks both ways (correct, pooled and over the whole test set), recall@k, and the study's numbers."""
+    header = [
+        "Configuration",
+        "MR a→v",
+        "MR v→a",
+        "R@1/5/10 a→v",
+        "R@1/5/10 v→a",
+        "MR a→v (all)",
+        "MR v→a (all)",
+        "study's MR",
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in table.itertuples(index=False):
+        record = row._asdict()
+        name = f"{row.configuration} (study)" if row.study else row.configuration
+
+        def recalls(direction: str, record: dict = record) -> str:
+            return "/".join(f"{record[f'recall@{k}_{direction}']:.2f}" for k in (1, 5, 10))
+
+        study = record["study_median_rank_a2v"]
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    name,
+                    f"{row.median_rank_a2v:.1f}",
+                    f"{row.median_rank_v2a:.1f}",
+                    recalls("a2v"),
+                    recalls("v2a"),
+                    f"{row.full_median_rank_a2v:.1f}",
+                    f"{row.full_median_rank_v2a:.1f}",
+                    "n/a" if math.isnan(study) else f"{study:.1f}",
+                ]
+            )
+            + " |"
+        )
+    first = table.iloc[0]
+    return "\n".join(
+        [
+            "# Table 1: cross-modal median rank (lower is better)",
+            "",
+            *lines,
+            "",
+            f"Ranks among pools of {int(first['pool'])} test segments (chance: {first['chance_median_rank']:.1f}) "
+            f"and among all {int(first['full_pool'])} test segments ('all'). 'study's MR' is the study's own "
+            "computation on the same embeddings (an argsort index, not a rank: it stays near pool/2 for any model "
+            "and reports one number for both directions).",
+            "",
+            footnote(provenance),
+            "",
+        ]
+    )

@@ -1,0 +1,51 @@
+# Cross-modal retrieval per configuration, Table 1, and the training curves.
+
+
+rule retrieval:
+    input:
+        embeddings=model_path("{configuration}", "embeddings.npz"),
+        segments=res("data", "segments.parquet"),
+    output:
+        metrics=res("metrics", "{configuration}", "retrieval.json"),
+    params:
+        retrieval=config["retrieval"],
+        seed=config["seed"],
+    log:
+        log_path("retrieval", "{configuration}"),
+    conda:
+        "../envs/mvcl.yaml"
+    script:
+        "../workflow_scripts/retrieval.py"
+
+
+rule table1:
+    input:
+        metrics=expand(res("metrics", "{configuration}", "retrieval.json"), configuration=CONFIGURATIONS),
+        provenance=res("provenance.json"),
+    output:
+        table=report(res("table1.csv"), caption="../report/table1.rst", category="Tables"),
+        markdown=res("table1.md"),
+    params:
+        configurations=CONFIGURATIONS,
+        study_configurations=STUDY_CONFIGURATIONS,
+    log:
+        log_path("table1"),
+    conda:
+        "../envs/mvcl.yaml"
+    script:
+        "../workflow_scripts/table1.py"
+
+
+rule figure_training:
+    input:
+        histories=expand(model_path("{configuration}", "history.csv"), configuration=CONFIGURATIONS),
+    output:
+        figure=report(res("figures", "training.png"), caption="../report/training.rst", category="Training"),
+    params:
+        configurations=CONFIGURATIONS,
+    log:
+        log_path("figure_training"),
+    conda:
+        "../envs/mvcl.yaml"
+    script:
+        "../workflow_scripts/figure_training.py"

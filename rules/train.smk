@@ -1,0 +1,49 @@
+# Contrastive heads for every named configuration (Table 1's rows), and autoencoder pre-training.
+
+
+rule autoencoder:
+    input:
+        audio=res("features", "musicnn.npy"),
+        video=res("features", "r2plus1d.npy"),
+        segments=res("data", "segments.parquet"),
+    output:
+        autoencoders=model_path("{configuration}", "autoencoders.pt"),
+    params:
+        settings=lambda wildcards: resolved(wildcards.configuration),
+        seed=config["seed"],
+        device=config["device"],
+    log:
+        log_path("autoencoder", "{configuration}"),
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=gpu_resource(),
+    conda:
+        "../envs/mvcl.yaml"
+    script:
+        "../workflow_scripts/autoencoder.py"
+
+
+rule train:
+    input:
+        unpack(train_inputs),
+    output:
+        heads=model_path("{configuration}", "heads.pt"),
+        history=model_path("{configuration}", "history.csv"),
+        embeddings=model_path("{configuration}", "embeddings.npz"),
+    params:
+        settings=lambda wildcards: resolved(wildcards.configuration),
+        seed=config["seed"],
+        device=config["device"],
+    log:
+        log_path("train", "{configuration}"),
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=480,
+        gpu=gpu_resource(),
+    conda:
+        "../envs/mvcl.yaml"
+    script:
+        "../workflow_scripts/train.py"

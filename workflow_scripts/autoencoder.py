@@ -1,0 +1,24 @@
+"""Rule autoencoder: pre-train each head as the encoder of an autoencoder (configurations with init: autoencoder)."""
+
+import numpy as np
+import pandas as pd
+import torch
+
+from mvcl.configuration import pick_device
+from mvcl.io import atomic_path
+from mvcl.logs import log_to
+from mvcl.train import pretrain_autoencoders
+
+log = log_to(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)
+states = pretrain_autoencoders(
+    np.load(snakemake.input.audio, mmap_mode="r"),
+    np.load(snakemake.input.video, mmap_mode="r"),
+    pd.read_parquet(snakemake.input.segments, columns=["video_id", "segment", "split"]),
+    snakemake.params.settings,
+    snakemake.params.seed,
+    pick_device(snakemake.params.device),
+    log=log.info,
+)
+with atomic_path(snakemake.output.autoencoders) as temporary:
+    torch.save(states, temporary)
