@@ -11,6 +11,7 @@ if config["demo"]["enabled"]:
             log_path("demo_dataset"),
         conda:
             "../envs/mvcl.yaml"
+        threads: 2
         params:
             demo=config["demo"],
             videos_dir=config["dataset"]["videos_dir"],

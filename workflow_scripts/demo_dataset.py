@@ -24,6 +24,7 @@ metadata = generate_corpus(
     av_coupling=demo["av_coupling"],
     seed=snakemake.params.seed,
     progress=lambda done: bar.update(1),
+    workers=snakemake.threads,
 )
 bar.close()
 tags = Path(snakemake.output.tags)
