@@ -109,7 +109,7 @@ if [[ "$GPUS" -gt 0 ]]; then
         echo "NodeName=$HOST Name=gpu File=$dev" >>"$STATE_DIR/gres.conf.new"
     done
     NODE_GRES=" Gres=gpu:$GPUS"
-    GRES_TYPES="GresTypes=gpu"
+    GRES_TYPES=$'GresTypes=gpu\n'
 else
     : >"$STATE_DIR/gres.conf.new"
 fi
@@ -142,8 +142,7 @@ SlurmctldPidFile=$STATE_DIR/slurmctld.pid
 SlurmdPidFile=$STATE_DIR/slurmd.pid
 SlurmctldLogFile=$STATE_DIR/slurmctld.log
 SlurmdLogFile=$STATE_DIR/slurmd.log
-$GRES_TYPES
-NodeName=$HOST NodeAddr=127.0.0.1 $NODE_HW$NODE_GRES State=UNKNOWN
+${GRES_TYPES}NodeName=$HOST NodeAddr=127.0.0.1 $NODE_HW$NODE_GRES State=UNKNOWN
 PartitionName=main Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
 
@@ -184,6 +183,9 @@ slurmctld -f "$CONF" -i || die "slurmctld did not start (see $STATE_DIR/slurmctl
 for _ in $(seq 100); do scontrol ping >/dev/null 2>&1 && break; sleep 0.2; done
 scontrol ping >/dev/null 2>&1 || die "slurmctld does not answer (see $STATE_DIR/slurmctld.log)"
 slurmd -f "$CONF" || die "slurmd did not start (see $STATE_DIR/slurmd.log)"
+for _ in $(seq 50); do alive "$STATE_DIR/slurmd.pid" slurmd && break; sleep 0.1; done
+alive "$STATE_DIR/slurmd.pid" slurmd || die "slurmd exited after starting (see $STATE_DIR/slurmd.log;" \
+    "a slurmd that another state directory started may hold its port: pgrep -a slurm)"
 log "started slurmctld (pid $(cat "$STATE_DIR/slurmctld.pid")) and slurmd (pid $(cat "$STATE_DIR/slurmd.pid"))"
 
 for _ in $(seq 150); do
