@@ -25,9 +25,11 @@ include: "rules/features.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/probe.smk"
+include: "rules/figures.smk"
 
 
 rule all:
     default_target: True
     input:
         final_targets(),
+        FIGURE_TARGETS,

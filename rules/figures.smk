@@ -1,0 +1,272 @@
+# Qualitative analysis (the study's nearest neighbours), embedding diagnostics, and the
+# coupling-sweep figure (its own target, not in `rule all`).
+
+NEIGHBOUR_MODES = ["agg", "audio", "video"]
+NEIGHBOUR_LEVELS = ["videos", "segments"]
+# Files of per-configuration columns under results/metrics/{configuration}/ that gather_diagnostics merges
+# into results/diagnostics.csv (one row per configuration); a stage with more columns appends its file name.
+DIAGNOSTICS_PARTS = ["diagnostics.json"]
+# demo.av_coupling values of the coupling sweep, one small demo run each under results/sweep/coupling_{c}/.
+COUPLING_SWEEP = [0.0, 0.25, 0.5, 0.75, 1.0]
+
+
+QUALITATIVE_EMBEDDINGS = model_path(
+    config["qualitative"]["configuration"], "embeddings.npz"
+)
+NEIGHBOUR_TABLES = expand(
+    res("qualitative", "neighbours_{level}_{mode}.csv"),
+    level=NEIGHBOUR_LEVELS,
+    mode=NEIGHBOUR_MODES,
+)
+# What `rule all` asks of this stage (the coupling sweep is left out: it runs the pipeline per coupling).
+FIGURE_TARGETS = [
+    *expand(
+        res("figures", "neighbours_{level}_{mode}.png"),
+        level=NEIGHBOUR_LEVELS,
+        mode=NEIGHBOUR_MODES,
+    ),
+    *NEIGHBOUR_TABLES,
+    res("neighbours.html"),
+    res("diagnostics.csv"),
+    res("figures", "diagnostics.png"),
+    res("figures", "similarities.png"),
+    *expand(
+        res("figures", "embedding_map_{configuration}.png"),
+        configuration=CONFIGURATIONS,
+    ),
+]
+
+
+rule figure_neighbours_videos:
+    input:
+        manifest=res("data", "manifest.parquet"),
+        segments=res("data", "segments.parquet"),
+        embeddings=QUALITATIVE_EMBEDDINGS,
+    output:
+        figure=report(
+            res("figures", "neighbours_videos_{mode}.png"),
+            caption="../report/neighbours_videos.rst",
+            category="Qualitative",
+            subcategory="Video neighbours",
+            labels={"mode": "{mode}", "kind": "contact sheet"},
+        ),
+        table=report(
+            res("qualitative", "neighbours_videos_{mode}.csv"),
+            caption="../report/neighbours_table.rst",
+            category="Qualitative",
+            subcategory="Video neighbours",
+            labels={"mode": "{mode}", "kind": "table"},
+        ),
+    log:
+        log_path("figure_neighbours_videos", "{mode}"),
+    wildcard_constraints:
+        mode="|".join(NEIGHBOUR_MODES),
+    conda:
+        "../envs/mvcl.yaml"
+    params:
+        level="videos",
+        seeds=config["qualitative"]["seed_videos"],
+        k=config["qualitative"]["k"],
+        configuration=config["qualitative"]["configuration"],
+        seed=config["seed"],
+    script:
+        "../workflow_scripts/figure_neighbours_sheet.py"
+
+
+rule figure_neighbours_segments:
+    input:
+        manifest=res("data", "manifest.parquet"),
+        segments=res("data", "segments.parquet"),
+        embeddings=QUALITATIVE_EMBEDDINGS,
+    output:
+        figure=report(
+            res("figures", "neighbours_segments_{mode}.png"),
+            caption="../report/neighbours_segments.rst",
+            category="Qualitative",
+            subcategory="Segment neighbours",
+            labels={"mode": "{mode}", "kind": "contact sheet"},
+        ),
+        table=report(
+            res("qualitative", "neighbours_segments_{mode}.csv"),
+            caption="../report/neighbours_table.rst",
+            category="Qualitative",
+            subcategory="Segment neighbours",
+            labels={"mode": "{mode}", "kind": "table"},
+        ),
+    log:
+        log_path("figure_neighbours_segments", "{mode}"),
+    wildcard_constraints:
+        mode="|".join(NEIGHBOUR_MODES),
+    conda:
+        "../envs/mvcl.yaml"
+    params:
+        level="segments",
+        seeds=config["qualitative"]["seed_segments"],
+        k=config["qualitative"]["k"],
+        configuration=config["qualitative"]["configuration"],
+        seed=config["seed"],
+    script:
+        "../workflow_scripts/figure_neighbours_sheet.py"
+
+
+rule neighbours_html:
+    input:
+        tables=NEIGHBOUR_TABLES,
+    output:
+        page=res("neighbours.html"),
+    log:
+        log_path("neighbours_html"),
+    conda:
+        "../envs/mvcl.yaml"
+    params:
+        configuration=config["qualitative"]["configuration"],
+    script:
+        "../workflow_scripts/neighbours_html.py"
+
+
+rule diagnostics:
+    input:
+        segments=res("data", "segments.parquet"),
+        embeddings=model_path("{configuration}", "embeddings.npz"),
+    output:
+        diagnostics=res("metrics", "{configuration}", "diagnostics.json"),
+    log:
+        log_path("diagnostics", "{configuration}"),
+    wildcard_constraints:
+        configuration="|".join(CONFIGURATIONS),
+    conda:
+        "../envs/mvcl.yaml"
+    resources:
+        mem_mb=4000,
+    params:
+        seed=config["seed"],
+    script:
+        "../workflow_scripts/diagnostics.py"
+
+
+rule gather_diagnostics:
+    input:
+        # A function, so that DIAGNOSTICS_PARTS may still grow in a .smk included after this one.
+        parts=lambda wildcards: expand(
+            res("metrics", "{configuration}", "{part}"),
+            configuration=CONFIGURATIONS,
+            part=DIAGNOSTICS_PARTS,
+        ),
+    output:
+        table=report(
+            res("diagnostics.csv"),
+            caption="../report/diagnostics_table.rst",
+            category="Diagnostics",
+            labels={"what": "table, one row per configuration"},
+        ),
+    log:
+        log_path("gather_diagnostics"),
+    conda:
+        "../envs/mvcl.yaml"
+    params:
+        configurations=CONFIGURATIONS,
+    script:
+        "../workflow_scripts/diagnostics_gather.py"
+
+
+rule figure_diagnostics:
+    input:
+        table=res("diagnostics.csv"),
+    output:
+        figure=report(
+            res("figures", "diagnostics.png"),
+            caption="../report/diagnostics.rst",
+            category="Diagnostics",
+            labels={"what": "modality gap, alignment and uniformity"},
+        ),
+    log:
+        log_path("figure_diagnostics"),
+    conda:
+        "../envs/mvcl.yaml"
+    script:
+        "../workflow_scripts/diagnostics_figure.py"
+
+
+rule figure_similarities:
+    input:
+        segments=res("data", "segments.parquet"),
+        embeddings=expand(
+            model_path("{configuration}", "embeddings.npz"),
+            configuration=CONFIGURATIONS,
+        ),
+    output:
+        figure=report(
+            res("figures", "similarities.png"),
+            caption="../report/similarities.rst",
+            category="Diagnostics",
+            labels={"what": "similarity of positive and negative pairs"},
+        ),
+    log:
+        log_path("figure_similarities"),
+    conda:
+        "../envs/mvcl.yaml"
+    resources:
+        mem_mb=4000,
+    params:
+        configurations=CONFIGURATIONS,
+        seed=config["seed"],
+    script:
+        "../workflow_scripts/diagnostics_similarities.py"
+
+
+rule figure_embedding_map:
+    input:
+        manifest=res("data", "manifest.parquet"),
+        segments=res("data", "segments.parquet"),
+        embeddings=model_path("{configuration}", "embeddings.npz"),
+    output:
+        figure=report(
+            res("figures", "embedding_map_{configuration}.png"),
+            caption="../report/embedding_map.rst",
+            category="Diagnostics",
+            labels={"what": "t-SNE map, configuration {configuration}"},
+        ),
+    log:
+        log_path("figure_embedding_map", "{configuration}"),
+    wildcard_constraints:
+        configuration="|".join(CONFIGURATIONS),
+    conda:
+        "../envs/mvcl.yaml"
+    resources:
+        mem_mb=4000,
+    params:
+        # t-SNE of at most this many test segments (x 2 modalities) stays within minutes on one core.
+        max_segments=2000,
+        seed=config["seed"],
+    script:
+        "../workflow_scripts/figure_embedding_map.py"
+
+
+rule figure_coupling:
+    input:
+        retrieval=expand(
+            res("sweep", "coupling_{coupling}", "metrics", "base", "retrieval.json"),
+            coupling=COUPLING_SWEEP,
+        ),
+    output:
+        figure=report(
+            res("figures", "coupling.png"),
+            caption="../report/coupling.rst",
+            category="Diagnostics",
+            labels={"what": "median rank against audio-video coupling"},
+        ),
+        table=report(
+            res("sweep", "coupling.csv"),
+            caption="../report/coupling.rst",
+            category="Diagnostics",
+            labels={"what": "coupling sweep table"},
+        ),
+    log:
+        log_path("figure_coupling"),
+    conda:
+        "../envs/mvcl.yaml"
+    params:
+        couplings=COUPLING_SWEEP,
+        demo_coupling=config["demo"]["av_coupling"],
+    script:
+        "../workflow_scripts/figure_coupling.py"

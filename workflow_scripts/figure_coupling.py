@@ -1,0 +1,20 @@
+"""Rule figure_coupling: median rank of `base` against demo.av_coupling, between chance and perfect retrieval."""
+
+import json
+from pathlib import Path
+
+from mvcl.diagnostics import read_coupling_sweep
+from mvcl.figures.diagnostics import plot_coupling_sweep
+from mvcl.io import atomic_path, save_csv
+from mvcl.logs import log_to
+
+log = log_to(snakemake.log[0])
+records = {
+    coupling: json.loads(Path(path).read_text())
+    for coupling, path in zip(snakemake.params.couplings, snakemake.input.retrieval, strict=True)
+}
+table = read_coupling_sweep(records)
+log.info("coupling sweep:\n%s", table.to_string(index=False))
+save_csv(snakemake.output.table, table)
+with atomic_path(snakemake.output.figure) as temporary:
+    plot_coupling_sweep(table, temporary, demo_coupling=snakemake.params.demo_coupling)

@@ -1,0 +1,42 @@
+"""Rules figure_neighbours_videos and figure_neighbours_segments: a neighbour table (CSV) and its contact sheet."""
+
+import math
+
+import pandas as pd
+
+from mvcl.figures.neighbours import plot_neighbour_sheet
+from mvcl.io import atomic_path, save_csv
+from mvcl.logs import log_to
+from mvcl.neighbours import MODE_NAMES, load_embeddings, neighbours_for
+
+log = log_to(snakemake.log[0])
+params = snakemake.params
+mode = snakemake.wildcards.mode
+segments = pd.read_parquet(snakemake.input.segments)
+audio, video = load_embeddings(snakemake.input.embeddings)
+table, (agreement, chance) = neighbours_for(
+    params.level,
+    mode,
+    pd.read_parquet(snakemake.input.manifest),
+    segments,
+    audio,
+    video,
+    seeds=params.seeds,
+    k=params.k,
+    seed=params.seed,
+)
+log.info(
+    "%d seed %s, %d neighbours each, by the %s embedding of %s; same genre as the seed: %.1f%% (chance %.1f%%)",
+    table["seed"].nunique(), params.level, table["rank"].max(), MODE_NAMES[mode], params.configuration,
+    100 * agreement, 100 * chance,
+)  # fmt: skip
+save_csv(snakemake.output.table, table)
+title = (
+    f"Nearest test {params.level} by the {MODE_NAMES[mode]} embedding (configuration {params.configuration})"
+)
+if not math.isnan(agreement):  # the corpus has genres
+    title += (
+        f"\nneighbours share the seed's genre in {agreement:.0%} of cases (random candidates: {chance:.0%})"
+    )
+with atomic_path(snakemake.output.figure) as temporary:
+    plot_neighbour_sheet(table, segments, temporary, level=params.level, title=title)
