@@ -26,6 +26,7 @@ include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/probe.smk"
 include: "rules/figures.smk"
+include: "rules/sweep.smk"
 
 
 rule all:

@@ -1,4 +1,6 @@
 # Shared helpers: paths, cross-key config checks, shard lists, resources.
+import copy
+
 import pandas as pd
 
 from mvcl.configuration import resolve_configuration
@@ -78,7 +80,9 @@ def probe_inputs(wildcards):
     if wildcards.representation in ("r2plus1d", "both"):
         inputs["video_features"] = res("features", "r2plus1d.npy")
     if wildcards.representation.startswith("cl_"):
-        inputs["embeddings"] = model_path(config["probe"]["configuration"], "embeddings.npz")
+        inputs["embeddings"] = model_path(
+            config["probe"]["configuration"], "embeddings.npz"
+        )
     if wildcards.task == "tagging" and config["dataset"]["msd_tags"]:
         inputs["tags"] = config["dataset"]["msd_tags"]
     return inputs
@@ -99,7 +103,9 @@ STUDY_CONFIGURATIONS = ["base", "emb512", "deep4", "single_head", "tau03", "ae_i
 
 def resolved(configuration):
     """The model/loss/training settings of a named configuration (base settings with its overrides)."""
-    return resolve_configuration({**config, "configurations": CONFIGURATION_OVERRIDES}, configuration)
+    return resolve_configuration(
+        {**config, "configurations": CONFIGURATION_OVERRIDES}, configuration
+    )
 
 
 def train_inputs(wildcards):
@@ -111,3 +117,19 @@ def train_inputs(wildcards):
     if resolved(wildcards.configuration)["model"]["init"] == "autoencoder":
         inputs["autoencoders"] = model_path(wildcards.configuration, "autoencoders.pt")
     return inputs
+
+
+def sweep_config(coupling):
+    """The configuration of one coupling-sweep run: this run's settings on a smaller demo corpus."""
+    if not config["demo"]["enabled"]:
+        raise ValueError(
+            "the coupling sweep re-generates the synthetic demo corpus: it needs demo.enabled: true"
+        )
+    name = config["sweep"]["configuration"]
+    if name not in CONFIGURATION_OVERRIDES:
+        raise ValueError(f"sweep.configuration '{name}' is not a key of configurations")
+    settings = copy.deepcopy(config)
+    settings["demo"].update(av_coupling=coupling, videos=config["sweep"]["videos"])
+    settings["configurations"] = {name: CONFIGURATION_OVERRIDES[name]}
+    settings["probe"]["configuration"] = settings["qualitative"]["configuration"] = name
+    return settings

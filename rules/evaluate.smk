@@ -7,45 +7,56 @@ rule retrieval:
         segments=res("data", "segments.parquet"),
     output:
         metrics=res("metrics", "{configuration}", "retrieval.json"),
-    params:
-        retrieval=config["retrieval"],
-        seed=config["seed"],
     log:
         log_path("retrieval", "{configuration}"),
     conda:
         "../envs/mvcl.yaml"
+    params:
+        retrieval=config["retrieval"],
+        seed=config["seed"],
     script:
         "../workflow_scripts/retrieval.py"
 
 
 rule table1:
     input:
-        metrics=expand(res("metrics", "{configuration}", "retrieval.json"), configuration=CONFIGURATIONS),
+        metrics=expand(
+            res("metrics", "{configuration}", "retrieval.json"),
+            configuration=CONFIGURATIONS,
+        ),
         provenance=res("provenance.json"),
     output:
-        table=report(res("table1.csv"), caption="../report/table1.rst", category="Tables"),
+        table=report(
+            res("table1.csv"), caption="../report/table1.rst", category="Tables"
+        ),
         markdown=res("table1.md"),
-    params:
-        configurations=CONFIGURATIONS,
-        study_configurations=STUDY_CONFIGURATIONS,
     log:
         log_path("table1"),
     conda:
         "../envs/mvcl.yaml"
+    params:
+        configurations=CONFIGURATIONS,
+        study_configurations=STUDY_CONFIGURATIONS,
     script:
         "../workflow_scripts/table1.py"
 
 
 rule figure_training:
     input:
-        histories=expand(model_path("{configuration}", "history.csv"), configuration=CONFIGURATIONS),
+        histories=expand(
+            model_path("{configuration}", "history.csv"), configuration=CONFIGURATIONS
+        ),
     output:
-        figure=report(res("figures", "training.png"), caption="../report/training.rst", category="Training"),
-    params:
-        configurations=CONFIGURATIONS,
+        figure=report(
+            res("figures", "training.png"),
+            caption="../report/training.rst",
+            category="Training",
+        ),
     log:
         log_path("figure_training"),
     conda:
         "../envs/mvcl.yaml"
+    params:
+        configurations=CONFIGURATIONS,
     script:
         "../workflow_scripts/figure_training.py"

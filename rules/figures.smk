@@ -7,7 +7,7 @@ NEIGHBOUR_LEVELS = ["videos", "segments"]
 # into results/diagnostics.csv (one row per configuration); a stage with more columns appends its file name.
 DIAGNOSTICS_PARTS = ["diagnostics.json"]
 # demo.av_coupling values of the coupling sweep, one small demo run each under results/sweep/coupling_{c}/.
-COUPLING_SWEEP = [0.0, 0.25, 0.5, 0.75, 1.0]
+COUPLING_SWEEP = config["sweep"]["couplings"]
 
 
 QUALITATIVE_EMBEDDINGS = model_path(
@@ -245,7 +245,7 @@ rule figure_embedding_map:
 rule figure_coupling:
     input:
         retrieval=expand(
-            res("sweep", "coupling_{coupling}", "metrics", "base", "retrieval.json"),
+            res("sweep", "coupling_{coupling}", "retrieval.json"),
             coupling=COUPLING_SWEEP,
         ),
     output:

@@ -6,21 +6,21 @@ rule probe:
         unpack(probe_inputs),
     output:
         result=res("probes", "{task}", "{representation}.json"),
-    params:
-        probe=config["probe"],
-        seed=config["seed"],
-        device=config["device"],
     log:
         log_path("probe", "{task}_{representation}"),
     wildcard_constraints:
         task="|".join(PROBE_TASKS),
         representation="|".join(PROBE_REPRESENTATIONS),
+    conda:
+        "../envs/mvcl.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=60,
-    conda:
-        "../envs/mvcl.yaml"
+    params:
+        probe=config["probe"],
+        seed=config["seed"],
+        device=config["device"],
     script:
         "../workflow_scripts/probe.py"
 
@@ -30,14 +30,16 @@ rule table2:
         results=probe_results(),
         provenance=res("provenance.json"),
     output:
-        table=report(res("table2.csv"), caption="../report/table2.rst", category="Tables"),
+        table=report(
+            res("table2.csv"), caption="../report/table2.rst", category="Tables"
+        ),
         markdown=res("table2.md"),
-    params:
-        configuration=config["probe"]["configuration"],
     log:
         log_path("table2"),
     conda:
         "../envs/mvcl.yaml"
+    params:
+        configuration=config["probe"]["configuration"],
     script:
         "../workflow_scripts/table2.py"
 
@@ -46,7 +48,11 @@ rule figure_probes:
     input:
         table=res("table2.csv"),
     output:
-        figure=report(res("figures", "probes.png"), caption="../report/probes.rst", category="Probes"),
+        figure=report(
+            res("figures", "probes.png"),
+            caption="../report/probes.rst",
+            category="Probes",
+        ),
     log:
         log_path("figure_probes"),
     conda:

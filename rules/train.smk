@@ -8,19 +8,19 @@ rule autoencoder:
         segments=res("data", "segments.parquet"),
     output:
         autoencoders=model_path("{configuration}", "autoencoders.pt"),
-    params:
-        settings=lambda wildcards: resolved(wildcards.configuration),
-        seed=config["seed"],
-        device=config["device"],
     log:
         log_path("autoencoder", "{configuration}"),
+    conda:
+        "../envs/mvcl.yaml"
     threads: 2
     resources:
         mem_mb=8000,
         runtime=240,
         gpu=gpu_resource(),
-    conda:
-        "../envs/mvcl.yaml"
+    params:
+        settings=lambda wildcards: resolved(wildcards.configuration),
+        seed=config["seed"],
+        device=config["device"],
     script:
         "../workflow_scripts/autoencoder.py"
 
@@ -32,18 +32,18 @@ rule train:
         heads=model_path("{configuration}", "heads.pt"),
         history=model_path("{configuration}", "history.csv"),
         embeddings=model_path("{configuration}", "embeddings.npz"),
-    params:
-        settings=lambda wildcards: resolved(wildcards.configuration),
-        seed=config["seed"],
-        device=config["device"],
     log:
         log_path("train", "{configuration}"),
+    conda:
+        "../envs/mvcl.yaml"
     threads: 2
     resources:
         mem_mb=8000,
         runtime=480,
         gpu=gpu_resource(),
-    conda:
-        "../envs/mvcl.yaml"
+    params:
+        settings=lambda wildcards: resolved(wildcards.configuration),
+        seed=config["seed"],
+        device=config["device"],
     script:
         "../workflow_scripts/train.py"

@@ -1,0 +1,21 @@
+# The coupling sweep: the pipeline up to retrieval on a smaller demo corpus per demo.av_coupling value.
+
+
+rule sweep_run:
+    output:
+        retrieval=res("sweep", "coupling_{coupling}", "retrieval.json"),
+    log:
+        log_path("sweep_run", "coupling_{coupling}"),
+    conda:
+        "../envs/mvcl.yaml"
+    threads: workflow.cores
+    resources:
+        mem_mb=8000,
+        runtime=600,
+    params:
+        config=lambda wildcards: sweep_config(float(wildcards.coupling)),
+        configuration=config["sweep"]["configuration"],
+        workdir=lambda wildcards: res("sweep", f"coupling_{wildcards.coupling}", "run"),
+        snakefile=workflow.main_snakefile,
+    script:
+        "../workflow_scripts/sweep_run.py"
