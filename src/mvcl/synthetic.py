@@ -894,7 +894,8 @@ def _write_mp4(
             video = container.add_stream("libx264", rate=fps)
             video.width, video.height, video.pix_fmt = width, height, "yuv420p"
             video.codec_context.thread_count = 1
-            video.options = {"preset": "ultrafast", "crf": str(crf)}
+            # A keyframe every 2 s, as streaming encoders do: a segment seek then decodes at most 2 s.
+            video.options = {"preset": "ultrafast", "crf": str(crf), "g": str(2 * fps), "keyint_min": str(fps)}
             sound = None
             if audio is not None:
                 sound = container.add_stream("aac", rate=sample_rate)

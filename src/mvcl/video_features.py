@@ -7,8 +7,8 @@ the 3 s window), decoded once, streaming (`mvcl.decode.decode_frames`), then cut
 - val/test: one centre crop, its feature copied into every view slot, so every row has the same shape.
 The crops of a segment depend only on (seed, video_id, segment), never on the shard or the row order.
 
-Decoding and cropping run in background threads while the model works on the previous batch (PyAV and
-torch release the GIL). A segment that fails to decode gets a NaN row and a warning naming the file.
+Decoding and cropping run in a background thread (`decode_workers` of them) while the model works on the
+previous batch; PyAV and torch release the GIL. A segment that fails to decode gets a NaN row and a warning naming the file.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
@@ -84,23 +85,11 @@ def extract_video_features(
     decoder's output [width, height] (segments.size); crops are cut from it. Rows of segments that fail to
     decode are NaN. The provenance record names the weights (see `build_video_encoder`) and the extraction
     settings; it does not depend on the rows, so every shard of a run gives the same record.
+
+    `decode_workers` threads decode ahead of the model: on a CPU one keeps the model busy (decoding is ~10x
+    cheaper there, see benchmarks/video_features.py); on a GPU decoding is the bottleneck, so raise it.
     """
     device = pick_device(device) if isinstance(device, str) else torch.device(device)
-    encoder, weights_record = build_video_encoder(
-        weights, allow_random=allow_random, seed=seed, normalize=normalize
-    )
-    encoder.to(device)
-    settings = {
-        "clip_frames": clip_frames,
-        "crop": crop,
-        "crop_scale": list(crop_scale),
-        "normalize": normalize,
-        "train_views": train_views,
-        "frame_size": list(frame_size),
-        "seed": seed,
-    }
-    provenance = {**weights_record, "extraction": settings, "torchvision": torchvision.__version__}
-
     clip_options = {
         "clip_frames": clip_frames,
         "crop": crop,
@@ -116,83 +105,103 @@ def extract_video_features(
 
     def run_model(count: int) -> None:
         nonlocal model_s
-        started = time.perf_counter()
+        model_started = time.perf_counter()
         batch = torch.stack([clips.popleft() for _ in range(count)]).to(device)
         with torch.inference_mode():
             output = encoder(batch).float().cpu().numpy()
         for vector in output:
             row, slots = targets.popleft()
             features[row, slots] = vector
-        model_s += time.perf_counter() - started
+        model_s += time.perf_counter() - model_started
 
     started = time.perf_counter()
-    prepared = _prepared(
-        segments, seed, clip_options, decode_workers, lookahead=max(2 * batch_size, 2 * decode_workers)
-    )
-    with tqdm(total=len(segments), unit="segment", disable=not progress, mininterval=5) as bar:
-        for row, segment, future in prepared:
-            waited = time.perf_counter()
-            try:
-                segment_crops, seconds = future.result()
-            except DecodeError as error:
-                failed += 1
-                log.warning(
-                    "%s: segment %s of %s gets NaN features", error, segment.segment, segment.video_id
-                )
-            else:
-                decode_s += seconds
-                # A training view fills its own slot; the one centre view of val/test fills them all.
-                train = segment.split == "train"
-                slots = [slice(v, v + 1) for v in range(train_views)] if train else [slice(None)]
-                for clip, slot in zip(segment_crops, slots, strict=True):
-                    clips.append(clip)
-                    targets.append((row, slot))
-            wait_s += time.perf_counter() - waited
-            while len(clips) >= batch_size:
-                run_model(batch_size)
-            bar.update()
-        if clips:
-            run_model(len(clips))
-    total_s = time.perf_counter() - started
+    lookahead = max(2 * batch_size, 2 * decode_workers)
+    with _decoding_ahead(segments, seed, clip_options, decode_workers, lookahead) as prepared:
+        # The first batch decodes while the encoder is built.
+        encoder, weights_record = build_video_encoder(
+            weights, allow_random=allow_random, seed=seed, normalize=normalize
+        )
+        encoder.to(device)
+
+        with tqdm(total=len(segments), unit="segment", disable=not progress, mininterval=5) as bar:
+            for row, segment, future in prepared:
+                waited = time.perf_counter()
+                try:
+                    segment_crops, seconds = future.result()
+                except DecodeError as error:
+                    failed += 1
+                    log.warning(
+                        "%s: segment %s of %s gets NaN features", error, segment.segment, segment.video_id
+                    )
+                else:
+                    decode_s += seconds
+                    # A training view fills its own slot; the one centre view of val/test fills them all.
+                    train = segment.split == "train"
+                    slots = [slice(v, v + 1) for v in range(train_views)] if train else [slice(None)]
+                    for clip, slot in zip(segment_crops, slots, strict=True):
+                        clips.append(clip)
+                        targets.append((row, slot))
+                wait_s += time.perf_counter() - waited
+                while len(clips) >= batch_size:
+                    run_model(batch_size)
+                bar.update()
+            if clips:
+                run_model(len(clips))
     log.info(
         "video features of %d segments (%d failed) in %.1f s on %s: model %.1f s, decode+crop %.1f s "
         "(background), waiting for decode %.1f s",
-        *(len(segments), failed, total_s, device, model_s, decode_s, wait_s),
+        *(len(segments), failed, time.perf_counter() - started, device, model_s, decode_s, wait_s),
     )
-    return features, provenance
+    settings = {
+        "clip_frames": clip_frames,
+        "crop": crop,
+        "crop_scale": list(crop_scale),
+        "normalize": normalize,
+        "train_views": train_views,
+        "frame_size": list(frame_size),
+        "seed": seed,
+    }
+    return features, {**weights_record, "extraction": settings, "torchvision": torchvision.__version__}
 
 
-def _prepared(
+@contextmanager
+def _decoding_ahead(
     segments: pd.DataFrame, seed: int, clip_options: dict, workers: int, lookahead: int
-) -> Iterator[tuple[int, object, Future]]:
-    """(row, segment, future of (uint8 clips, seconds)) in row order, submitted `lookahead` rows ahead.
+) -> Iterator[Iterator[tuple[int, object, Future]]]:
+    """An iterator of (row, segment, future of (uint8 clips, seconds)) in row order.
 
-    The lookahead keeps the next batch decoding while the model runs; it holds only the small cropped
-    clips of those segments, never full frames.
+    Decoding starts on entry and stays `lookahead` rows ahead of the consumer, so the next batch decodes
+    while the model runs; it holds only the small cropped clips of those rows, never full frames. On exit
+    (also after an error) decodes not yet started are dropped.
     """
 
     def prepare(segment) -> tuple[torch.Tensor, float]:
         started = time.perf_counter()
         rng = crop_rng(seed, segment.video_id, segment.segment)
         clips = segment_clips(
-            segment.path,
-            segment.clip_start_s,
-            segment.clip_end_s,
-            train=segment.split == "train",
-            rng=rng,
-            **clip_options,
-        )
+            segment.path, segment.clip_start_s, segment.clip_end_s,
+            train=segment.split == "train", rng=rng, **clip_options,
+        )  # fmt: skip
         return clips, time.perf_counter() - started
 
+    rows = enumerate(segments.itertuples(index=False))
     pending: deque[tuple[int, object, Future]] = deque()
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
-    try:
-        for row, segment in enumerate(segments.itertuples(index=False)):
+
+    def submit_next() -> None:
+        if (item := next(rows, None)) is not None:
+            row, segment = item
             pending.append((row, segment, pool.submit(prepare, segment)))
-            if len(pending) >= lookahead:
-                yield pending.popleft()
+
+    def in_order() -> Iterator[tuple[int, object, Future]]:
         while pending:
-            yield pending.popleft()
+            item = pending.popleft()
+            submit_next()
+            yield item
+
+    try:
+        for _ in range(lookahead):
+            submit_next()
+        yield in_order()
     finally:
-        # Also reached when the caller stops early (an error in the model): drop decodes not yet started.
         pool.shutdown(wait=True, cancel_futures=True)

@@ -143,7 +143,8 @@ def build_video_encoder(
     elif weights == "auto":
         checkpoint, reason = _kinetics_checkpoint()
         if checkpoint is not None:
-            backbone, record = _load_backbone(checkpoint, seed), _kinetics_record(checkpoint)
+            record = _kinetics_record(checkpoint)  # checks the hash before loading
+            backbone = _load_backbone(checkpoint, seed)
         elif allow_random:
             log.warning(
                 "\n%s\nR(2+1)D-18 IS RANDOMLY INITIALISED (seed %d): video features carry no Kinetics "

@@ -1,0 +1,191 @@
+import json
+import logging
+import subprocess
+import sys
+import textwrap
+
+import av
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from mvcl.video_features import crop_rng, extract_video_features
+from tests.helpers import REPO
+
+FPS, WIDTH, HEIGHT, SECONDS = 10, 64, 48, 4
+# Tiny settings: the model accepts 4 frames of 32x32 (its pooling is adaptive).
+SETTINGS = dict(
+    weights="none",
+    allow_random=False,
+    clip_frames=4,
+    crop=32,
+    crop_scale=[0.5, 1.0],
+    normalize=True,
+    train_views=3,
+    batch_size=4,
+    frame_size=(WIDTH, HEIGHT),
+    seed=0,
+    device="cpu",
+    progress=False,
+)
+
+
+def write_video(path, phase: int) -> None:
+    """A short H.264 video: a bar sweeping across a background whose colour changes over time."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        stream.options = {"preset": "ultrafast"}
+        for index in range(FPS * SECONDS):
+            frame = np.zeros((HEIGHT, WIDTH, 3), dtype=np.uint8)
+            frame[..., 0] = (index * 6 + phase * 40) % 256
+            frame[:, (index * 3 + phase * 11) % (WIDTH - 8) :][:, :8, 1] = 255
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+@pytest.fixture(scope="module")
+def segments(tmp_path_factory):
+    """Two videos x two segments, train and test, like segments.parquet (absolute paths)."""
+    folder = tmp_path_factory.mktemp("videos")
+    rows = []
+    for number, split in enumerate(["train", "test"]):
+        path = folder / f"v{number}.mp4"
+        write_video(path, number)
+        for segment, clip_start in enumerate([0.2, 1.7]):
+            rows.append(
+                dict(
+                    video_id=f"v{number}",
+                    segment=segment,
+                    path=str(path),
+                    start_s=clip_start,
+                    end_s=clip_start + 2.0,
+                    clip_start_s=clip_start,
+                    clip_end_s=clip_start + 2.0,
+                    split=split,
+                    shard=number,
+                )
+            )
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def extracted(segments):
+    # The thread count the tests run with (conftest): it sets the order of float sums in the convolutions.
+    torch.set_num_threads(1)
+    return extract_video_features(segments, **SETTINGS)
+
+
+def test_features_have_one_row_per_segment_and_one_slot_per_view(segments, extracted):
+    features, _ = extracted
+    assert features.shape == (len(segments), 3, 512) and features.dtype == np.float32
+    assert np.isfinite(features).all()
+
+
+def test_training_segments_get_distinct_random_views_and_test_segments_one_centre_view(segments, extracted):
+    features, _ = extracted
+    for row, split in enumerate(segments["split"]):
+        views = features[row]
+        if split == "train":
+            assert not np.allclose(views[0], views[1]) and not np.allclose(views[1], views[2])
+        else:
+            assert (views == views[0]).all()
+
+
+def test_extraction_is_deterministic(segments, extracted):
+    again, _ = extract_video_features(segments, **SETTINGS)
+    np.testing.assert_array_equal(again, extracted[0])
+
+
+def test_features_do_not_depend_on_row_order_sharding_batch_size_or_decode_workers(segments, extracted):
+    order = [3, 0, 2]
+    settings = {**SETTINGS, "batch_size": 2, "decode_workers": 2}
+    reordered, _ = extract_video_features(segments.iloc[order], **settings)
+    np.testing.assert_allclose(reordered, extracted[0][order], rtol=1e-4, atol=1e-5)
+
+
+def test_crop_generator_depends_only_on_seed_video_and_segment():
+    draw = lambda *key: crop_rng(*key).integers(0, 2**31, size=4).tolist()  # noqa: E731
+    assert draw(0, "v1", 2) == draw(0, "v1", 2)
+    assert len({tuple(draw(*key)) for key in [(0, "v1", 2), (1, "v1", 2), (0, "v2", 2), (0, "v1", 3)]}) == 4
+
+
+def test_provenance_names_the_weights_and_the_extraction_settings(extracted):
+    _, provenance = extracted
+    assert provenance["name"] == "r2plus1d_18" and provenance["weights"] == "random"
+    assert provenance["extraction"] == {
+        "clip_frames": 4,
+        "crop": 32,
+        "crop_scale": [0.5, 1.0],
+        "normalize": True,
+        "train_views": 3,
+        "frame_size": [WIDTH, HEIGHT],
+        "seed": 0,
+    }
+    json.dumps(provenance)  # travels as JSON
+
+
+def test_a_broken_or_missing_video_gets_a_nan_row_and_a_warning_naming_it(
+    segments, extracted, tmp_path, caplog
+):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
+    missing = tmp_path / "missing.mp4"
+    bad = segments.iloc[[0, 0]].assign(video_id=["broken", "missing"], path=[str(broken), str(missing)])
+    table = pd.concat([segments.iloc[[0]], bad, segments.iloc[[3]]], ignore_index=True)
+    with caplog.at_level(logging.WARNING, logger="mvcl"):
+        features, _ = extract_video_features(table, **SETTINGS)
+    assert np.isnan(features[1:3]).all()
+    np.testing.assert_allclose(features[[0, 3]], extracted[0][[0, 3]], rtol=1e-4, atol=1e-5)
+    assert str(broken) in caplog.text and str(missing) in caplog.text and "NaN features" in caplog.text
+
+
+@pytest.mark.slow
+def test_workflow_script_writes_the_features_and_provenance_of_its_shard(segments, tmp_path):
+    table = tmp_path / "segments.parquet"
+    segments.to_parquet(table)
+    encoder = {
+        key: SETTINGS[key]
+        for key in [
+            "weights",
+            "allow_random",
+            "clip_frames",
+            "crop",
+            "crop_scale",
+            "normalize",
+            "train_views",
+            "batch_size",
+        ]
+    }
+    runner = textwrap.dedent(f"""
+        import runpy, types
+        snakemake = types.SimpleNamespace(
+            input=types.SimpleNamespace(segments={str(table)!r}),
+            output=types.SimpleNamespace(features={str(tmp_path / "shard_1.npy")!r},
+                                         provenance={str(tmp_path / "shard_1.json")!r}),
+            params=types.SimpleNamespace(shard=1, video_encoder={encoder!r}, frame_size=[{WIDTH}, {HEIGHT}],
+                                         seed=0, device="cpu"),
+            log=[{str(tmp_path / "shard_1.log")!r}],
+            threads=1,
+        )
+        runpy.run_path("workflow_scripts/video_features.py", init_globals={{"snakemake": snakemake}})
+    """)
+    subprocess.run([sys.executable, "-c", runner], check=True, timeout=120, cwd=REPO)
+    features = np.load(tmp_path / "shard_1.npy")
+    assert features.shape == (2, 3, 512) and np.isfinite(features).all()  # shard 1 = video v1's 2 segments
+    assert json.loads((tmp_path / "shard_1.json").read_text())["weights"] == "random"
+    assert "video features of 2 segments (0 failed)" in (tmp_path / "shard_1.log").read_text()
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "segments.parquet",
+        "shard_1.json",
+        "shard_1.log",
+        "shard_1.npy",
+    ]
+
+
+def test_a_weights_error_stops_the_extraction_naming_the_file(segments, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no-such-weights.pth"):
+        extract_video_features(segments, **{**SETTINGS, "weights": str(tmp_path / "no-such-weights.pth")})
