@@ -1,0 +1,31 @@
+"""Rule audio_features: one shard of segments.parquet -> frozen musicnn features [rows, D] (float32 .npy)."""
+
+import pandas as pd
+import torch
+
+from mvcl.audio_features import extract_audio_features
+from mvcl.io import save_npy
+from mvcl.logs import log_to
+
+log = log_to(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)
+segments = pd.read_parquet(snakemake.input.segments)
+segments = segments[segments["shard"] == snakemake.params.shard].reset_index(drop=True)
+log.info(
+    "shard %s: %d segments of %d videos",
+    snakemake.params.shard,
+    len(segments),
+    segments["video_id"].nunique(),
+)
+encoder = snakemake.params.audio_encoder
+features = extract_audio_features(
+    segments,
+    model=encoder["model"],
+    layer=encoder["layer"],
+    window=encoder["window"],
+    sample_rate=snakemake.params.sample_rate,
+    batch_size=encoder["batch_size"],
+    device=snakemake.params.device,
+    progress=False,
+)
+save_npy(snakemake.output.features, features)  # atomic: a temporary file in the same folder, then os.replace
