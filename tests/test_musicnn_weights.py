@@ -15,7 +15,7 @@ from mvcl.encoders.musicnn import (
     checkpoint_prefix,
     convert_checkpoint,
     load_musicnn,
-    load_state_dict,
+    musicnn_state_dict,
     variable_map,
 )
 from mvcl.encoders.tf_checkpoint import CheckpointError, CheckpointReader
@@ -40,25 +40,25 @@ def test_the_cache_folder_is_mvcl_cache_else_xdg_else_home(monkeypatch, tmp_path
 
 
 def test_weights_are_converted_once_then_read_from_the_cache(cache, monkeypatch):
-    first = load_state_dict("MTT_musicnn")
+    first = musicnn_state_dict("MTT_musicnn")
     [cached] = (cache / "musicnn").glob("MTT_musicnn-*.pt")
 
     def no_conversion(*args):
         raise AssertionError("converted again despite the cache")
 
     monkeypatch.setattr(musicnn, "convert_checkpoint", no_conversion)
-    second = load_state_dict("MTT_musicnn")
+    second = musicnn_state_dict("MTT_musicnn")
     assert second.keys() == first.keys()
     assert all(torch.equal(first[key], second[key]) for key in first)
     assert sorted(path.name for path in cached.parent.iterdir()) == [cached.name]  # no temporary left
 
 
 def test_an_unreadable_cache_file_is_converted_again(cache, caplog):
-    load_state_dict("MSD_musicnn")
+    musicnn_state_dict("MSD_musicnn")
     [cached] = (cache / "musicnn").glob("MSD_musicnn-*.pt")
     cached.write_bytes(b"half a file")
     with caplog.at_level(logging.WARNING, logger="mvcl.encoders.musicnn"):
-        state = load_state_dict("MSD_musicnn")
+        state = musicnn_state_dict("MSD_musicnn")
     assert "unreadable cached weights" in caplog.text
     assert state["output.weight"].shape == (50, 200)
     assert torch.load(cached, weights_only=True).keys() == state.keys()

@@ -5,7 +5,7 @@ whole [start_s, end_s)) is decoded once at 16 kHz (`mvcl.decode.decode_audio`), 
 (`MelFrontEnd`, batched, on the model's device) and cut into 3 s patches (187 frames). A window's feature is
 the mean over its patches of the chosen layer:
 - `pool`: max_pool then mean_pool of the 753 front-end + mid-end maps, 2 x 753 = 1506-d, in the order
-  [max | mean]. That is the order of their code (a PyTorch musicnn: `torch.cat([maxpool, avgpool], dim=1)` on
+  [max | mean]. That is the order of their code (a PyTorch musicnn: `torch.cat([mp, avgp], dim=1)` on
   [B, 753, 1] maps); TF musicnn's own back end flattens the same pair interleaved (max0, mean0, max1, ...),
   which only matters to its dense layer, and the model keeps that order internally. Heads see the same
   information either way; [max | mean] keeps `feature[:753]` readable as the max pool.

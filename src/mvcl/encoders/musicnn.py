@@ -16,8 +16,8 @@ import hashlib
 import importlib.util
 import logging
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -247,18 +247,20 @@ def _timbral(blocks: nn.ModuleList, padded: torch.Tensor) -> list[torch.Tensor]:
     for block in blocks:
         sign = _pooling_sign(block.bn)
         spectral, inverse = block.spectral_weights(sign)
-        pooled = padded.new_empty(block.conv.out_channels, rows)
-        for filters in torch.arange(block.conv.out_channels).tensor_split(groups):
-            group = slice(int(filters[0]), int(filters[-1]) + 1)
-            weights = spectral[:, :, group].reshape(DFT_BINS, 2 * len(filters), 14)
+        filters = block.conv.out_channels
+        pooled = padded.new_empty(filters, rows)
+        group_size = -(-filters // groups)
+        for first in range(0, filters, group_size):
+            group = spectral[:, :, first : first + group_size]  # [49, 2, width, 14]
+            width = group.shape[2]
+            weights = group.reshape(DFT_BINS, 2 * width, 14)
             for start in range(0, rows, chunk):
                 window = taps[:, :, start : start + chunk]
                 n = window.shape[-1]
-                correlation = torch.bmm(
-                    weights, window
-                )  # [49, 2 * filters, n] = [98 (bin, re/im), filters * n]
-                maps = inverse @ correlation.view(2 * DFT_BINS, len(filters) * n)  # [outputs, filters * n]
-                pooled[group, start : start + n] = maps.view(block.outputs, len(filters), n).amax(dim=0)
+                # [49, 2 * width, n], i.e. [98 (bin, re/im), width * n]: the inverse DFT's input
+                correlation = torch.bmm(weights, window)
+                maps = inverse @ correlation.view(2 * DFT_BINS, width * n)  # [outputs, width * n]
+                pooled[first : first + width, start : start + n] = maps.view(-1, width, n).amax(dim=0)
         conv = sign * pooled.T + block.conv.bias  # max(z + b) = max(z) + b: the bias comes after pooling
         outputs.append(_relu_bn(conv, block.bn).view(batch, frames, -1))
     return outputs
@@ -400,7 +402,8 @@ class Musicnn(nn.Module):
 @contextmanager
 def _full_precision_convolutions() -> Iterator[None]:
     """cuDNN convolutions in float32, not TF32 (PyTorch's default for them on Ampere and later): TF32's
-    10-bit mantissa would move the features ~1e-3 away from the original's."""
+    10-bit mantissa would move the features ~1e-3 away from the original's. Sets a process-wide flag for
+    the duration: only used on CUDA, where one thread runs the model."""
     allowed = torch.backends.cudnn.allow_tf32
     torch.backends.cudnn.allow_tf32 = False
     try:
@@ -447,7 +450,7 @@ class Vgg(nn.Module):
     def forward(self, mel: torch.Tensor) -> dict[str, torch.Tensor]:
         x = self.input_bn(mel.unsqueeze(1))
         outputs: dict[str, torch.Tensor] = {}
-        with _full_precision_convolutions():
+        with _full_precision_convolutions() if mel.is_cuda else nullcontext():
             for i, layer in enumerate(self.layers, start=1):
                 x = layer(x)  # dropout between layers is off at inference
                 outputs[f"pool{i}"] = x.permute(0, 2, 3, 1)
@@ -457,6 +460,11 @@ class Vgg(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------- weights
+Transform = Callable[[np.ndarray], np.ndarray] | None  # TF variable layout -> torch parameter layout
+# Part of the cache key: bump it when the conversion changes, so stale converted weights are not reused.
+CONVERSION_VERSION = 1
+
+
 def _conv2d_kernel(kernel: np.ndarray) -> np.ndarray:
     """TF conv2d kernel [height, width, in, out] -> torch Conv2d weight [out, in, height, width]."""
     return kernel.transpose(3, 2, 0, 1)
@@ -472,11 +480,11 @@ def _dense_kernel(kernel: np.ndarray) -> np.ndarray:
     return kernel.T
 
 
-def _conv_variables(module: str, tf_name: str, transform) -> list[tuple[str, str, object]]:
+def _conv_variables(module: str, tf_name: str, transform: Transform) -> list[tuple[str, str, Transform]]:
     return [(f"{module}.weight", f"{tf_name}/kernel", transform), (f"{module}.bias", f"{tf_name}/bias", None)]
 
 
-def _bn_variables(module: str, tf_name: str) -> list[tuple[str, str, object]]:
+def _bn_variables(module: str, tf_name: str) -> list[tuple[str, str, Transform]]:
     return [
         (f"{module}.weight", f"{tf_name}/gamma", None),
         (f"{module}.bias", f"{tf_name}/beta", None),
@@ -493,7 +501,7 @@ def _conv_name(index: int) -> str:
     return "conv2d" if index == 0 else f"conv2d_{index}"
 
 
-def variable_map(model: str) -> list[tuple[str, str, object]]:
+def variable_map(model: str) -> list[tuple[str, str, Transform]]:
     """(torch state-dict key, TF variable name, kernel transform or None) for every parameter and buffer.
 
     TF1 layers are named by creation order: musicnn creates the input batch norm, then each block's conv2d
@@ -597,24 +605,25 @@ def checkpoint_digest(prefix: Path) -> str:
     return digest.hexdigest()
 
 
-def load_state_dict(model: str) -> dict[str, torch.Tensor]:
+def musicnn_state_dict(model: str) -> dict[str, torch.Tensor]:
     """Converted weights of `model`, from the cache when present; converts once and caches otherwise."""
     prefix = checkpoint_prefix(model)
-    cached = cache_dir() / "musicnn" / f"{model}-{checkpoint_digest(prefix)[:16]}.pt"
+    cached = cache_dir() / "musicnn" / f"{model}-v{CONVERSION_VERSION}-{checkpoint_digest(prefix)[:16]}.pt"
     if cached.is_file():
         try:
             return torch.load(cached, map_location="cpu", weights_only=True)
         except Exception as error:  # a truncated or foreign file: convert again rather than fail
             log.warning("%s: unreadable cached weights (%s); converting the checkpoint again", cached, error)
     state = convert_checkpoint(prefix, model)
+    partial = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")  # renamed into place when complete
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        partial = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")
         torch.save(state, partial)
         os.replace(partial, cached)
         log.info("converted %s weights from %s; cached at %s", model, prefix, cached)
     except OSError as error:  # a read-only cache costs a conversion per load, not a failure
         log.warning("cannot cache converted %s weights at %s: %s", model, cached, error)
+        partial.unlink(missing_ok=True)
     return state
 
 
@@ -625,5 +634,5 @@ def load_musicnn(name: str = "MSD_musicnn", device: str | torch.device = "cpu") 
     [batch, 187, 96] and returns the original extractor's features (see `Musicnn` and `Vgg`).
     """
     model = build_model(name)
-    model.load_state_dict(load_state_dict(name))
+    model.load_state_dict(musicnn_state_dict(name))
     return model.eval().to(device)
