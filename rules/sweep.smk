@@ -1,4 +1,5 @@
 # The coupling sweep: the pipeline up to retrieval on a smaller demo corpus per demo.av_coupling value.
+# A sweep job runs its nested workflow on up to 8 cores (Snakemake lowers that to --cores locally).
 
 
 rule sweep_run:
@@ -8,7 +9,7 @@ rule sweep_run:
         log_path("sweep_run", "coupling_{coupling}"),
     conda:
         "../envs/mvcl.yaml"
-    threads: workflow.cores
+    threads: 8
     resources:
         mem_mb=8000,
         runtime=600,
