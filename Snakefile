@@ -10,9 +10,10 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
-# Named configurations are overrides of the base settings: keep them as written, since validation fills
+# Named configurations (and ablation entries) are overrides of the base settings: keep them as written, since validation fills
 # schema defaults into them too (which would silently undo a base setting in every configuration).
 CONFIGURATION_OVERRIDES = copy.deepcopy(config.get("configurations", {"base": {}}))
+ABLATION_OVERRIDES = copy.deepcopy(config.get("ablation", {}).get("entries", {}))
 
 
 validate(config, "schemas/config.schema.yaml")
@@ -27,6 +28,7 @@ include: "rules/evaluate.smk"
 include: "rules/probe.smk"
 include: "rules/figures.smk"
 include: "rules/sweep.smk"
+include: "rules/ablation.smk"
 
 
 rule all:
@@ -34,3 +36,4 @@ rule all:
     input:
         final_targets(),
         FIGURE_TARGETS,
+        ABLATION_TARGETS,

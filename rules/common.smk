@@ -80,20 +80,41 @@ def probe_inputs(wildcards):
     if wildcards.representation in ("r2plus1d", "both"):
         inputs["video_features"] = res("features", "r2plus1d.npy")
     if wildcards.representation.startswith("cl_"):
-        inputs["embeddings"] = model_path(
-            config["probe"]["configuration"], "embeddings.npz"
-        )
+        configuration = wildcards.get("configuration", config["probe"]["configuration"])
+        inputs["embeddings"] = model_path(configuration, "embeddings.npz")
     if wildcards.task == "tagging" and config["dataset"]["msd_tags"]:
         inputs["tags"] = config["dataset"]["msd_tags"]
     return inputs
 
 
+def probe_settings(wildcards):
+    """The `probe` section; the probes of an ablation entry run `ablation.probe_repeats` seeds."""
+    if wildcards.get("configuration") in ABLATION_CONFIGURATIONS:
+        return {**config["probe"], "repeats": config["ablation"]["probe_repeats"]}
+    return config["probe"]
+
+
+def probe_path(task, representation, configuration):
+    """A CL representation's probe result: Table 2's own file for probe.configuration, else `cl_x@name`."""
+    if configuration == config["probe"]["configuration"]:
+        return res("probes", task, f"{representation}.json")
+    return res("probes", task, f"{representation}@{configuration}.json")
+
+
 def probe_results():
-    return expand(
+    """Table 2's cells: the study's six rows, then CL rows of each configuration beyond the study's six."""
+    extra = [
+        probe_path(task, representation, configuration)
+        for configuration in TABLE2_CONFIGURATIONS
+        for task in PROBE_TASKS
+        for representation in TABLE2_EXTRA_REPRESENTATIONS
+    ]
+    study = expand(
         res("probes", "{task}", "{representation}.json"),
         task=PROBE_TASKS,
         representation=PROBE_REPRESENTATIONS,
     )
+    return study + extra
 
 
 CONFIGURATIONS = list(config["configurations"])
@@ -101,11 +122,23 @@ CONFIGURATIONS = list(config["configurations"])
 STUDY_CONFIGURATIONS = ["base", "emb512", "deep4", "single_head", "tau03", "ae_init"]
 
 
+CL_REPRESENTATIONS = ["cl_a", "cl_v", "cl_agg"]
+# Table 2 adds the CL aggregated row of each configuration beyond the study's (issue 9: clip_style, temporal);
+# list cl_a and cl_v here too for their audio and video rows (one more probe cell per task and row each).
+TABLE2_EXTRA_REPRESENTATIONS = ["cl_agg"]
+TABLE2_CONFIGURATIONS = [
+    name
+    for name in CONFIGURATIONS
+    if name not in STUDY_CONFIGURATIONS and name != config["probe"]["configuration"]
+]
+# Trained like a configuration but not one of them: rules/ablation.smk adds its entries (name -> override).
+ABLATION_CONFIGURATIONS = {}
+
+
 def resolved(configuration):
-    """The model/loss/training settings of a named configuration (base settings with its overrides)."""
-    return resolve_configuration(
-        {**config, "configurations": CONFIGURATION_OVERRIDES}, configuration
-    )
+    """Model/loss/training settings of a configuration or ablation entry (base settings with its overrides)."""
+    overrides = {**CONFIGURATION_OVERRIDES, **ABLATION_CONFIGURATIONS}
+    return resolve_configuration({**config, "configurations": overrides}, configuration)
 
 
 def train_inputs(wildcards):
@@ -131,5 +164,6 @@ def sweep_config(coupling):
     settings = copy.deepcopy(config)
     settings["demo"].update(av_coupling=coupling, videos=config["sweep"]["videos"])
     settings["configurations"] = {name: CONFIGURATION_OVERRIDES[name]}
+    settings["ablation"] = {}  # the sweep stops at retrieval of one configuration
     settings["probe"]["configuration"] = settings["qualitative"]["configuration"] = name
     return settings

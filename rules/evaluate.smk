@@ -1,4 +1,4 @@
-# Cross-modal retrieval per configuration, Table 1, and the training curves.
+# Cross-modal retrieval and loss bounds per configuration, Table 1, and the training curves.
 
 
 rule retrieval:
@@ -16,6 +16,23 @@ rule retrieval:
         seed=config["seed"],
     script:
         "../workflow_scripts/retrieval.py"
+
+
+# Best validation loss against the chance loss and the floor the head's output space allows (issue 9).
+rule loss_floor:
+    input:
+        history=model_path("{configuration}", "history.csv"),
+    output:
+        record=res("metrics", "{configuration}", "loss_floor.json"),
+    log:
+        log_path("loss_floor", "{configuration}"),
+    conda:
+        "../envs/mvcl.yaml"
+    params:
+        settings=lambda wildcards: resolved(wildcards.configuration),
+        segments_per_video=config["segments"]["count"],
+    script:
+        "../workflow_scripts/loss_floor.py"
 
 
 rule table1:

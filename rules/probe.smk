@@ -25,6 +25,33 @@ rule probe:
         "../workflow_scripts/probe.py"
 
 
+# The same probe on the CL representations of any other configuration or ablation entry (`cl_agg@clip_style`):
+# Table 2's rows beyond the study, and the probe AUCs of results/ablation.csv.
+rule probe_configuration:
+    input:
+        unpack(probe_inputs),
+    output:
+        result=res("probes", "{task}", "{representation}@{configuration}.json"),
+    log:
+        log_path("probe", "{task}_{representation}@{configuration}"),
+    wildcard_constraints:
+        task="|".join(PROBE_TASKS),
+        representation="|".join(CL_REPRESENTATIONS),
+        configuration="[A-Za-z0-9][A-Za-z0-9_-]*",
+    conda:
+        "../envs/mvcl.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        probe=probe_settings,
+        seed=config["seed"],
+        device=config["device"],
+    script:
+        "../workflow_scripts/probe.py"
+
+
 rule table2:
     input:
         results=probe_results(),

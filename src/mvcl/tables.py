@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import pandas as pd
 
@@ -20,14 +21,35 @@ REPRESENTATION_NAMES = {
 TASK_NAMES = {"tagging": "Music tagging (MSD overlap)", "genre": "Genre classification"}
 
 
+def split_representation(key: str) -> tuple[str, str]:
+    """A Table 2 row key as (representation, configuration): 'cl_agg@clip_style' -> ('cl_agg', 'clip_style').
+
+    Keys without '@' are the study's rows (frozen features, and the CL rows of `probe.configuration`): ''.
+    """
+    representation, _, configuration = key.partition("@")
+    return representation, configuration
+
+
+def representation_name(key: str) -> str:
+    """Display name of a row key: 'CL aggregated', or 'CL aggregated (clip_style)' beyond the study's rows."""
+    representation, configuration = split_representation(key)
+    name = REPRESENTATION_NAMES.get(representation, representation)
+    return f"{name} ({configuration})" if configuration else name
+
+
 def table2(results: dict[tuple[str, str], dict]) -> pd.DataFrame:
-    """One row per (representation, task) from probe results keyed by (task, representation)."""
+    """One row per (representation, task) from probe results keyed by (task, representation).
+
+    A representation key `cl_x@name` is configuration `name`'s CL representation (issue 9's extra rows); they
+    follow the study's six rows, by configuration in the order given, and carry `configuration`.
+    """
     rows = []
     for (task, representation), result in results.items():
         mean, std = result.get("mean", {}), result.get("std", {})
         rows.append(
             {
                 "representation": representation,
+                "configuration": split_representation(representation)[1],
                 "task": task,
                 "auc": mean.get("roc_auc", math.nan),
                 "auc_std": std.get("roc_auc", math.nan),
@@ -41,10 +63,15 @@ def table2(results: dict[tuple[str, str], dict]) -> pd.DataFrame:
             }
         )
     table = pd.DataFrame(rows)
+    configurations = list(dict.fromkeys(["", *table["configuration"]]))  # the study's rows first
     order = {name: i for i, name in enumerate(REPRESENTATION_NAMES)}
+    rank = {
+        key: (configurations.index(split_representation(key)[1]), order.get(split_representation(key)[0], 99))
+        for key in table["representation"]
+    }
     return table.sort_values(
         ["task", "representation"],
-        key=lambda column: column.map(order) if column.name == "representation" else column,
+        key=lambda column: column.map(rank) if column.name == "representation" else column,
     ).reset_index(drop=True)
 
 
@@ -61,11 +88,9 @@ def table2_markdown(table: pd.DataFrame, provenance: dict, configuration: str) -
         f"{TASK_NAMES[task]} {metric}" for task in tasks for metric in ("ROC-AUC", "F1")
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for representation, name in REPRESENTATION_NAMES.items():
+    for representation in table["representation"].drop_duplicates():  # table2's order
         rows = table[table["representation"] == representation].set_index("task")
-        if rows.empty:
-            continue
-        cells = [name]
+        cells = [representation_name(representation)]
         for task in tasks:
             row = rows.loc[task] if task in rows.index else None
             cells += [
@@ -85,7 +110,7 @@ def table2_markdown(table: pd.DataFrame, provenance: dict, configuration: str) -
             "",
             *lines,
             "",
-            f"CL rows use the `{configuration}` configuration. {sizes}.",
+            f"CL rows use the `{configuration}` configuration unless another is named in brackets. {sizes}.",
             "",
             f"{footnote(provenance)}",
             "",
@@ -149,8 +174,8 @@ def table1_markdown(table: pd.DataFrame, provenance: dict) -> str:
         "study's MR",
     ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in table.itertuples(index=False):
-        record = row._asdict()
+    for record in table.to_dict("records"):  # not itertuples: it renames columns such as recall@1_a2v
+        row = SimpleNamespace(**record)
         name = f"{row.configuration} (study)" if row.study else row.configuration
 
         def recalls(direction: str, record: dict = record) -> str:
