@@ -7,6 +7,8 @@ from mvcl.ablation import REFERENCE, ablation_overrides, describe_override
 ABLATION_CONFIGURATIONS.update(
     ablation_overrides(CONFIGURATION_OVERRIDES, ABLATION_OVERRIDES)
 )
+# The loss floor of each configuration (rule loss_floor) joins results/diagnostics.csv (rules/figures.smk).
+DIAGNOSTICS_PARTS.append("loss_floor.json")
 # Rows of results/ablation.csv: the reference configuration, then every entry in config order.
 ABLATION_ROWS = [REFERENCE, *ABLATION_OVERRIDES]
 ABLATION_CHANGES = {
