@@ -61,6 +61,10 @@ def final_targets():
 
 
 # Tagging needs MSD tags (dataset.msd_tags); without them Table 2 has the genre task only.
+# Files of per-configuration columns under results/metrics/{configuration}/ that gather_diagnostics merges
+# into results/diagnostics.csv (one row per configuration); a stage with more columns appends its file name.
+DIAGNOSTICS_PARTS = ["diagnostics.json"]
+
 PROBE_TASKS = ["genre", "tagging"] if config["dataset"]["msd_tags"] else ["genre"]
 # Table 2's rows: frozen features, both concatenated, and the contrastive embeddings of probe.configuration.
 PROBE_REPRESENTATIONS = ["musicnn", "r2plus1d", "both", "cl_a", "cl_v", "cl_agg"]

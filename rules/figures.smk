@@ -3,9 +3,6 @@
 
 NEIGHBOUR_MODES = ["agg", "audio", "video"]
 NEIGHBOUR_LEVELS = ["videos", "segments"]
-# Files of per-configuration columns under results/metrics/{configuration}/ that gather_diagnostics merges
-# into results/diagnostics.csv (one row per configuration); a stage with more columns appends its file name.
-DIAGNOSTICS_PARTS = ["diagnostics.json"]
 # demo.av_coupling values of the coupling sweep, one small demo run each under results/sweep/coupling_{c}/.
 COUPLING_SWEEP = config["sweep"]["couplings"]
 
