@@ -47,6 +47,7 @@ from mvcl.encoders.musicnn import (
     MelFrontEnd,
     load_musicnn,
 )
+from mvcl.prefetch import ahead
 
 log = logging.getLogger(__name__)
 
@@ -254,24 +255,5 @@ def _decoding_ahead(
         waveform = repeat_to_patch(decode_audio(segment.path, start_s, end_s, SAMPLE_RATE))
         return waveform, time.perf_counter() - started
 
-    rows = enumerate(segments.itertuples(index=False))
-    pending: deque[tuple[int, object, Future]] = deque()
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode-audio")
-
-    def submit_next() -> None:
-        if (item := next(rows, None)) is not None:
-            row, segment = item
-            pending.append((row, segment, pool.submit(decode, segment)))
-
-    def in_order() -> Iterator[tuple[int, object, Future]]:
-        while pending:
-            item = pending.popleft()
-            submit_next()
-            yield item
-
-    try:
-        for _ in range(lookahead):
-            submit_next()
-        yield in_order()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    with ahead(segments, decode, workers, lookahead, "decode-audio") as in_order:
+        yield in_order

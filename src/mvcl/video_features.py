@@ -17,7 +17,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from contextlib import contextmanager
 
 import numpy as np
@@ -29,6 +29,7 @@ from tqdm import tqdm
 from mvcl.configuration import pick_device
 from mvcl.decode import DecodeError, decode_frames
 from mvcl.encoders.video import FEATURE_DIM, build_video_encoder, centre_box, crop_clips, random_boxes
+from mvcl.prefetch import ahead
 from mvcl.segments import video_rng
 
 log = logging.getLogger(__name__)
@@ -184,24 +185,5 @@ def _decoding_ahead(
         )  # fmt: skip
         return clips, time.perf_counter() - started
 
-    rows = enumerate(segments.itertuples(index=False))
-    pending: deque[tuple[int, object, Future]] = deque()
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
-
-    def submit_next() -> None:
-        if (item := next(rows, None)) is not None:
-            row, segment = item
-            pending.append((row, segment, pool.submit(prepare, segment)))
-
-    def in_order() -> Iterator[tuple[int, object, Future]]:
-        while pending:
-            item = pending.popleft()
-            submit_next()
-            yield item
-
-    try:
-        for _ in range(lookahead):
-            submit_next()
-        yield in_order()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    with ahead(segments, prepare, workers, lookahead, "decode") as in_order:
+        yield in_order
