@@ -1,16 +1,15 @@
 """Rule video_features: one shard of segments.parquet -> frozen R(2+1)D-18 features [rows, views, 512] + provenance."""
 
-import pandas as pd
 import torch
 
 from mvcl.io import save_json, save_npy
 from mvcl.logs import log_to
+from mvcl.segments import read_shard
 from mvcl.video_features import extract_video_features
 
 log = log_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
-segments = pd.read_parquet(snakemake.input.segments)
-segments = segments[segments["shard"] == snakemake.params.shard].reset_index(drop=True)
+segments = read_shard(snakemake.input.segments, snakemake.params.shard)
 log.info(
     "shard %s: %d segments of %d videos",
     snakemake.params.shard,

@@ -88,3 +88,9 @@ def build_segments(
 
 def shard_count(segments: pd.DataFrame) -> int:
     return int(segments["shard"].max()) + 1 if len(segments) else 0
+
+
+def read_shard(path: str, shard: int) -> pd.DataFrame:
+    """The rows of one feature shard from segments.parquet, in file order (the order of its feature rows)."""
+    segments = pd.read_parquet(path)
+    return segments[segments["shard"] == shard].reset_index(drop=True)
