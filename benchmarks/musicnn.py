@@ -1,6 +1,6 @@
 """Segments (3 s patches) per second: mvcl's PyTorch musicnn against the original TensorFlow musicnn, in one run.
 
-Workload: the 3 s clip windows of the segments of a small synthetic corpus (mvcl.synthetic, H.264 + AAC;
+Workload: the 3 s clip windows of the segments of a small synthetic corpus (mvcl.data.synthetic, H.264 + AAC;
 one patch each, as the workflow's default `window: clip`). Stages, each over all clips:
 - decode: `decode_audio` of every clip window to 16 kHz (shared by both sides);
 - front end, original: musicnn's numpy/librosa log-mel (`musicnn_mel`, the original's computation);
@@ -40,9 +40,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mvcl.audio_features import extract_audio_features, layer_features, patch_features
-from mvcl.decode import decode_audio
-from mvcl.encoders.musicnn import (
+from mvcl.data.decode import decode_audio
+from mvcl.data.segments import build_segments
+from mvcl.data.synthetic import generate_corpus
+from mvcl.features.audio import extract_audio_features, layer_features, patch_features
+from mvcl.features.musicnn import (
     NUM_TAGS,
     PATCH_FRAMES,
     SAMPLE_RATE,
@@ -52,8 +54,6 @@ from mvcl.encoders.musicnn import (
     mel_patches,
     musicnn_mel,
 )
-from mvcl.segments import build_segments
-from mvcl.synthetic import generate_corpus
 
 # This file is named musicnn.py: keep its folder off the import path, or it would shadow the musicnn package.
 sys.path = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]

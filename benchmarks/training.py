@@ -20,10 +20,11 @@ import pandas as pd
 import torch
 import yaml
 
-from mvcl.configuration import pick_device, resolve_configuration
-from mvcl.ingest import assign_split
+from mvcl.configuration import resolve_configuration
+from mvcl.data.ingest import assign_split
+from mvcl.device import pick_device
 from mvcl.io import save_csv
-from mvcl.train import train_heads
+from mvcl.learn.train import train_heads
 
 REPO = Path(__file__).resolve().parents[1]
 FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}

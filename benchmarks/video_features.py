@@ -1,6 +1,6 @@
 """Where the time of video feature extraction goes: decode alone, model alone and the whole, in one run.
 
-On a small synthetic corpus (mvcl.synthetic, the demo's look), with the demo's settings unless told otherwise:
+On a small synthetic corpus (mvcl.data.synthetic, the demo's look), with the demo's settings unless told otherwise:
 - decode: `decode_frames` of every segment's clip window (streaming seek + decode + FFmpeg scaling);
 - decode+crop: the same plus cutting and resizing the views (what the background thread does per segment);
 - model: R(2+1)D-18 on clips decoded beforehand, batched, after an untimed warm-up batch (random weights:
@@ -29,12 +29,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from mvcl.configuration import pick_device
-from mvcl.decode import decode_frames
-from mvcl.encoders.video import build_video_encoder
-from mvcl.segments import build_segments
-from mvcl.synthetic import generate_corpus
-from mvcl.video_features import crop_rng, extract_video_features, segment_clips
+from mvcl.data.decode import decode_frames
+from mvcl.data.segments import build_segments
+from mvcl.data.synthetic import generate_corpus
+from mvcl.device import pick_device
+from mvcl.features.r2plus1d import build_video_encoder
+from mvcl.features.video import crop_rng, extract_video_features, segment_clips
 
 SEGMENT_SECONDS, CLIP_SECONDS = 5.0, 3.0
 

@@ -1,6 +1,6 @@
 # One factor at a time away from the study's choices (issue 9): each entry of config `ablation.entries` is an
 # override of `base`, trained, ranked and probed (CL aggregated) by the same rules as a configuration.
-from mvcl.ablation import REFERENCE, ablation_overrides, describe_override
+from mvcl.evaluate.ablation import REFERENCE, ablation_overrides, describe_override
 
 # ABLATION_OVERRIDES is config `ablation.entries` as written, copied in the Snakefile before validation fills
 # schema defaults into it (as CONFIGURATION_OVERRIDES); resolved() finds the entries here.

@@ -4,7 +4,7 @@ import copy
 import pandas as pd
 
 from mvcl.configuration import resolve_configuration
-from mvcl.segments import shard_count
+from mvcl.data.segments import shard_count
 from mvcl.validate import check_config
 
 check_config(config)

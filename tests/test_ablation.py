@@ -13,17 +13,17 @@ import pytest
 import torch
 import yaml
 
-from mvcl.ablation import (
+from mvcl.configuration import resolve_configuration
+from mvcl.evaluate.ablation import (
     ablation_overrides,
     ablation_table,
     batch_bounds,
     describe_override,
     loss_floor_record,
 )
-from mvcl.configuration import resolve_configuration
-from mvcl.figures.ablation import plot_ablation
-from mvcl.figures.probes import plot_probes
-from mvcl.tables import representation_name, table2, table2_markdown
+from mvcl.report.figures.ablation import plot_ablation
+from mvcl.report.figures.probes import plot_probes
+from mvcl.report.tables import representation_name, table2, table2_markdown
 from tests.helpers import REPO
 
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import torch
 
-from mvcl.audio_features import extract_audio_features, feature_dim, layer_features, patch_starts
-from mvcl.decode import decode_audio
-from mvcl.encoders.musicnn import PATCH_FRAMES, MelFrontEnd, load_musicnn
+from mvcl.data.decode import decode_audio
+from mvcl.features.audio import extract_audio_features, feature_dim, layer_features, patch_starts
+from mvcl.features.musicnn import PATCH_FRAMES, MelFrontEnd, load_musicnn
 from tests.helpers import REPO
 
 RATE = 22050  # the synthetic corpus's AAC rate: decoding resamples it to musicnn's 16 kHz
@@ -138,7 +138,7 @@ def test_a_segment_that_fails_to_decode_gets_nan_and_a_warning_naming_the_file(s
         ],
         ignore_index=True,
     )
-    with caplog.at_level(logging.WARNING, logger="mvcl.audio_features"):
+    with caplog.at_level(logging.WARNING, logger="mvcl.features.audio"):
         features = extract_audio_features(broken, layer="taggram", window="clip", **SETTINGS)
     assert np.isfinite(features[[0, 4]]).all()
     assert np.isnan(features[1:4]).all()

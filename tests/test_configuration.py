@@ -8,7 +8,8 @@ import pytest
 import torch
 import yaml
 
-from mvcl.configuration import find_schema, load_schema, pick_device, resolve_configuration
+from mvcl.configuration import find_schema, load_schema, resolve_configuration
+from mvcl.device import pick_device
 from tests.helpers import REPO
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mvcl.decode import DecodeError, decode_audio, decode_frames, frame_times
-from mvcl.synthetic import read_frame_index, tone_frequency_at, write_test_pattern_video
+from mvcl.data.decode import DecodeError, decode_audio, decode_frames, frame_times
+from tests.patterns import read_frame_index, tone_frequency_at, write_test_pattern_video
 
 FPS = 12
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from mvcl.diagnostics import (
+from mvcl.evaluate.diagnostics import (
     alignment,
     diagnose,
     embedding_map,
@@ -20,7 +20,7 @@ from mvcl.diagnostics import (
     separation_auc,
     uniformity,
 )
-from mvcl.figures.diagnostics import (
+from mvcl.report.figures.diagnostics import (
     plot_coupling_sweep,
     plot_diagnostics,
     plot_embedding_map,

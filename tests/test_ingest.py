@@ -5,8 +5,8 @@ import shutil
 import pandas as pd
 import pytest
 
-from mvcl.ingest import MetadataError, assign_split, ingest, probe_video, read_metadata
-from mvcl.synthetic import write_test_pattern_video
+from mvcl.data.ingest import MetadataError, assign_split, ingest, probe_video, read_metadata
+from tests.patterns import write_test_pattern_video
 
 
 @pytest.fixture(scope="module")

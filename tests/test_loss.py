@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mvcl.loss import chance_loss, contrastive_loss, loss_floor
+from mvcl.learn.loss import chance_loss, contrastive_loss, loss_floor
 
 TEMPERATURES = [0.05, 0.3, 1.0, 3.0]
 

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mvcl.configuration import resolve_configuration
-from mvcl.model import Autoencoder, ContrastiveModel, ProjectionHead, video_embedding
+from mvcl.learn.model import Autoencoder, ContrastiveModel, ProjectionHead, video_embedding
 
 
 def cfg(**model):

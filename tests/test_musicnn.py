@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from mvcl.encoders.musicnn import (
+from mvcl.features.musicnn import (
     MODELS,
     MUSICNN_OUTPUTS,
     PATCH_FRAMES,

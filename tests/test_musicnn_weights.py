@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from mvcl.encoders import musicnn
-from mvcl.encoders.musicnn import (
+from mvcl.features import musicnn
+from mvcl.features.musicnn import (
     build_model,
     cache_dir,
     checkpoint_prefix,
@@ -18,7 +18,7 @@ from mvcl.encoders.musicnn import (
     musicnn_state_dict,
     variable_map,
 )
-from mvcl.encoders.tf_checkpoint import CheckpointError, CheckpointReader
+from mvcl.features.tf_checkpoint import CheckpointError, CheckpointReader
 from tests.test_tf_checkpoint import write_checkpoint
 
 
@@ -57,7 +57,7 @@ def test_an_unreadable_cache_file_is_converted_again(cache, caplog):
     musicnn_state_dict("MSD_musicnn")
     [cached] = (cache / "musicnn").glob("MSD_musicnn-*.pt")
     cached.write_bytes(b"half a file")
-    with caplog.at_level(logging.WARNING, logger="mvcl.encoders.musicnn"):
+    with caplog.at_level(logging.WARNING, logger="mvcl.features.musicnn"):
         state = musicnn_state_dict("MSD_musicnn")
     assert "unreadable cached weights" in caplog.text
     assert state["output.weight"].shape == (50, 200)

@@ -14,8 +14,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from mvcl.figures.neighbours import plot_neighbour_sheet
-from mvcl.neighbours import (
+from mvcl.evaluate.neighbours import (
     genre_agreement,
     mode_vectors,
     nearest_neighbours,
@@ -23,9 +22,10 @@ from mvcl.neighbours import (
     pick_seeds,
     video_items,
 )
-from mvcl.neighbours_html import media_source, render_page
-from mvcl.synthetic import write_test_pattern_video
+from mvcl.report.figures.neighbours import plot_neighbour_sheet
+from mvcl.report.html import media_source, render_page
 from tests.helpers import REPO
+from tests.patterns import write_test_pattern_video
 
 # Video v_i sits at ANGLES[i] degrees in one plane: its nearest videos are known by angle difference.
 ANGLES = [0.0, 10.0, 25.0, 45.0, 90.0, 180.0]

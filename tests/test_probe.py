@@ -7,18 +7,9 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
-from mvcl.probe import (
-    ProbeWarning,
-    f1_thresholds,
-    genre_metrics,
-    probe_task,
-    run_probe,
-    run_probe_repeats,
-    tagging_metrics,
-    task_labels,
-    video_level,
-    video_representation,
-)
+from mvcl.evaluate.probe import probe_task, run_probe, run_probe_repeats
+from mvcl.evaluate.probe_data import ProbeWarning, task_labels, video_level, video_representation
+from mvcl.evaluate.probe_metrics import f1_thresholds, genre_metrics, tagging_metrics
 
 # Small probe so that each test stays within seconds on one CPU thread.
 SMALL = {"hidden": [32, 16], "lr": 1e-2, "batch_size": 64, "max_epochs": 100, "patience": 5, "repeats": 2}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import mvcl.retrieval as retrieval
-from mvcl.retrieval import mean_by_video, median_rank, pools, ranks, study_median_rank
+import mvcl.evaluate.retrieval as retrieval
+from mvcl.evaluate.retrieval import mean_by_video, median_rank, pools, ranks, study_median_rank
 
 
 def unit(x: np.ndarray) -> np.ndarray:

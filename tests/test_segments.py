@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mvcl.segments import build_segments, sample_windows, shard_count, video_rng
+from mvcl.data.segments import build_segments, sample_windows, shard_count, video_rng
 
 
 def manifest(durations):

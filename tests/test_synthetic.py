@@ -12,15 +12,13 @@ import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
-from mvcl.synthetic import (
+from mvcl.data.synthetic import (
     GENRE_NAMES,
     TAG_NAMES,
-    _write_mp4,
     generate_corpus,
-    read_frame_index,
-    tone_frequency_at,
-    write_test_pattern_video,
+    write_mp4,
 )
+from tests.patterns import read_frame_index, tone_frequency_at, write_test_pattern_video
 
 SAMPLE_RATE = 22050
 TINY = {
@@ -278,7 +276,7 @@ def test_an_interrupted_video_write_leaves_no_file(tmp_path):
 
     path = tmp_path / "v.mp4"
     with pytest.raises(KeyboardInterrupt):
-        _write_mp4(path, frames_then_failure(), None, fps=8, size=(32, 32), sample_rate=SAMPLE_RATE)
+        write_mp4(path, frames_then_failure(), None, fps=8, size=(32, 32), sample_rate=SAMPLE_RATE)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mvcl.tags import read_msd_tags, tag_matrix, write_lastfm_db
+from mvcl.data.tags import read_msd_tags, tag_matrix, write_lastfm_db
 
 TAGS = pd.DataFrame(
     {

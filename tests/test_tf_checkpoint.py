@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mvcl.encoders.tf_checkpoint import (
+from mvcl.features.tf_checkpoint import (
     TABLE_MAGIC,
     CheckpointError,
     CheckpointReader,

@@ -10,16 +10,12 @@ import pytest
 import torch
 
 from mvcl.configuration import resolve_configuration
-from mvcl.retrieval import median_rank
-from mvcl.train import (
-    embed,
-    load_heads,
-    pretrain_autoencoders,
-    save_heads,
-    segment_batches,
-    train_autoencoder,
-    train_heads,
-)
+from mvcl.evaluate.retrieval import median_rank
+from mvcl.learn.autoencoder import pretrain_autoencoders, train_autoencoder
+from mvcl.learn.checkpoint import load_heads, save_heads
+from mvcl.learn.embed import embed
+from mvcl.learn.sampler import segment_batches
+from mvcl.learn.train import train_heads
 
 CPU = torch.device("cpu")
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 from torchvision.models.video import r2plus1d_18
 
-from mvcl.encoders import video
-from mvcl.encoders.video import (
+from mvcl.features import r2plus1d as video
+from mvcl.features.r2plus1d import (
     FEATURE_DIM,
     WeightsUnavailable,
     build_video_encoder,

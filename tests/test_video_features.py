@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from mvcl.video_features import crop_rng, extract_video_features
+from mvcl.features.video import crop_rng, extract_video_features
 from tests.helpers import REPO
 
 FPS, WIDTH, HEIGHT, SECONDS = 10, 64, 48, 4

@@ -31,7 +31,7 @@ def test_data_stages_run_and_a_rerun_does_nothing(tiny_workdir):
 
 
 def test_bad_videos_are_rejected_with_reasons_and_the_run_completes(tiny_workdir):
-    from mvcl.synthetic import write_test_pattern_video
+    from tests.patterns import write_test_pattern_video
 
     run_snakemake(tiny_workdir, "results/demo/metadata.csv")
     demo = tiny_workdir / "results/demo"

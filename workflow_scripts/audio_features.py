@@ -2,10 +2,10 @@
 
 import torch
 
-from mvcl.audio_features import extract_audio_features
+from mvcl.data.segments import read_shard
+from mvcl.features.audio import extract_audio_features
 from mvcl.io import save_npy
 from mvcl.logs import log_to
-from mvcl.segments import read_shard
 
 log = log_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)

@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mvcl.configuration import pick_device
+from mvcl.device import pick_device
 from mvcl.io import atomic_path
+from mvcl.learn.autoencoder import pretrain_autoencoders
 from mvcl.logs import log_to
-from mvcl.train import pretrain_autoencoders
 
 log = log_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)

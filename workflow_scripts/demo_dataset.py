@@ -4,9 +4,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from mvcl.data.synthetic import generate_corpus
+from mvcl.data.tags import read_msd_tags, write_lastfm_db
 from mvcl.logs import log_to
-from mvcl.synthetic import generate_corpus
-from mvcl.tags import read_msd_tags, write_lastfm_db
 
 log = log_to(snakemake.log[0])
 demo = snakemake.params.demo

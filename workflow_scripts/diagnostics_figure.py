@@ -2,9 +2,9 @@
 
 import pandas as pd
 
-from mvcl.figures.diagnostics import plot_diagnostics
 from mvcl.io import atomic_path
 from mvcl.logs import log_to
+from mvcl.report.figures.diagnostics import plot_diagnostics
 
 log = log_to(snakemake.log[0])
 with atomic_path(snakemake.output.figure) as temporary:

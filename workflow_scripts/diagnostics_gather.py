@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from mvcl.diagnostics import merge_records
+from mvcl.evaluate.diagnostics import merge_records
 from mvcl.io import save_csv
 from mvcl.logs import log_to
 

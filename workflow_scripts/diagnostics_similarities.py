@@ -2,11 +2,11 @@
 
 import pandas as pd
 
-from mvcl.diagnostics import pair_similarities, test_embeddings
-from mvcl.figures.diagnostics import plot_similarity_histograms
+from mvcl.evaluate.diagnostics import pair_similarities, test_embeddings
+from mvcl.evaluate.neighbours import load_embeddings
 from mvcl.io import atomic_path
 from mvcl.logs import log_to
-from mvcl.neighbours import load_embeddings
+from mvcl.report.figures.diagnostics import plot_similarity_histograms
 
 log = log_to(snakemake.log[0])
 segments = pd.read_parquet(snakemake.input.segments)

@@ -3,10 +3,10 @@
 import json
 from pathlib import Path
 
-from mvcl.diagnostics import read_coupling_sweep
-from mvcl.figures.diagnostics import plot_coupling_sweep
+from mvcl.evaluate.diagnostics import read_coupling_sweep
 from mvcl.io import atomic_path, save_csv
 from mvcl.logs import log_to
+from mvcl.report.figures.diagnostics import plot_coupling_sweep
 
 log = log_to(snakemake.log[0])
 records = {

@@ -4,10 +4,10 @@ import math
 
 import pandas as pd
 
-from mvcl.figures.neighbours import plot_neighbour_sheet
+from mvcl.evaluate.neighbours import MODE_NAMES, load_embeddings, neighbours_for
 from mvcl.io import atomic_path, save_csv
 from mvcl.logs import log_to
-from mvcl.neighbours import MODE_NAMES, load_embeddings, neighbours_for
+from mvcl.report.figures.neighbours import plot_neighbour_sheet
 
 log = log_to(snakemake.log[0])
 params = snakemake.params

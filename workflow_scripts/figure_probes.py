@@ -2,9 +2,9 @@
 
 import pandas as pd
 
-from mvcl.figures.probes import plot_probes
 from mvcl.io import atomic_path
 from mvcl.logs import log_to
+from mvcl.report.figures.probes import plot_probes
 
 log_to(snakemake.log[0])
 with atomic_path(snakemake.output.figure) as temporary:

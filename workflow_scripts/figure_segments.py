@@ -2,9 +2,9 @@
 
 import pandas as pd
 
-from mvcl.figures.segments import plot_segments
 from mvcl.io import atomic_path
 from mvcl.logs import log_to
+from mvcl.report.figures.segments import plot_segments
 
 log = log_to(snakemake.log[0])
 segments = pd.read_parquet(snakemake.input.segments)

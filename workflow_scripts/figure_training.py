@@ -2,9 +2,9 @@
 
 import pandas as pd
 
-from mvcl.figures.training import plot_training
 from mvcl.io import atomic_path
 from mvcl.logs import log_to
+from mvcl.report.figures.training import plot_training
 
 log_to(snakemake.log[0])
 histories = {

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from mvcl.features import gather_shards
+from mvcl.features.gather import gather_shards
 from mvcl.io import save_npy
 from mvcl.logs import log_to
 

@@ -2,7 +2,7 @@
 
 from tqdm import tqdm
 
-from mvcl.ingest import ingest, read_metadata
+from mvcl.data.ingest import ingest, read_metadata
 from mvcl.io import save_csv, save_parquet
 from mvcl.logs import log_to
 

@@ -4,10 +4,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mvcl.data.tags import read_msd_tags
+from mvcl.evaluate.probe import probe_task
+from mvcl.evaluate.probe_data import video_representation
 from mvcl.io import save_json
 from mvcl.logs import log_to
-from mvcl.probe import probe_task, video_representation
-from mvcl.tags import read_msd_tags
 
 log = log_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)

@@ -3,9 +3,9 @@
 import numpy as np
 import pandas as pd
 
+from mvcl.evaluate.retrieval import median_rank, study_median_rank
 from mvcl.io import save_json
 from mvcl.logs import log_to
-from mvcl.retrieval import median_rank, study_median_rank
 
 log = log_to(snakemake.log[0])
 embeddings = np.load(snakemake.input.embeddings)

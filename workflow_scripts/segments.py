@@ -2,9 +2,9 @@
 
 import pandas as pd
 
+from mvcl.data.segments import build_segments, shard_count
 from mvcl.io import save_parquet
 from mvcl.logs import log_to
-from mvcl.segments import build_segments, shard_count
 
 log = log_to(snakemake.log[0])
 settings = snakemake.params.segments

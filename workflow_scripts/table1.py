@@ -5,7 +5,7 @@ from pathlib import Path
 
 from mvcl.io import atomic_path, save_csv
 from mvcl.logs import log_to
-from mvcl.tables import table1, table1_markdown
+from mvcl.report.tables import table1, table1_markdown
 
 log = log_to(snakemake.log[0])
 metrics = {

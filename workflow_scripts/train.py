@@ -4,10 +4,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mvcl.configuration import pick_device
+from mvcl.device import pick_device
 from mvcl.io import atomic_path, save_csv
+from mvcl.learn.checkpoint import save_heads
+from mvcl.learn.embed import embed
+from mvcl.learn.train import train_heads
 from mvcl.logs import log_to
-from mvcl.train import embed, save_heads, train_heads
 
 log = log_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)

@@ -2,10 +2,10 @@
 
 import torch
 
+from mvcl.data.segments import read_shard
+from mvcl.features.video import extract_video_features
 from mvcl.io import save_json, save_npy
 from mvcl.logs import log_to
-from mvcl.segments import read_shard
-from mvcl.video_features import extract_video_features
 
 log = log_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)

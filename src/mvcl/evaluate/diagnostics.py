@@ -21,7 +21,7 @@ import pandas as pd
 from scipy.special import logsumexp
 from sklearn.metrics import roc_auc_score
 
-from mvcl.neighbours import l2_normalise, valid_test_rows
+from mvcl.evaluate.neighbours import l2_normalise, valid_test_rows
 
 # Pairs sampled for negatives and points sampled for uniformity: enough for 3 significant digits.
 MAX_NEGATIVES = 200_000

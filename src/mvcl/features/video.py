@@ -1,7 +1,7 @@
 """Frozen R(2+1)D-18 features of every segment's synchronous clip window (issue 4).
 
 Per segment: `clip_frames` frames at equal spacing over [clip_start_s, clip_end_s) (their code: 30 frames of
-the 3 s window), decoded once, streaming (`mvcl.decode.decode_frames`), then cut into views:
+the 3 s window), decoded once, streaming (`mvcl.data.decode.decode_frames`), then cut into views:
 - train: `train_views` random square crops, resized to `crop` (RandomResizedCrop, scale `crop_scale`);
   one view is sampled per epoch, an augmentation that costs nothing at training time;
 - val/test: one centre crop, its feature copied into every view slot, so every row has the same shape.
@@ -26,11 +26,11 @@ import torch
 import torchvision
 from tqdm import tqdm
 
-from mvcl.configuration import pick_device
-from mvcl.decode import DecodeError, decode_frames
-from mvcl.encoders.video import FEATURE_DIM, build_video_encoder, centre_box, crop_clips, random_boxes
-from mvcl.prefetch import ahead
-from mvcl.segments import video_rng
+from mvcl.data.decode import DecodeError, decode_frames
+from mvcl.data.segments import video_rng
+from mvcl.device import pick_device
+from mvcl.features.prefetch import ahead
+from mvcl.features.r2plus1d import FEATURE_DIM, build_video_encoder, centre_box, crop_clips, random_boxes
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from mvcl.tables import REPRESENTATION_NAMES, TASK_NAMES
+from mvcl.report.tables import REPRESENTATION_NAMES, TASK_NAMES
 
 
 def plot_probes(table: pd.DataFrame, out: str | Path) -> None:

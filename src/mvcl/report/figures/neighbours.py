@@ -18,7 +18,7 @@ import pandas as pd
 from matplotlib import colormaps
 from PIL import Image
 
-from mvcl.decode import decode_audio, decode_frames
+from mvcl.data.decode import decode_audio, decode_frames
 
 THUMB_HEIGHT = 54  # pixels of one thumbnail
 STRIP_THUMBS = 6  # most thumbnails in a video strip (the study's 6 segments)
@@ -32,7 +32,7 @@ _SAME_GENRE, _OTHER_GENRE, _NO_GENRE = "tab:green", "tab:red", "0.2"
 def plot_neighbour_sheet(
     table: pd.DataFrame, segments: pd.DataFrame, out: str | Path, *, level: str, title: str
 ) -> None:
-    """Draw a neighbour table (`mvcl.neighbours.TABLE_COLUMNS`) of `level` videos or segments as a PNG."""
+    """Draw a neighbour table (`mvcl.evaluate.neighbours.TABLE_COLUMNS`) of `level` videos or segments as a PNG."""
     seeds = sorted(table["seed"].unique())
     columns = int(table["rank"].max()) + 1
     cells = {(row.seed, row.rank): _cell_image(row, segments, level) for row in table.itertuples()}

@@ -1,7 +1,7 @@
 """Frozen musicnn features of every segment (issue 3), row-aligned with segments.parquet.
 
 Per segment, the window (`clip`: the synchronous [clip_start_s, clip_end_s), their code's 3 s; `segment`: the
-whole [start_s, end_s)) is decoded once at 16 kHz (`mvcl.decode.decode_audio`), turned into musicnn's log-mel
+whole [start_s, end_s)) is decoded once at 16 kHz (`mvcl.data.decode.decode_audio`), turned into musicnn's log-mel
 (`MelFrontEnd`, batched, on the model's device) and cut into 3 s patches (187 frames). A window's feature is
 the mean over its patches of the chosen layer:
 - `pool`: max_pool then mean_pool of the 753 front-end + mid-end maps, 2 x 753 = 1506-d, in the order
@@ -35,9 +35,9 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from mvcl.configuration import pick_device
-from mvcl.decode import DecodeError, decode_audio
-from mvcl.encoders.musicnn import (
+from mvcl.data.decode import DecodeError, decode_audio
+from mvcl.device import pick_device
+from mvcl.features.musicnn import (
     MUSICNN_MODELS,
     NUM_TAGS,
     PATCH_FRAMES,
@@ -47,7 +47,7 @@ from mvcl.encoders.musicnn import (
     MelFrontEnd,
     load_musicnn,
 )
-from mvcl.prefetch import ahead
+from mvcl.features.prefetch import ahead
 
 log = logging.getLogger(__name__)
 

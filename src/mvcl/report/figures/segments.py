@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.patches import Patch
 
-from mvcl.decode import decode_audio, decode_frames
+from mvcl.data.decode import decode_audio, decode_frames
 
 # The waveform only needs to look right, not be analysed: a low rate keeps a whole track small.
 _PLOT_RATE = 4000

@@ -7,7 +7,7 @@ override, so the rules train, rank and probe an entry exactly as a configuration
 and `ablation_table` gathers one row per entry beside the `base` row it departs from.
 
 Loss floor. A contrastive loss cannot fall below the floor that the head's output space allows
-(`mvcl.loss.loss_floor`), nor is a loss at chance (`mvcl.loss.chance_loss`) any sign of learning. The
+(`mvcl.learn.loss.loss_floor`), nor is a loss at chance (`mvcl.learn.loss.chance_loss`) any sign of learning. The
 record of a configuration sets its best validation loss between the two, from the bounds that `train_heads`
 logged per epoch (history.csv: val_chance, val_floor at that epoch's τ), and adds both bounds at the
 configured batch size, where the study's 1000-batch at τ = 1 leaves about 2 of 13.8 nats (DESIGN.md).
@@ -21,7 +21,7 @@ from collections.abc import Iterable
 import pandas as pd
 
 from mvcl.configuration import deep_merge
-from mvcl.loss import chance_loss, loss_floor
+from mvcl.learn.loss import chance_loss, loss_floor
 
 REFERENCE = "base"
 
@@ -95,7 +95,7 @@ def loss_floor_record(history: pd.DataFrame, settings: dict, segments_per_video:
     """
     missing = [c for c in ("epoch", "val_loss", "val_chance", "val_floor", "temperature") if c not in history]
     if missing:
-        raise ValueError(f"history lacks column(s) {missing}; retrain with the current mvcl.train")
+        raise ValueError(f"history lacks column(s) {missing}; retrain with the current mvcl.learn.train")
     if history.empty or not history["val_loss"].notna().any():
         raise ValueError("history holds no epoch with a validation loss")
     best = history.loc[history["val_loss"].idxmin()]

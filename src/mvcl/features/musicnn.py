@@ -3,7 +3,7 @@
 The `musicnn` package (0.1.0) ships TensorFlow-1 checkpoints of two architectures: `*_musicnn` (musically
 motivated front end, dense mid end, temporal-pooling back end) and `*_vgg` (a 5-layer VGG). This module
 re-implements both so that they run on CPU and CUDA without TensorFlow, and reads the checkpoints with
-`mvcl.encoders.tf_checkpoint`. Layer for layer it follows `musicnn/models.py`; the comments name the traps
+`mvcl.features.tf_checkpoint`. Layer for layer it follows `musicnn/models.py`; the comments name the traps
 where a straightforward port differs from the original (see also DESIGN.md, "musicnn port").
 
 Input: log-mel patches [batch, 187, 96] (3 s at 16 kHz, hop 256), as made by `musicnn_mel` (exact numpy front
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mvcl.encoders.tf_checkpoint import CheckpointError, CheckpointReader
+from mvcl.features.tf_checkpoint import CheckpointError, CheckpointReader
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,324 @@
+"""Downstream probes of study Table 2: genre classification and MSD-overlap tagging on frozen representations.
+
+A representation (musicnn, R(2+1)D, both, or the contrastive embeddings CL_a, CL_v, CL_agg) is averaged over
+a video's segments (`video_level`), standardised with train statistics, and fed to the study's probe: an MLP
+D -> 512 -> 256 -> out with ReLU and dropout. Genre is multi-class (softmax cross-entropy), tagging is
+multi-label (sigmoid binary cross-entropy). The probe trains on the train split, stops early on validation
+loss and is scored on the test split: ROC-AUC (macro; one-vs-rest for genre), F1 (macro; genre by argmax,
+tagging with per-tag thresholds chosen on validation) and, for tagging, PR-AUC (macro average precision).
+
+Degenerate cases never crash and never give a silent NaN: a label absent from the test split is left out of
+the macro averages and listed under `excluded`; an undefined metric is NaN with its reason in `nan_reasons`;
+every such decision is also issued as a `ProbeWarning` and listed under `warnings`.
+"""
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from mvcl.device import pick_device
+from mvcl.evaluate.probe_data import (
+    SPLITS,
+    VideoLevel,
+    check_task,
+    note,
+    task_labels,
+)
+from mvcl.evaluate.probe_metrics import (
+    METRICS,
+    empty_metrics,
+    f1_thresholds,
+    genre_metrics,
+    tagging_metrics,
+    undefined,
+)
+from mvcl.learn.stopping import EarlyStopping
+from mvcl.rng import fork_rng
+
+# Defaults of the `probe` config section (schemas/config.schema.yaml); dropout and batch_size have no key yet.
+PROBE_DEFAULTS: dict[str, Any] = {
+    "hidden": [512, 256],
+    "lr": 0.001,
+    "max_epochs": 200,
+    "patience": 10,
+    "repeats": 5,
+    "dropout": 0.3,
+    "batch_size": 256,
+    "top_tags": 10,
+    "min_tag_count": 0.0,
+}
+
+
+class ProbeMLP(nn.Module):
+    """The study's probe (Table 2): D -> hidden[0] -> hidden[1] -> out, ReLU and dropout after each hidden layer."""
+
+    def __init__(self, in_dim: int, hidden: Sequence[int], out_dim: int, dropout: float) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = in_dim
+        for size in hidden:
+            layers += [nn.Linear(width, size), nn.ReLU(), nn.Dropout(dropout)]
+            width = size
+        layers.append(nn.Linear(width, out_dim))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)  # logits [batch, out]
+
+
+# --- from segments to videos -------------------------------------------------------------------------------
+
+
+# --- labels --------------------------------------------------------------------------------------------------
+
+
+# --- metrics -------------------------------------------------------------------------------------------------
+
+
+# --- training ------------------------------------------------------------------------------------------------
+
+
+def probe_settings(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The `probe` config section with defaults filled in (unknown keys are kept, bad values refused)."""
+    settings = {**PROBE_DEFAULTS, **cfg}
+    for key in ("max_epochs", "patience", "repeats", "batch_size"):
+        if not isinstance(settings[key], int) or settings[key] < 1:
+            raise ValueError(f"probe.{key} must be a positive integer, got {settings[key]!r}")
+    if not all(isinstance(width, int) and width > 0 for width in settings["hidden"]):
+        raise ValueError(f"probe.hidden must list positive integers, got {settings['hidden']!r}")
+    if not 0 <= settings["dropout"] < 1:
+        raise ValueError(f"probe.dropout must lie in [0, 1), got {settings['dropout']!r}")
+    return settings
+
+
+def run_probe(
+    X: np.ndarray,
+    y: np.ndarray,
+    split: np.ndarray,
+    task: str,
+    cfg: dict[str, Any],
+    seed: int,
+    device: str | torch.device = "auto",
+    label_names: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Train one probe on the train split, stop early on validation loss, score it on the test split.
+
+    genre: `y` is one class label per row (any sortable values; classes are its sorted unique values).
+    tagging: `y` is a 0/1 matrix [n, k] with column names `label_names`. `cfg` is the `probe` config section.
+    Same seed, same numbers on CPU. Returns metrics (see `genre_metrics`, `tagging_metrics`), the split sizes,
+    n_classes, training history and every warning raised on the way.
+    """
+    check_task(task)
+    settings = probe_settings(cfg)
+    device = pick_device(str(device))
+    X = np.asarray(X, dtype=np.float32)
+    split = np.asarray(split).astype(str)
+    if X.ndim != 2 or len(X) != len(y) or len(X) != len(split):
+        raise ValueError(f"run_probe: X {X.shape}, y ({len(y)}) and split ({len(split)}) must be row-aligned")
+    bad_rows = np.flatnonzero(~np.isfinite(X).all(axis=1))
+    if len(bad_rows):
+        raise ValueError(f"run_probe: X row {bad_rows[0]} is not finite; video_level drops such segments")
+    unknown = sorted(set(split) - set(SPLITS))
+    if unknown:
+        raise ValueError(f"run_probe: split values must be one of {SPLITS}, found {unknown}")
+
+    notes: list[str] = []
+    targets, names = _encode_targets(task, y, split, label_names, notes)
+    sizes = {f"n_{name}": int((split == name).sum()) for name in SPLITS}
+    result: dict[str, Any] = {"task": task, "seed": seed, **sizes, "n_classes": len(names), "labels": names}
+    reason = _cannot_train(task, names, sizes)
+    if reason:
+        note(notes, reason)
+        metrics = undefined(empty_metrics(task), reason, METRICS[task])
+        return {
+            **result,
+            **metrics,
+            "warnings": notes,
+            "epochs": 0,
+            "best_epoch": 0,
+            "best_val_loss": math.nan,
+        }
+
+    parts = {name: split == name for name in SPLITS}
+    # Scaler fitted on the train split only; constant features are centred, not scaled.
+    mean, std = (
+        X[parts["train"]].mean(axis=0, dtype=np.float64),
+        X[parts["train"]].std(axis=0, dtype=np.float64),
+    )
+    standardised = (X - mean.astype(np.float32)) / np.where(std > 1e-12, std, 1.0).astype(np.float32)
+    x = {
+        name: torch.as_tensor(standardised[rows], dtype=torch.float32, device=device)
+        for name, rows in parts.items()
+    }
+    target_dtype = torch.long if task == "genre" else torch.float32
+    t = {
+        name: torch.as_tensor(targets[rows], dtype=target_dtype, device=device)
+        for name, rows in parts.items()
+    }
+    if sizes["n_val"] == 0:
+        note(notes, f"the validation split is empty: no early stopping, {settings['max_epochs']} epochs")
+
+    model, history = _fit(x, t, task, len(names), settings, seed, device)
+    if task == "genre":
+        metrics = genre_metrics(targets[parts["test"]], _predict(model, x["test"], task), names)
+    else:
+        val_scores = _predict(model, x["val"], task)
+        thresholds, threshold_notes = f1_thresholds(targets[parts["val"]], val_scores, names)
+        notes += threshold_notes
+        metrics = tagging_metrics(targets[parts["test"]], _predict(model, x["test"], task), thresholds, names)
+    notes += metrics.pop("warnings")
+    return {**result, **metrics, **history, "warnings": notes}
+
+
+def run_probe_repeats(
+    X: np.ndarray,
+    y: np.ndarray,
+    split: np.ndarray,
+    task: str,
+    cfg: dict[str, Any],
+    seed: int,
+    device: str | torch.device = "auto",
+    label_names: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """`probe.repeats` runs of `run_probe` with seeds seed, seed+1, ...; per-run results and mean/std per metric.
+
+    The split is the same for every run (it is by video); seeds change initialisation, dropout and batch order.
+    std is the population standard deviation over runs (0 for a single run); a NaN metric stays NaN.
+    """
+    repeats = probe_settings(cfg)["repeats"]
+    runs = [run_probe(X, y, split, task, cfg, seed + i, device, label_names) for i in range(repeats)]
+    first = runs[0]
+    summary: dict[str, Any] = {
+        key: first[key] for key in ("task", "n_train", "n_val", "n_test", "n_classes", "labels")
+    }
+    summary.update(repeats=repeats, seeds=[run["seed"] for run in runs])
+    summary["mean"] = {metric: float(np.mean([run[metric] for run in runs])) for metric in METRICS[task]}
+    summary["std"] = {metric: float(np.std([run[metric] for run in runs])) for metric in METRICS[task]}
+    summary["excluded"] = first["excluded"]
+    summary["nan_reasons"] = first["nan_reasons"]
+    summary["runs"] = runs
+    return summary
+
+
+def probe_task(
+    task: str,
+    representation: VideoLevel,
+    videos: pd.DataFrame,
+    cfg: dict[str, Any],
+    seed: int,
+    device: str | torch.device = "auto",
+    tags: pd.DataFrame | None = None,
+) -> dict[str, Any]:
+    """One Table 2 cell: label the videos of `representation` for `task`, then `run_probe_repeats`."""
+    settings = probe_settings(cfg)
+    labels = task_labels(
+        task, representation.video_ids, videos, tags, settings["top_tags"], settings["min_tag_count"]
+    )
+    result = run_probe_repeats(
+        representation.X[labels.mask],
+        labels.y,
+        representation.split[labels.mask],
+        task,
+        cfg,
+        seed,
+        device,
+        label_names=labels.label_names if task == "tagging" else None,
+    )
+    return {"n_videos": len(representation.video_ids), "n_labelled": int(labels.mask.sum()), **result}
+
+
+def _encode_targets(
+    task: str, y: np.ndarray, split: np.ndarray, label_names: Sequence[str] | None, notes: list[str]
+) -> tuple[np.ndarray, list[str]]:
+    y = np.asarray(y)
+    if task == "genre":
+        if y.ndim != 1:
+            raise ValueError(f"run_probe: genre labels must be one per row, got shape {y.shape}")
+        if pd.isna(y).any():
+            raise ValueError(
+                "run_probe: genre labels contain missing values; leave unlabelled videos out (task_labels)"
+            )
+        classes, codes = np.unique(y, return_inverse=True)
+        names = [str(c) for c in classes]
+        for c, name in enumerate(names):
+            total, in_train = int((codes == c).sum()), int((codes[split == "train"] == c).sum())
+            if total == 1:
+                note(notes, f"genre class {name!r} has a single video; its scores are noise")
+            elif in_train == 0:
+                note(notes, f"genre class {name!r} has no training video; the probe cannot learn it")
+        return codes, names
+    if y.ndim != 2 or not np.isin(y, (0, 1)).all():
+        raise ValueError(f"run_probe: tagging labels must be a 0/1 matrix [n, tags], got shape {y.shape}")
+    names = list(label_names) if label_names is not None else [f"tag{j}" for j in range(y.shape[1])]
+    if len(names) != y.shape[1]:
+        raise ValueError(f"run_probe: {len(names)} label_names for {y.shape[1]} tag columns")
+    for j in np.flatnonzero(~y[split == "train"].any(axis=0)):
+        note(notes, f"tag {names[j]!r} has no positive training video; the probe cannot learn it")
+    return y.astype(np.float32), names
+
+
+def _cannot_train(task: str, names: list[str], sizes: dict[str, int]) -> str:
+    if task == "genre" and len(names) < 2:
+        return f"fewer than 2 genre classes among the labelled videos ({names}); nothing to classify"
+    if task == "tagging" and not names:
+        return "no tag in the MSD-overlap set; nothing to predict"
+    if sizes["n_train"] == 0:
+        return "the train split holds no labelled video"
+    if sizes["n_test"] == 0:
+        return "the test split holds no labelled video"
+    return ""
+
+
+def _fit(
+    x: dict[str, torch.Tensor],
+    t: dict[str, torch.Tensor],
+    task: str,
+    n_out: int,
+    settings: dict[str, Any],
+    seed: int,
+    device: torch.device,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Adam on minibatches of the train split; keep the weights of the best validation loss."""
+    loss_fn = nn.CrossEntropyLoss() if task == "genre" else nn.BCEWithLogitsLoss()
+    # Seeds stay local: the global RNG is restored on exit, so probes do not disturb each other.
+    with fork_rng(device):
+        torch.manual_seed(seed)
+        order_rng = torch.Generator().manual_seed(seed)
+        model = ProbeMLP(x["train"].shape[1], settings["hidden"], n_out, settings["dropout"]).to(device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=settings["lr"])
+        stopping, epoch = EarlyStopping(settings["patience"]), 0
+        for epoch in range(1, settings["max_epochs"] + 1):
+            model.train()
+            for batch in torch.randperm(len(x["train"]), generator=order_rng).split(settings["batch_size"]):
+                batch = batch.to(device)
+                loss = loss_fn(model(x["train"][batch]), t["train"][batch])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            if len(x["val"]) == 0:
+                continue
+            model.eval()
+            with torch.no_grad():
+                val_loss = float(loss_fn(model(x["val"]), t["val"]))
+            if stopping.step(epoch, val_loss, model):
+                break
+    if stopping.best_state is not None:
+        model.load_state_dict(stopping.best_state)
+    model.eval()
+    best_loss = stopping.best_loss if stopping.best_state is not None else math.nan
+    return model, {"epochs": epoch, "best_epoch": stopping.best_epoch or epoch, "best_val_loss": best_loss}
+
+
+def _predict(model: nn.Module, x: torch.Tensor, task: str, chunk: int = 8192) -> np.ndarray:
+    """Class probabilities (genre, softmax) or tag scores (tagging, sigmoid) as float64 numpy."""
+    with torch.no_grad():
+        logits = torch.cat([model(part) for part in x.split(chunk)]) if len(x) else model(x)
+    scores = logits.softmax(dim=1) if task == "genre" else logits.sigmoid()
+    return scores.double().cpu().numpy()
+
+

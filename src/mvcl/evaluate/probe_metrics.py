@@ -1,0 +1,136 @@
+"""Scores of a probe on the test split: ROC-AUC (macro; one-vs-rest for genre), F1 (macro; genre by argmax,
+tagging at per-tag thresholds chosen on validation) and, for tagging, PR-AUC (macro average precision).
+
+A label absent from the test split is left out of the macro averages and listed under `excluded`; an
+undefined metric is NaN with its reason in `nan_reasons`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import average_precision_score, f1_score, precision_recall_curve, roc_auc_score
+
+from mvcl.evaluate.probe_data import note
+
+METRICS = {"genre": ("roc_auc", "f1", "accuracy"), "tagging": ("roc_auc", "f1", "pr_auc")}
+
+
+_THRESHOLD_FALLBACK = 0.5
+
+
+def genre_metrics(y_true: np.ndarray, proba: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
+    """ROC-AUC (macro one-vs-rest), F1 (macro, argmax) and accuracy on test predictions.
+
+    `y_true` holds class indices into `class_names` (the columns of `proba`). Classes absent from `y_true` are
+    left out of both macro averages and listed under `excluded`.
+    """
+    y_true = np.asarray(y_true)
+    proba = np.asarray(proba, dtype=np.float64)
+    notes: list[str] = []
+    result = empty_metrics("genre")
+    if len(y_true) == 0:
+        return undefined(result, "the test split holds no labelled video", ("roc_auc", "f1", "accuracy"))
+    predicted = proba.argmax(axis=1)
+    result["accuracy"] = float((predicted == y_true).mean())
+    present = np.unique(y_true)
+    for c in sorted(set(range(len(class_names))) - set(present.tolist())):
+        result["excluded"][class_names[c]] = "absent from the test split"
+        note(
+            notes,
+            f"genre class {class_names[c]!r} is absent from the test split; left out of the macro averages",
+        )
+    f1 = f1_score(y_true, predicted, labels=present, average=None, zero_division=0.0)
+    for c, value in zip(present, f1, strict=True):
+        result["per_label"][class_names[c]] = {"f1": float(value), "n_test": int((y_true == c).sum())}
+    result["f1"] = float(np.mean(f1))
+    if len(present) < 2:
+        reason = (
+            f"the test split holds a single class ({class_names[present[0]]!r}); one-vs-rest AUC is undefined"
+        )
+        note(notes, reason)
+        result["nan_reasons"]["roc_auc"] = reason
+    else:
+        auc = [roc_auc_score(y_true == c, proba[:, c]) for c in present]
+        for c, value in zip(present, auc, strict=True):
+            result["per_label"][class_names[c]]["roc_auc"] = float(value)
+        result["roc_auc"] = float(np.mean(auc))
+    result["warnings"] = notes
+    return result
+
+
+def f1_thresholds(
+    y_val: np.ndarray, scores_val: np.ndarray, tag_names: Sequence[str]
+) -> tuple[np.ndarray, list[str]]:
+    """Per-tag score thresholds that maximise F1 on the validation split (predict positive when score >= t).
+
+    A tag without a positive validation video keeps 0.5, with a warning. Returns thresholds and warnings.
+    """
+    notes: list[str] = []
+    thresholds = np.full(len(tag_names), _THRESHOLD_FALLBACK)
+    for j, tag in enumerate(tag_names):
+        if not y_val[:, j].any():
+            note(
+                notes,
+                f"tag {tag!r} has no positive video in the validation split; its F1 threshold stays 0.5",
+            )
+            continue
+        precision, recall, candidates = precision_recall_curve(y_val[:, j], scores_val[:, j])
+        # The last (precision 1, recall 0) point has no threshold.
+        precision, recall = precision[:-1], recall[:-1]
+        denominator = np.where(precision + recall > 0, precision + recall, 1.0)
+        thresholds[j] = candidates[np.argmax(2 * precision * recall / denominator)]
+    return thresholds, notes
+
+
+def tagging_metrics(
+    y_true: np.ndarray, scores: np.ndarray, thresholds: np.ndarray, tag_names: Sequence[str]
+) -> dict[str, Any]:
+    """ROC-AUC, F1 (at `thresholds`) and PR-AUC (average precision), each a macro average over the tags that
+    have both positive and negative test videos; other tags are listed under `excluded`."""
+    y_true = np.asarray(y_true)
+    scores = np.asarray(scores, dtype=np.float64)
+    notes: list[str] = []
+    result = empty_metrics("tagging")
+    if len(y_true) == 0:
+        return undefined(result, "the test split holds no tagged video", ("roc_auc", "f1", "pr_auc"))
+    for j, tag in enumerate(tag_names):
+        positives = int(y_true[:, j].sum())
+        if positives in (0, len(y_true)):
+            reason = (
+                "no positive video in the test split" if positives == 0 else "every test video carries it"
+            )
+            result["excluded"][tag] = reason
+            note(notes, f"tag {tag!r}: {reason}; left out of the macro averages")
+            continue
+        result["per_label"][tag] = {
+            "roc_auc": float(roc_auc_score(y_true[:, j], scores[:, j])),
+            "pr_auc": float(average_precision_score(y_true[:, j], scores[:, j])),
+            "f1": float(f1_score(y_true[:, j], scores[:, j] >= thresholds[j], zero_division=0.0)),
+            "threshold": float(thresholds[j]),
+            "n_test_positive": positives,
+        }
+    if not result["per_label"]:
+        reason = "no tag has both positive and negative videos in the test split"
+        note(notes, reason)
+        result["warnings"] = notes
+        return undefined(result, reason, ("roc_auc", "f1", "pr_auc"))
+    for metric in ("roc_auc", "f1", "pr_auc"):
+        result[metric] = float(np.mean([values[metric] for values in result["per_label"].values()]))
+    result["warnings"] = notes
+    return result
+
+
+def empty_metrics(task: str) -> dict[str, Any]:
+    metrics = dict.fromkeys(METRICS[task], math.nan)
+    return {**metrics, "per_label": {}, "excluded": {}, "nan_reasons": {}, "warnings": []}
+
+
+def undefined(result: dict[str, Any], reason: str, metrics: Sequence[str]) -> dict[str, Any]:
+    for metric in metrics:
+        result[metric] = math.nan
+        result["nan_reasons"][metric] = reason
+    return result
