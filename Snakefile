@@ -1,19 +1,11 @@
 # mvcl: contrastive audio-video representations of music videos (Veldkamp et al. 2023, and beyond).
 # This file is the table of contents: configuration, validation, the stages, and the final targets.
-import copy
-
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
 
 configfile: "config.yaml"
-
-
-# Named configurations (and ablation entries) are overrides of the base settings: keep them as written, since validation fills
-# schema defaults into them too (which would silently undo a base setting in every configuration).
-CONFIGURATION_OVERRIDES = copy.deepcopy(config.get("configurations", {"base": {}}))
-ABLATION_OVERRIDES = copy.deepcopy(config.get("ablation", {}).get("entries", {}))
 
 
 validate(config, "schemas/config.schema.yaml")
@@ -34,6 +26,4 @@ include: "rules/ablation.smk"
 rule all:
     default_target: True
     input:
-        final_targets(),
-        FIGURE_TARGETS,
-        ABLATION_TARGETS,
+        PLAN.final_targets(),

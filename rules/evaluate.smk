@@ -29,7 +29,7 @@ rule loss_floor:
     conda:
         "../envs/mvcl.yaml"
     params:
-        settings=lambda wildcards: resolved(wildcards.configuration),
+        settings=resolved,
         segments_per_video=config["segments"]["count"],
     script:
         "../workflow_scripts/loss_floor.py"
@@ -39,7 +39,7 @@ rule table1:
     input:
         metrics=expand(
             res("metrics", "{configuration}", "retrieval.json"),
-            configuration=CONFIGURATIONS,
+            configuration=PLAN.configurations,
         ),
         provenance=res("provenance.json"),
     output:
@@ -52,7 +52,7 @@ rule table1:
     conda:
         "../envs/mvcl.yaml"
     params:
-        configurations=CONFIGURATIONS,
+        configurations=PLAN.configurations,
         study_configurations=STUDY_CONFIGURATIONS,
     script:
         "../workflow_scripts/table1.py"
@@ -61,7 +61,8 @@ rule table1:
 rule figure_training:
     input:
         histories=expand(
-            model_path("{configuration}", "history.csv"), configuration=CONFIGURATIONS
+            model_path("{configuration}", "history.csv"),
+            configuration=PLAN.configurations,
         ),
     output:
         figure=report(
@@ -74,6 +75,6 @@ rule figure_training:
     conda:
         "../envs/mvcl.yaml"
     params:
-        configurations=CONFIGURATIONS,
+        configurations=PLAN.configurations,
     script:
         "../workflow_scripts/figure_training.py"

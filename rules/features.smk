@@ -12,8 +12,8 @@ rule audio_features:
         "../envs/mvcl.yaml"
     threads: config["features"]["threads"]
     resources:
-        mem_mb=4000,
-        runtime=120,
+        mem_mb=memory(4000),
+        runtime=runtime(120),
         gpu=gpu_resource(),
     params:
         shard=lambda wildcards: int(wildcards.shard),
@@ -36,8 +36,8 @@ rule video_features:
         "../envs/mvcl.yaml"
     threads: config["features"]["threads"]
     resources:
-        mem_mb=6000,
-        runtime=240,
+        mem_mb=memory(6000),
+        runtime=runtime(240),
         gpu=gpu_resource(),
     params:
         shard=lambda wildcards: int(wildcards.shard),

@@ -1,37 +1,9 @@
 # Qualitative analysis (the study's nearest neighbours), embedding diagnostics, and the
-# coupling-sweep figure (its own target, not in `rule all`).
-
-NEIGHBOUR_MODES = ["agg", "audio", "video"]
-NEIGHBOUR_LEVELS = ["videos", "segments"]
-# demo.av_coupling values of the coupling sweep, one small demo run each under results/sweep/coupling_{c}/.
-COUPLING_SWEEP = config["sweep"]["couplings"]
-
+# coupling-sweep figure (`outputs.coupling_sweep`; off by default: it runs the pipeline per coupling).
 
 QUALITATIVE_EMBEDDINGS = model_path(
     config["qualitative"]["configuration"], "embeddings.npz"
 )
-NEIGHBOUR_TABLES = expand(
-    res("qualitative", "neighbours_{level}_{mode}.csv"),
-    level=NEIGHBOUR_LEVELS,
-    mode=NEIGHBOUR_MODES,
-)
-# What `rule all` asks of this stage (the coupling sweep is left out: it runs the pipeline per coupling).
-FIGURE_TARGETS = [
-    *expand(
-        res("figures", "neighbours_{level}_{mode}.png"),
-        level=NEIGHBOUR_LEVELS,
-        mode=NEIGHBOUR_MODES,
-    ),
-    *NEIGHBOUR_TABLES,
-    res("neighbours.html"),
-    res("diagnostics.csv"),
-    res("figures", "diagnostics.png"),
-    res("figures", "similarities.png"),
-    *expand(
-        res("figures", "embedding_map_{configuration}.png"),
-        configuration=CONFIGURATIONS,
-    ),
-]
 
 
 rule figure_neighbours_videos:
@@ -67,7 +39,7 @@ rule figure_neighbours_videos:
         configuration=config["qualitative"]["configuration"],
         seed=config["seed"],
     script:
-        "../workflow_scripts/figure_neighbours_sheet.py"
+        "../workflow_scripts/figure_neighbours.py"
 
 
 rule figure_neighbours_segments:
@@ -103,12 +75,12 @@ rule figure_neighbours_segments:
         configuration=config["qualitative"]["configuration"],
         seed=config["seed"],
     script:
-        "../workflow_scripts/figure_neighbours_sheet.py"
+        "../workflow_scripts/figure_neighbours.py"
 
 
 rule neighbours_html:
     input:
-        tables=NEIGHBOUR_TABLES,
+        tables=PLAN.neighbour_tables(),
     output:
         page=res("neighbours.html"),
     log:
@@ -130,11 +102,11 @@ rule diagnostics:
     log:
         log_path("diagnostics", "{configuration}"),
     wildcard_constraints:
-        configuration="|".join(CONFIGURATIONS),
+        configuration="|".join(PLAN.configurations),
     conda:
         "../envs/mvcl.yaml"
     resources:
-        mem_mb=4000,
+        mem_mb=memory(4000),
     params:
         seed=config["seed"],
     script:
@@ -143,12 +115,7 @@ rule diagnostics:
 
 rule gather_diagnostics:
     input:
-        # A function, so that DIAGNOSTICS_PARTS may still grow in a .smk included after this one.
-        parts=lambda wildcards: expand(
-            res("metrics", "{configuration}", "{part}"),
-            configuration=CONFIGURATIONS,
-            part=DIAGNOSTICS_PARTS,
-        ),
+        parts=PLAN.diagnostics_inputs(),
     output:
         table=report(
             res("diagnostics.csv"),
@@ -161,9 +128,9 @@ rule gather_diagnostics:
     conda:
         "../envs/mvcl.yaml"
     params:
-        configurations=CONFIGURATIONS,
+        configurations=PLAN.configurations,
     script:
-        "../workflow_scripts/diagnostics_gather.py"
+        "../workflow_scripts/gather_diagnostics.py"
 
 
 rule figure_diagnostics:
@@ -181,7 +148,7 @@ rule figure_diagnostics:
     conda:
         "../envs/mvcl.yaml"
     script:
-        "../workflow_scripts/diagnostics_figure.py"
+        "../workflow_scripts/figure_diagnostics.py"
 
 
 rule figure_similarities:
@@ -189,7 +156,7 @@ rule figure_similarities:
         segments=res("data", "segments.parquet"),
         embeddings=expand(
             model_path("{configuration}", "embeddings.npz"),
-            configuration=CONFIGURATIONS,
+            configuration=PLAN.configurations,
         ),
     output:
         figure=report(
@@ -203,12 +170,12 @@ rule figure_similarities:
     conda:
         "../envs/mvcl.yaml"
     resources:
-        mem_mb=4000,
+        mem_mb=memory(4000),
     params:
-        configurations=CONFIGURATIONS,
+        configurations=PLAN.configurations,
         seed=config["seed"],
     script:
-        "../workflow_scripts/diagnostics_similarities.py"
+        "../workflow_scripts/figure_similarities.py"
 
 
 rule figure_embedding_map:
@@ -226,11 +193,11 @@ rule figure_embedding_map:
     log:
         log_path("figure_embedding_map", "{configuration}"),
     wildcard_constraints:
-        configuration="|".join(CONFIGURATIONS),
+        configuration="|".join(PLAN.configurations),
     conda:
         "../envs/mvcl.yaml"
     resources:
-        mem_mb=4000,
+        mem_mb=memory(4000),
     params:
         # t-SNE of at most this many test segments (x 2 modalities) stays within minutes on one core.
         max_segments=2000,
@@ -243,7 +210,7 @@ rule figure_coupling:
     input:
         retrieval=expand(
             res("sweep", "coupling_{coupling}", "retrieval.json"),
-            coupling=COUPLING_SWEEP,
+            coupling=config["sweep"]["couplings"],
         ),
     output:
         figure=report(
@@ -263,7 +230,7 @@ rule figure_coupling:
     conda:
         "../envs/mvcl.yaml"
     params:
-        couplings=COUPLING_SWEEP,
+        couplings=config["sweep"]["couplings"],
         demo_coupling=config["demo"]["av_coupling"],
     script:
         "../workflow_scripts/figure_coupling.py"

@@ -9,14 +9,14 @@ rule probe:
     log:
         log_path("probe", "{task}_{representation}"),
     wildcard_constraints:
-        task="|".join(PROBE_TASKS),
+        task="|".join(PLAN.probe_tasks),
         representation="|".join(PROBE_REPRESENTATIONS),
     conda:
         "../envs/mvcl.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=memory(4000),
+        runtime=runtime(60),
     params:
         probe=config["probe"],
         seed=config["seed"],
@@ -35,15 +35,15 @@ rule probe_configuration:
     log:
         log_path("probe", "{task}_{representation}@{configuration}"),
     wildcard_constraints:
-        task="|".join(PROBE_TASKS),
+        task="|".join(PLAN.probe_tasks),
         representation="|".join(CL_REPRESENTATIONS),
-        configuration="[A-Za-z0-9][A-Za-z0-9_-]*",
+        configuration=NAME_PATTERN,
     conda:
         "../envs/mvcl.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=memory(4000),
+        runtime=runtime(60),
     params:
         probe=probe_settings,
         seed=config["seed"],
@@ -54,7 +54,7 @@ rule probe_configuration:
 
 rule table2:
     input:
-        results=probe_results(),
+        results=PLAN.table2_inputs(),
         provenance=res("provenance.json"),
     output:
         table=report(

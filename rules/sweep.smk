@@ -11,10 +11,10 @@ rule sweep_run:
         "../envs/mvcl.yaml"
     threads: 8
     resources:
-        mem_mb=8000,
-        runtime=600,
+        mem_mb=memory(8000),
+        runtime=runtime(600),
     params:
-        config=lambda wildcards: sweep_config(float(wildcards.coupling)),
+        config=lambda wildcards: PLAN.sweep_config(float(wildcards.coupling)),
         configuration=config["sweep"]["configuration"],
         workdir=lambda wildcards: res("sweep", f"coupling_{wildcards.coupling}", "run"),
         snakefile=workflow.main_snakefile,

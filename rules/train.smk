@@ -14,11 +14,11 @@ rule autoencoder:
         "../envs/mvcl.yaml"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=240,
+        mem_mb=memory(8000),
+        runtime=runtime(240),
         gpu=gpu_resource(),
     params:
-        settings=lambda wildcards: resolved(wildcards.configuration),
+        settings=resolved,
         seed=config["seed"],
         device=config["device"],
     script:
@@ -38,11 +38,11 @@ rule train:
         "../envs/mvcl.yaml"
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=480,
+        mem_mb=memory(8000),
+        runtime=runtime(480),
         gpu=gpu_resource(),
     params:
-        settings=lambda wildcards: resolved(wildcards.configuration),
+        settings=resolved,
         seed=config["seed"],
         device=config["device"],
     script:

@@ -5,25 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.helpers import write_config
+from tests.helpers import load_test_config, write_config
 
 # Tiny settings for workflow tests: 3 segments of 3 s in 10 s videos, small frames, a small video clip.
-TINY = {
-    "demo": {
-        "videos": 8,
-        "duration_s": 10.5,
-        "fps": 8,
-        "size": [64, 48],
-        "genres": 2,
-        "tags": 4,
-        "msd_fraction": 0.75,
-    },
-    "segments": {"count": 3, "seconds": 3, "clip_seconds": 3, "frames": 8, "size": [64, 48]},
-    "features": {"shard_videos": 4, "threads": 1},
-    "video_encoder": {"weights": "none", "clip_frames": 4, "crop": 32, "train_views": 2, "batch_size": 8},
-    "audio_encoder": {"batch_size": 16},
-    "device": "cpu",
-}
+TINY = load_test_config("tiny")
 
 
 @pytest.fixture(autouse=True)

@@ -20,6 +20,11 @@ def deep_update(base: dict, changes: dict) -> dict:
     return base
 
 
+def load_test_config(name: str) -> dict:
+    """The changes of a runnable test configuration, .test/config_<name>.yaml (used over config.yaml)."""
+    return yaml.safe_load((REPO / ".test" / f"config_{name}.yaml").read_text())
+
+
 def write_config(workdir: Path, changes: dict) -> Path:
     """The repository's config.yaml with `changes` applied, written as workdir/config.yaml."""
     config = yaml.safe_load((REPO / "config.yaml").read_text())

@@ -14,13 +14,8 @@ import torch
 import yaml
 
 from mvcl.configuration import resolve_configuration
-from mvcl.evaluate.ablation import (
-    ablation_overrides,
-    ablation_table,
-    batch_bounds,
-    describe_override,
-    loss_floor_record,
-)
+from mvcl.evaluate.ablation import ablation_table, batch_bounds, loss_floor_record
+from mvcl.plan import ablation_overrides, describe_override
 from mvcl.report.figures.ablation import plot_ablation
 from mvcl.report.figures.probes import plot_probes
 from mvcl.report.tables import representation_name, table2, table2_markdown

@@ -12,8 +12,7 @@ import json
 import pytest
 import yaml
 
-from tests.conftest import TINY
-from tests.helpers import deep_update, run_snakemake, write_config
+from tests.helpers import deep_update, load_test_config, run_snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -21,15 +20,7 @@ CONFIGURATIONS = ("base", "clip_style")
 
 
 def median_ranks(workdir, coupling):
-    changes = deep_update(
-        {
-            "demo": {"videos": 48, "av_coupling": coupling},
-            "dataset": {"split": {"train": 0.6, "val": 0.1, "test": 0.3}},
-            "video_encoder": {"train_views": 1},
-        },
-        {key: value for key, value in TINY.items() if key not in ("demo",)},
-    )
-    changes["demo"] = {**TINY["demo"], "videos": 48, "av_coupling": coupling}
+    changes = deep_update(load_test_config("learning"), {"demo": {"av_coupling": coupling}})
     config_path = write_config(workdir, changes)
     config = yaml.safe_load(config_path.read_text())
     config["configurations"] = {name: config["configurations"][name] for name in CONFIGURATIONS}

@@ -7,10 +7,10 @@ is the one source of defaults, so the library works on a partial config (tests, 
 that Snakemake validated. It is found at `$MVCL_SCHEMA` when set, else by walking up from this file to a
 `schemas/config.schema.yaml` (a source checkout or an editable install).
 
-Pass the overrides as the user wrote them. `snakemake.utils.validate` also writes the schema's defaults into
-every override that references `$defs/model|loss|training`, so after validation an override such as
-`emb512: {model: {embedding_dim: 512}}` carries `hidden_dim: 512` too, and would silently undo a base
-`hidden_dim` the user changed; the schema's override entries must therefore carry no defaults.
+Overrides are validated here, against `$defs/model|loss|training` without their defaults: the schema's
+`configurations` entries are plain objects, so `snakemake.utils.validate` (which writes defaults into what it
+validates) leaves them as the user wrote them, and `emb512: {model: {embedding_dim: 512}}` never carries a
+`hidden_dim` that would silently undo a base `hidden_dim` the user changed.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import yaml
 
 SECTIONS = ("model", "loss", "training")
@@ -68,6 +69,15 @@ def _check_keys(values: dict, properties: dict, where: str) -> None:
             _check_keys(value, properties[key]["properties"], f"{where}.{key}")
 
 
+def _check_values(values: dict, schema: dict, section: str, where: str) -> None:
+    """Raise on a value of the wrong type or range, naming its key (the schema's checks, without defaults)."""
+    definition = {"$defs": schema["$defs"], "$ref": f"#/$defs/{section}"}
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(definition).iter_errors(values))
+    if error is not None:
+        key = ".".join(map(str, [where, *error.absolute_path]))
+        raise ValueError(f"{key}: {error.message}")
+
+
 def deep_merge(base: dict, override: dict) -> dict:
     """A new dict: `override` over `base`, merging nested dicts key by key (neither input is changed)."""
     out = copy.deepcopy(base)
@@ -101,5 +111,6 @@ def resolve_configuration(config: dict, name: str, schema: dict | None = None) -
         base = config.get(section) or {}
         _check_keys(base, properties, section)
         _check_keys(override.get(section) or {}, properties, f"configurations.{name}.{section}")
+        _check_values(override.get(section) or {}, schema, section, f"configurations.{name}.{section}")
         resolved[section] = deep_merge(deep_merge(_defaults(properties), base), override.get(section) or {})
     return resolved

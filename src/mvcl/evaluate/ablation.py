@@ -2,7 +2,7 @@
 
 Ablation. The study's configuration (`base`: sigmoid heads, τ = 1, positive excluded, one segment per video
 and epoch, BatchNorm in the head) is changed ONE factor at a time. Each of config.yaml's `ablation.entries`
-is an override of `base` in the same form as a configuration; `ablation_overrides` merges it onto base's own
+is an override of `base` in the same form as a configuration; `mvcl.plan.ablation_overrides` merges it onto base's own
 override, so the rules train, rank and probe an entry exactly as a configuration (results/models/{name}/...),
 and `ablation_table` gathers one row per entry beside the `base` row it departs from.
 
@@ -20,52 +20,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from mvcl.configuration import deep_merge
 from mvcl.learn.loss import chance_loss, loss_floor
-
-REFERENCE = "base"
-
-
-def ablation_overrides(
-    configurations: dict[str, dict], entries: dict[str, dict], reference: str = REFERENCE
-) -> dict[str, dict]:
-    """{entry: reference's override with the entry's changes on top}, for `resolve_configuration`.
-
-    Pass both mappings as the user wrote them (before schema validation fills defaults into them). Raises
-    ValueError when an entry is named like a configuration (they share results/models/{name}/) or when the
-    reference configuration is missing.
-    """
-    if not entries:
-        return {}
-    clashes = sorted(set(entries) & set(configurations))
-    if clashes:
-        raise ValueError(
-            f"ablation.entries: {', '.join(clashes)} also named in configurations; rename the entry "
-            "(both would write results/models/<name>/)"
-        )
-    if reference not in configurations:
-        raise ValueError(
-            f"ablation.entries: every entry is a change of configuration '{reference}', which is not a key "
-            f"of configurations ({', '.join(configurations)}); add it or empty ablation.entries"
-        )
-    base = configurations[reference] or {}
-    return {name: deep_merge(base, override or {}) for name, override in entries.items()}
-
-
-def describe_override(override: dict | None, prefix: str = "") -> str:
-    """An override as one line of its leaves, e.g. 'model.output_activation=none, loss.temperature=0.07'."""
-    parts = []
-    for key, value in (override or {}).items():
-        if isinstance(value, dict):
-            nested = describe_override(value, f"{prefix}{key}.")
-            parts += [nested] if nested else []
-        else:
-            parts.append(f"{prefix}{key}={_plain(value)}")
-    return ", ".join(parts)
-
-
-def _plain(value: object) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def batch_bounds(settings: dict, segments_per_video: int) -> tuple[int, float, float]:

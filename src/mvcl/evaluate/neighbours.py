@@ -23,9 +23,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-MODES = ("agg", "audio", "video")
+from mvcl.plan import NEIGHBOUR_LEVELS, NEIGHBOUR_MODES
+
+MODES = NEIGHBOUR_MODES
 MODE_NAMES = {"agg": "aggregated audio+video", "audio": "audio", "video": "video"}
-LEVELS = ("videos", "segments")
+LEVELS = NEIGHBOUR_LEVELS
 
 # Columns of a neighbour table (CSV) in order.
 TABLE_COLUMNS = [

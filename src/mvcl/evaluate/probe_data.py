@@ -15,8 +15,9 @@ import pandas as pd
 import scipy.sparse
 
 from mvcl.data.tags import tag_matrix
+from mvcl.plan import PROBE_TASKS
 
-TASKS = ("genre", "tagging")
+TASKS = PROBE_TASKS
 
 
 SPLITS = ("train", "val", "test")

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pandas as pd
 
+from mvcl.plan import parse_probe_key
 from mvcl.provenance import footnote
 
 # Display names of Table 2's representations (file names use the short keys).
@@ -21,18 +22,9 @@ REPRESENTATION_NAMES = {
 TASK_NAMES = {"tagging": "Music tagging (MSD overlap)", "genre": "Genre classification"}
 
 
-def split_representation(key: str) -> tuple[str, str]:
-    """A Table 2 row key as (representation, configuration): 'cl_agg@clip_style' -> ('cl_agg', 'clip_style').
-
-    Keys without '@' are the study's rows (frozen features, and the CL rows of `probe.configuration`): ''.
-    """
-    representation, _, configuration = key.partition("@")
-    return representation, configuration
-
-
 def representation_name(key: str) -> str:
     """Display name of a row key: 'CL aggregated', or 'CL aggregated (clip_style)' beyond the study's rows."""
-    representation, configuration = split_representation(key)
+    representation, configuration = parse_probe_key(key)
     name = REPRESENTATION_NAMES.get(representation, representation)
     return f"{name} ({configuration})" if configuration else name
 
@@ -49,7 +41,7 @@ def table2(results: dict[tuple[str, str], dict]) -> pd.DataFrame:
         rows.append(
             {
                 "representation": representation,
-                "configuration": split_representation(representation)[1],
+                "configuration": parse_probe_key(representation)[1],
                 "task": task,
                 "auc": mean.get("roc_auc", math.nan),
                 "auc_std": std.get("roc_auc", math.nan),
@@ -66,7 +58,7 @@ def table2(results: dict[tuple[str, str], dict]) -> pd.DataFrame:
     configurations = list(dict.fromkeys(["", *table["configuration"]]))  # the study's rows first
     order = {name: i for i, name in enumerate(REPRESENTATION_NAMES)}
     rank = {
-        key: (configurations.index(split_representation(key)[1]), order.get(split_representation(key)[0], 99))
+        key: (configurations.index(parse_probe_key(key)[1]), order.get(parse_probe_key(key)[0], 99))
         for key in table["representation"]
     }
     return table.sort_values(

@@ -1,0 +1,261 @@
+"""The workflow's vocabulary in one torch-free place: what runs, under which names, and where it writes.
+
+rules/*.smk build every input and output path, every wildcard constraint and `rule all` from a `Plan`;
+the library and the scripts name tasks, representations and modes from the constants here. Reading the
+Snakefile imports this module (and the torch-free `configuration`), never torch.
+
+Path grammar: a probe result is `results/probes/{task}/{representation}.json` for the study's rows (the frozen
+features, and the CL rows of `probe.configuration`) and `results/probes/{task}/{representation}@{name}.json`
+for the CL rows of any other configuration or ablation entry; `probe_key` and `parse_probe_key` are the two
+directions of that grammar.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from mvcl.configuration import deep_merge, load_schema, resolve_configuration
+
+RESULTS = "results"
+# The six configurations of the study's Table 1, listed first and marked in Table 1 when present.
+STUDY_CONFIGURATIONS = ("base", "emb512", "deep4", "single_head", "tau03", "ae_init")
+ENCODERS = ("musicnn", "r2plus1d")
+PROBE_TASKS = ("genre", "tagging")
+# Table 2's rows: frozen features, both concatenated, and the contrastive embeddings (audio, video, mean).
+PROBE_REPRESENTATIONS = ("musicnn", "r2plus1d", "both", "cl_a", "cl_v", "cl_agg")
+CL_REPRESENTATIONS = ("cl_a", "cl_v", "cl_agg")
+# Table 2 adds these CL rows of each configuration beyond the study's six (add cl_a, cl_v for more rows).
+TABLE2_EXTRA_REPRESENTATIONS = ("cl_agg",)
+NEIGHBOUR_MODES = ("agg", "audio", "video")
+NEIGHBOUR_LEVELS = ("videos", "segments")
+# Per-configuration records under results/metrics/{configuration}/ that gather_diagnostics merges.
+DIAGNOSTICS_PARTS = ("diagnostics.json", "loss_floor.json")
+# Every ablation entry is a change of this configuration.
+ABLATION_REFERENCE = "base"
+NAME_PATTERN = "[A-Za-z0-9][A-Za-z0-9_-]*"
+
+
+def res(*parts: object) -> str:
+    """A path under the results folder; every output path of the workflow is built here."""
+    return "/".join([RESULTS, *map(str, parts)])
+
+
+def log_path(rule_name: str, *parts: object) -> str:
+    return res("logs", rule_name, *parts) + ".log"
+
+
+def model_path(configuration: str, name: str) -> str:
+    return res("models", configuration, name)
+
+
+def probe_key(representation: str, configuration: str = "") -> str:
+    """'cl_agg' for a study row, 'cl_agg@clip_style' for configuration clip_style's row."""
+    return f"{representation}@{configuration}" if configuration else representation
+
+
+def parse_probe_key(key: str) -> tuple[str, str]:
+    """(representation, configuration) of a Table 2 row key; '' is the study's rows (no '@')."""
+    representation, _, configuration = key.partition("@")
+    return representation, configuration
+
+
+def describe_override(override: dict | None, prefix: str = "") -> str:
+    """An override as one line of its leaves, e.g. 'model.output_activation=none, loss.temperature=0.07'."""
+    parts = []
+    for key, value in (override or {}).items():
+        if isinstance(value, dict):
+            nested = describe_override(value, f"{prefix}{key}.")
+            parts += [nested] if nested else []
+        else:
+            parts.append(f"{prefix}{key}={str(value).lower() if isinstance(value, bool) else value}")
+    return ", ".join(parts)
+
+
+def ablation_overrides(
+    configurations: dict[str, dict], entries: dict[str, dict], reference: str = ABLATION_REFERENCE
+) -> dict[str, dict]:
+    """{entry: reference's override with the entry's changes on top}, for `resolve_configuration`.
+
+    Raises ValueError when an entry is named like a configuration (they share results/models/{name}/) or
+    when the reference configuration is missing.
+    """
+    if not entries:
+        return {}
+    clashes = sorted(set(entries) & set(configurations))
+    if clashes:
+        raise ValueError(
+            f"ablation.entries: {', '.join(clashes)} also named in configurations; rename the entry "
+            "(both would write results/models/<name>/)"
+        )
+    if reference not in configurations:
+        raise ValueError(
+            f"ablation.entries: every entry is a change of configuration '{reference}', which is not a key "
+            f"of configurations ({', '.join(configurations)}); add it or empty ablation.entries"
+        )
+    base = configurations[reference] or {}
+    return {name: deep_merge(base, override or {}) for name, override in entries.items()}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything the rules derive from one (validated) config: names, resolved settings, targets."""
+
+    config: dict
+    schema: dict = field(default_factory=load_schema, repr=False)
+
+    # --- configurations ---------------------------------------------------------------------------------
+
+    @property
+    def configurations(self) -> list[str]:
+        """Table 1's rows, in config order."""
+        return list(self.config["configurations"])
+
+    @cached_property
+    def ablation(self) -> dict[str, dict]:
+        """Ablation entry -> its full override (the reference's override with the entry's change)."""
+        entries = (self.config.get("ablation") or {}).get("entries") or {}
+        return ablation_overrides(self.config["configurations"], entries)
+
+    @property
+    def trained(self) -> list[str]:
+        """Every name with a results/models/{name}/: configurations, then ablation entries."""
+        return [*self.configurations, *self.ablation]
+
+    def resolved(self, name: str) -> dict:
+        """Model/loss/training settings of a configuration or ablation entry (schema < base < override)."""
+        overrides = {**self.config["configurations"], **self.ablation}
+        return resolve_configuration({**self.config, "configurations": overrides}, name, self.schema)
+
+    # --- probes and Table 2 -----------------------------------------------------------------------------
+
+    @property
+    def probe_tasks(self) -> list[str]:
+        """Tagging needs MSD tags (dataset.msd_tags); without them Table 2 has the genre task only."""
+        return list(PROBE_TASKS) if self.config["dataset"].get("msd_tags") else ["genre"]
+
+    def probe_path(self, task: str, representation: str, configuration: str) -> str:
+        """A CL representation's probe result: Table 2's own file for probe.configuration, else `cl_x@name`."""
+        own = configuration == self.config["probe"]["configuration"]
+        return res("probes", task, probe_key(representation, "" if own else configuration) + ".json")
+
+    @property
+    def table2_configurations(self) -> list[str]:
+        """Configurations beyond the study's six (other than probe.configuration) whose CL rows Table 2 adds."""
+        return [
+            name
+            for name in self.configurations
+            if name not in STUDY_CONFIGURATIONS and name != self.config["probe"]["configuration"]
+        ]
+
+    def table2_inputs(self) -> list[str]:
+        """Table 2's cells: the study's six rows, then CL rows of each configuration beyond the study's six."""
+        study = [
+            res("probes", task, f"{representation}.json")
+            for task in self.probe_tasks
+            for representation in PROBE_REPRESENTATIONS
+        ]
+        extra = [
+            self.probe_path(task, representation, configuration)
+            for configuration in self.table2_configurations
+            for task in self.probe_tasks
+            for representation in TABLE2_EXTRA_REPRESENTATIONS
+        ]
+        return study + extra
+
+    def probe_settings(self, configuration: str | None) -> dict:
+        """The `probe` section; the probes of an ablation entry run `ablation.probe_repeats` seeds."""
+        if configuration in self.ablation:
+            return {**self.config["probe"], "repeats": self.config["ablation"]["probe_repeats"]}
+        return self.config["probe"]
+
+    # --- ablation ---------------------------------------------------------------------------------------
+
+    @property
+    def ablation_rows(self) -> list[str]:
+        """Rows of results/ablation.csv: the reference configuration, then every entry in config order."""
+        return [ABLATION_REFERENCE, *self.ablation] if self.ablation else []
+
+    @property
+    def ablation_changes(self) -> dict[str, str]:
+        entries = self.config["ablation"]["entries"]
+        return {
+            ABLATION_REFERENCE: "the study's choices",
+            **{name: describe_override(entries[name]) for name in self.ablation},
+        }
+
+    def ablation_probes(self) -> list[str]:
+        """Name-major, task-minor: the order workflow_scripts/ablation_table.py reads them in."""
+        return [
+            self.probe_path(task, "cl_agg", name) for name in self.ablation_rows for task in self.probe_tasks
+        ]
+
+    # --- qualitative figures, diagnostics, sweep ----------------------------------------------------------
+
+    def neighbour_tables(self) -> list[str]:
+        return [
+            res("qualitative", f"neighbours_{level}_{mode}.csv")
+            for level in NEIGHBOUR_LEVELS
+            for mode in NEIGHBOUR_MODES
+        ]
+
+    def diagnostics_inputs(self) -> list[str]:
+        return [res("metrics", name, part) for name in self.configurations for part in DIAGNOSTICS_PARTS]
+
+    def sweep_config(self, coupling: float) -> dict:
+        """The configuration of one coupling-sweep run: this run's settings on a smaller demo corpus."""
+        if not self.config["demo"]["enabled"]:
+            raise ValueError(
+                "the coupling sweep re-generates the synthetic demo corpus: it needs demo.enabled: true"
+            )
+        name = self.config["sweep"]["configuration"]
+        if name not in self.config["configurations"]:
+            raise ValueError(f"sweep.configuration '{name}' is not a key of configurations")
+        settings = copy.deepcopy(self.config)
+        settings["demo"].update(av_coupling=coupling, videos=self.config["sweep"]["videos"])
+        settings["configurations"] = {name: self.config["configurations"][name]}
+        settings["ablation"] = {}  # the sweep stops at retrieval of one configuration
+        settings["probe"]["configuration"] = settings["qualitative"]["configuration"] = name
+        settings["outputs"] = {"ablation": False, "qualitative": False, "diagnostics": False}
+        return settings
+
+    def coupling_outputs(self) -> list[str]:
+        return [res("figures", "coupling.png"), res("sweep", "coupling.csv")]
+
+    # --- rule all -----------------------------------------------------------------------------------------
+
+    def final_targets(self) -> list[str]:
+        """What `snakemake` builds with no target: the tables and figures, and the groups `outputs` switches on."""
+        outputs = self.config.get("outputs") or {}
+        targets = [
+            res("data", "manifest.parquet"),
+            res("data", "segments.parquet"),
+            res("data", "rejected.csv"),
+            res("figures", "segments.png"),
+            *(res("features", f"{encoder}.npy") for encoder in ENCODERS),
+            res("provenance.json"),
+            res("table1.csv"),
+            res("figures", "training.png"),
+            res("table2.csv"),
+            res("figures", "probes.png"),
+        ]
+        if outputs.get("qualitative", True):
+            targets += [
+                res("figures", f"neighbours_{level}_{mode}.png")
+                for level in NEIGHBOUR_LEVELS
+                for mode in NEIGHBOUR_MODES
+            ]
+            targets += [*self.neighbour_tables(), res("neighbours.html")]
+        if outputs.get("diagnostics", True):
+            targets += [
+                res("diagnostics.csv"),
+                res("figures", "diagnostics.png"),
+                res("figures", "similarities.png"),
+                *(res("figures", f"embedding_map_{name}.png") for name in self.configurations),
+            ]
+        if outputs.get("ablation", True) and self.ablation:
+            targets += [res("ablation.csv"), res("figures", "ablation.png")]
+        if outputs.get("coupling_sweep", False):
+            targets += self.coupling_outputs()
+        return targets

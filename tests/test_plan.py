@@ -1,0 +1,93 @@
+"""The workflow's vocabulary (mvcl.plan): resolved once, paths built and parsed in one place, torch-free."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from mvcl.plan import PROBE_REPRESENTATIONS, Plan, parse_probe_key, probe_key, res
+from tests.helpers import REPO
+
+CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def test_probe_keys_round_trip():
+    for representation in PROBE_REPRESENTATIONS:
+        assert parse_probe_key(probe_key(representation)) == (representation, "")
+    assert probe_key("cl_agg", "clip_style") == "cl_agg@clip_style"
+    assert parse_probe_key("cl_agg@clip_style") == ("cl_agg", "clip_style")
+
+
+def test_probe_paths_of_the_probed_configuration_carry_no_name():
+    plan = Plan(CONFIG)
+    assert plan.probe_path("genre", "cl_agg", "base") == res("probes", "genre", "cl_agg.json")
+    assert plan.probe_path("genre", "cl_agg", "temporal") == res("probes", "genre", "cl_agg@temporal.json")
+
+
+def test_ablation_entries_are_changes_of_base():
+    config = copy.deepcopy(CONFIG)
+    config["model"] = {"hidden_dim": 64}
+    config["ablation"]["entries"] = {"wide": {"model": {"embedding_dim": 512}}}
+    plan = Plan(config)
+    assert plan.ablation_rows == ["base", "wide"]
+    resolved = plan.resolved("wide")
+    assert resolved["model"]["embedding_dim"] == 512
+    assert resolved["model"]["hidden_dim"] == 64  # the base setting, not the schema's default of 512
+
+
+def test_an_override_value_of_the_wrong_type_names_its_key():
+    config = copy.deepcopy(CONFIG)
+    config["configurations"]["emb512"] = {"model": {"embedding_dim": "large"}}
+    with pytest.raises(ValueError, match=r"configurations\.emb512\.model\.embedding_dim"):
+        Plan(config).resolved("emb512")
+
+
+def test_outputs_switch_optional_groups_of_rule_all():
+    everything = Plan(CONFIG).final_targets()
+    assert res("ablation.csv") in everything and res("neighbours.html") in everything
+    assert res("figures", "coupling.png") not in everything
+    config = copy.deepcopy(CONFIG)
+    config["outputs"] = {"qualitative": False, "diagnostics": False, "ablation": False, "coupling_sweep": True}
+    targets = Plan(config).final_targets()
+    assert res("neighbours.html") not in targets and res("diagnostics.csv") not in targets
+    assert res("ablation.csv") not in targets
+    assert res("figures", "coupling.png") in targets
+    assert res("table1.csv") in targets and res("table2.csv") in targets
+
+
+def test_tagging_needs_msd_tags():
+    config = copy.deepcopy(CONFIG)
+    config["dataset"]["msd_tags"] = None
+    assert Plan(config).probe_tasks == ["genre"]
+    assert all("/tagging/" not in path for path in Plan(config).table2_inputs())
+
+
+def test_validation_leaves_overrides_as_written(tmp_path):
+    """Snakemake's validate fills schema defaults into what it validates; overrides must stay as written."""
+    script = (
+        "import yaml, snakemake.utils as u\n"
+        f"c = yaml.safe_load(open({str(REPO / 'config.yaml')!r}))\n"
+        "written = {k: dict(v or {}) for k, v in c['configurations'].items()}\n"
+        f"u.validate(c, {str(REPO / 'schemas/config.schema.yaml')!r})\n"
+        "assert c['configurations'] == written, c['configurations']\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.slow
+def test_reading_the_workflow_never_imports_torch(tiny_workdir):
+    """A dry run (the scheduler's view of the workflow) imports no torch: -X importtime lists every import."""
+    command = [
+        sys.executable, "-X", "importtime", "-m", "snakemake", "-s", str(REPO / "Snakefile"),
+        "--directory", str(tiny_workdir), "-n", "--cores", "1",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line]
+    assert "snakemake" in imported and "mvcl.plan" in imported  # the listing works
+    assert not [name for name in imported if name == "torch" or name.startswith("torch.")]
