@@ -41,8 +41,7 @@ import pandas as pd
 import torch
 
 from mvcl.data.decode import decode_audio
-from mvcl.data.segments import build_segments
-from mvcl.data.synthetic import generate_corpus
+from mvcl.data.synthetic import corpus_segments
 from mvcl.features.audio import extract_audio_features, layer_features, patch_features
 from mvcl.features.musicnn import (
     NUM_TAGS,
@@ -58,7 +57,6 @@ from mvcl.features.musicnn import (
 # This file is named musicnn.py: keep its folder off the import path, or it would shadow the musicnn package.
 sys.path = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
 
-SEGMENT_SECONDS, CLIP_SECONDS = 5.0, 3.0
 
 
 def parse_args() -> argparse.Namespace:
@@ -86,7 +84,10 @@ def main() -> None:
     if args.tf_site_packages:
         sys.path.append(str(args.tf_site_packages))
     with tempfile.TemporaryDirectory() as temporary:
-        segments = make_segments(args.corpus or Path(temporary), args)
+        segments = corpus_segments(
+            args.corpus or Path(temporary), videos=args.videos, segments_per_video=args.segments_per_video,
+            fps=4, size=(64, 48),
+        )  # fmt: skip
         waveforms = [
             decode_audio(s.path, s.clip_start_s, s.clip_end_s, SAMPLE_RATE) for s in segments.itertuples()
         ]
@@ -135,24 +136,6 @@ def main() -> None:
             print(f"{port} / {baseline}: {rate[port] / rate[baseline]:.1f}x")
         print("max abs difference port vs original:", compare(outputs, original_outputs))
     print(f"wrote {args.out}")
-
-
-def make_segments(corpus: Path, args: argparse.Namespace) -> pd.DataFrame:
-    """Segments (with 3 s clip windows) of a generated synthetic corpus."""
-    duration = args.segments_per_video * SEGMENT_SECONDS + 3.0
-    if not (corpus / "metadata.csv").exists():
-        generate_corpus(
-            corpus, videos=args.videos, duration_s=duration, fps=4, size=(64, 48),
-            genres=3, tags=4, msd_fraction=0.5, av_coupling=0.8, seed=0,
-        )  # fmt: skip
-    metadata = pd.read_csv(corpus / "metadata.csv").head(args.videos)
-    manifest = metadata.assign(
-        path=[str((corpus / path).resolve()) for path in metadata["path"]], duration_s=duration, split="train"
-    )
-    return build_segments(
-        manifest, count=args.segments_per_video, seconds=SEGMENT_SECONDS, clip_seconds=CLIP_SECONDS,
-        shard_videos=args.videos, seed=0,
-    )  # fmt: skip
 
 
 def port_stages(

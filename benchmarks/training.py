@@ -1,4 +1,4 @@
-"""Training throughput: segments per second for one epoch of `base` (issue 5).
+"""Training throughput: segments per second for one epoch of `base`.
 
 Measures, side by side in one run: the demo's features (when results/features/*.npy exist) and a synthetic
 memory-mapped feature set (default 1,000,000 segments of 1506 + 512 floats, about 8 GB on disk, read through

@@ -30,13 +30,10 @@ import pandas as pd
 import torch
 
 from mvcl.data.decode import decode_frames
-from mvcl.data.segments import build_segments
-from mvcl.data.synthetic import generate_corpus
+from mvcl.data.synthetic import corpus_segments
 from mvcl.device import pick_device
 from mvcl.features.r2plus1d import build_video_encoder
 from mvcl.features.video import crop_rng, extract_video_features, segment_clips
-
-SEGMENT_SECONDS, CLIP_SECONDS = 5.0, 3.0
 
 
 def parse_args() -> argparse.Namespace:
@@ -82,7 +79,10 @@ def main() -> None:
         "device": device,
     }
     with tempfile.TemporaryDirectory() as temporary:
-        segments = make_segments(args.corpus or Path(temporary), args)
+        segments = corpus_segments(
+            args.corpus or Path(temporary), videos=args.videos, segments_per_video=args.segments_per_video,
+            fps=args.fps, size=tuple(args.video_size),
+        )  # fmt: skip
         build_s, stages = prepare_stages(segments, settings, args.decode_workers)
         best: dict[str, tuple[float, float]] = {}
         for repeat in range(args.repeats):
@@ -126,24 +126,6 @@ def main() -> None:
         f"CPU seconds: whole {cpu['whole']:.1f}, its parts alone {parts:.1f} (overhead of overlapping them)"
     )
     print(f"wrote {args.out}")
-
-
-def make_segments(corpus: Path, args: argparse.Namespace) -> pd.DataFrame:
-    """Training segments (views are random crops) of a generated synthetic corpus."""
-    duration = args.segments_per_video * SEGMENT_SECONDS + 3.0
-    if not (corpus / "metadata.csv").exists():
-        generate_corpus(
-            corpus, videos=args.videos, duration_s=duration, fps=args.fps, size=tuple(args.video_size),
-            genres=3, tags=4, msd_fraction=0.5, av_coupling=0.8, seed=0,
-        )  # fmt: skip
-    metadata = pd.read_csv(corpus / "metadata.csv").head(args.videos)
-    manifest = metadata.assign(
-        path=[str((corpus / path).resolve()) for path in metadata["path"]], duration_s=duration, split="train"
-    )
-    return build_segments(
-        manifest, count=args.segments_per_video, seconds=SEGMENT_SECONDS, clip_seconds=CLIP_SECONDS,
-        shard_videos=args.videos, seed=0,
-    )  # fmt: skip
 
 
 def prepare_stages(

@@ -18,7 +18,7 @@ rule retrieval:
         "../workflow_scripts/retrieval.py"
 
 
-# Best validation loss against the chance loss and the floor the head's output space allows (issue 9).
+# Best validation loss against the chance loss and the floor the head's output space allows.
 rule loss_floor:
     input:
         history=model_path("{configuration}", "history.csv"),

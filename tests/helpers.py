@@ -20,6 +20,15 @@ def deep_update(base: dict, changes: dict) -> dict:
     return base
 
 
+def segment_row(
+    video_id: str, segment: int, path: Path, window: tuple[float, float], clip: tuple[float, float], split: str
+) -> dict:
+    """One row of segments.parquet: `window` is (start_s, end_s), `clip` is (clip_start_s, clip_end_s)."""
+    (start_s, end_s), (clip_start_s, clip_end_s) = window, clip
+    return dict(video_id=video_id, segment=segment, path=str(path), start_s=start_s, end_s=end_s,
+                clip_start_s=clip_start_s, clip_end_s=clip_end_s, split=split)  # fmt: skip
+
+
 def load_test_config(name: str) -> dict:
     """The changes of a runnable test configuration, .test/config_<name>.yaml (used over config.yaml)."""
     return yaml.safe_load((REPO / ".test" / f"config_{name}.yaml").read_text())
@@ -34,22 +43,16 @@ def write_config(workdir: Path, changes: dict) -> Path:
     return path
 
 
+def snakemake_command(workdir: Path, snakefile: Path = REPO / "Snakefile") -> list[str]:
+    """Snakemake with the current interpreter, running `snakefile` in `workdir` (its config.yaml)."""
+    return [sys.executable, "-m", "snakemake", "-s", str(snakefile), "--directory", str(workdir)]
+
+
 def run_snakemake(
     workdir: Path, *args: str, check: bool = True, timeout: int = 1800
 ) -> subprocess.CompletedProcess:
     """Run the repository's workflow in `workdir` (its config.yaml) with the current interpreter."""
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--cores",
-        "2",
-        *args,
-    ]
+    command = [*snakemake_command(workdir), "--cores", "2", *args]
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -19,10 +18,10 @@ from mvcl.plan import ablation_overrides, describe_override
 from mvcl.report.figures.ablation import plot_ablation
 from mvcl.report.figures.probes import plot_probes
 from mvcl.report.tables import representation_name, table2, table2_markdown
-from tests.helpers import REPO
+from tests.helpers import REPO, snakemake_command
 
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
-# The six factors of issue 9, each switched by one entry of config.yaml's `ablation`.
+# The six factors of the shipped ablation, each switched by one entry of config.yaml's `ablation`.
 FACTORS = {
     "model.output_activation",
     "loss.learnable_temperature",
@@ -98,7 +97,7 @@ def test_an_override_is_described_by_its_leaves():
 
 
 def test_the_studys_batch_leaves_two_of_fourteen_nats_and_clip_style_all_of_them():
-    """DESIGN.md: a 1000-batch with sigmoid cosines at τ = 1 cannot fall below about 11.8 against 13.8 at chance."""
+    """docs/design.md: a 1000-batch with sigmoid cosines at τ = 1 cannot fall below about 11.8 against 13.8 at chance."""
     pairs, chance, floor = batch_bounds(resolve_configuration(CONFIG, "base"), segments_per_video=6)
     assert (pairs, round(chance, 1), round(floor, 1)) == (1000, 13.8, 11.8)
     pairs, chance, floor = batch_bounds(resolve_configuration(CONFIG, "clip_style"), segments_per_video=6)
@@ -271,22 +270,12 @@ def test_ablation_temporal_and_table2_rules_on_the_shipped_configurations(tmp_pa
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     stages = ("common", "train", "evaluate", "probe", "ablation")
     (tmp_path / "Snakefile").write_text(
-        "import copy\n\nfrom snakemake.utils import validate\n\n\n"
+        "from snakemake.utils import validate\n\n\n"
         'configfile: "config.yaml"\n\n\n'
-        'CONFIGURATION_OVERRIDES = copy.deepcopy(config["configurations"])\n'
-        'ABLATION_OVERRIDES = copy.deepcopy(config["ablation"]["entries"])\n\n\n'
         f'validate(config, "{REPO}/schemas/config.schema.yaml")\n\n\n'
         + "".join(f'include: "{REPO}/rules/{stage}.smk"\n' for stage in stages)
     )
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(tmp_path / "Snakefile"),
-        "--directory",
-        str(tmp_path),
-    ]
+    command = snakemake_command(tmp_path, tmp_path / "Snakefile")
 
     def run(*args):
         result = subprocess.run(

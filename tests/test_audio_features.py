@@ -13,7 +13,7 @@ import torch
 from mvcl.data.decode import decode_audio
 from mvcl.features.audio import extract_audio_features, feature_dim, layer_features, patch_starts
 from mvcl.features.musicnn import PATCH_FRAMES, MelFrontEnd, load_musicnn
-from tests.helpers import REPO
+from tests.helpers import REPO, segment_row
 
 RATE = 22050  # the synthetic corpus's AAC rate: decoding resamples it to musicnn's 16 kHz
 SETTINGS = dict(model="MTT_musicnn", sample_rate=16000, batch_size=3, device="cpu", progress=False)
@@ -53,19 +53,8 @@ def segments(tmp_path_factory):
         path = folder / f"v{number}.mp4"
         write_audio(path, 12.0, frequency)
         for segment, start in enumerate([0.5, 6.0]):
-            rows.append(
-                dict(
-                    video_id=f"v{number}",
-                    segment=segment,
-                    path=str(path),
-                    start_s=start,
-                    end_s=start + 5.0,
-                    clip_start_s=start + 1.0,
-                    clip_end_s=start + 4.0,
-                    split="train",
-                    shard=number,
-                )
-            )
+            window, clip = (start, start + 5.0), (start + 1.0, start + 4.0)
+            rows.append(segment_row(f"v{number}", segment, path, window, clip, "train") | {"shard": number})
     return pd.DataFrame(rows)
 
 

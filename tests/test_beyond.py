@@ -1,4 +1,4 @@
-"""Beyond the study (issue 9): learnable τ, the temporal model's invariances, and clip_style against base."""
+"""Beyond the study: learnable τ, the temporal model's invariances, and clip_style against base."""
 
 from __future__ import annotations
 

@@ -79,7 +79,7 @@ def test_equal_similarities_give_the_chance_loss(exclude_positive, reduction):
 
 
 def test_the_studys_setting_can_barely_learn():
-    """DESIGN.md: sigmoid outputs, τ = 1, batch 1000, summed InfoNCE: floor about 11.8 against 13.8 at chance."""
+    """docs/design.md: sigmoid outputs, τ = 1, batch 1000, summed InfoNCE: floor about 11.8 against 13.8 at chance."""
     assert loss_floor(1000, 1.0, "sigmoid", exclude_positive=False, reduction="sum") == pytest.approx(
         11.82, abs=0.01
     )

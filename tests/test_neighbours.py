@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import math
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ from mvcl.evaluate.neighbours import (
 )
 from mvcl.report.figures.neighbours import plot_neighbour_sheet
 from mvcl.report.html import media_source, render_page
-from tests.helpers import REPO
+from tests.helpers import REPO, snakemake_command
 from tests.patterns import write_test_pattern_video
 
 # Video v_i sits at ANGLES[i] degrees in one plane: its nearest videos are known by angle difference.
@@ -264,17 +263,9 @@ def test_figure_rules_run_and_the_report_gathers_them(corpus, tmp_path):
         'configfile: "config.yaml"\n\n\n'
         f'include: "{REPO}/rules/common.smk"\n'
         f'include: "{REPO}/rules/figures.smk"\n\n\n'
-        "rule all:\n    input:\n        FIGURE_TARGETS,\n"
+        "rule all:\n    input:\n        PLAN.figure_targets(),\n"
     )
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "-s",
-        str(tmp_path / "Snakefile"),
-        "--directory",
-        str(tmp_path),
-    ]
+    command = snakemake_command(tmp_path, tmp_path / "Snakefile")
     command += ["--cores", "2"]
     for extra in ([], ["--report", "results/report.html"]):
         result = subprocess.run([*command, *extra], capture_output=True, text=True, timeout=900)

@@ -67,6 +67,13 @@ def snakemake(
     return result
 
 
+def toy_on_slurm(workdir: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
+    """The toy workflow through `--profile slurm` in `workdir`."""
+    return snakemake(
+        "--profile", "slurm", "--snakefile", str(TOY_SNAKEFILE), "--directory", str(workdir), *args, env=env
+    )
+
+
 def slurm_run_id(result: subprocess.CompletedProcess) -> str:
     match = re.search(r"SLURM run ID: (\S+)", result.stdout + result.stderr)
     assert match, "snakemake did not report a SLURM run ID: did it use the slurm executor?"
@@ -178,15 +185,7 @@ def test_workflow_profile_does_not_override_the_slurm_profile():
 @pytest.mark.slurm
 def test_toy_workflow_runs_as_slurm_jobs_and_matches_a_local_run(local_slurm, tmp_path):
     on_slurm, local = tmp_path / "slurm", tmp_path / "local"
-    result = snakemake(
-        "--profile",
-        "slurm",
-        "--snakefile",
-        str(TOY_SNAKEFILE),
-        "--directory",
-        str(on_slurm),
-        env=local_slurm.env,
-    )
+    result = toy_on_slurm(on_slurm, local_slurm.env)
     snakemake("--cores", "2", "--snakefile", str(TOY_SNAKEFILE), "--directory", str(local))
 
     jobs = local_slurm.finished_jobs(slurm_run_id(result))
@@ -204,17 +203,7 @@ def test_toy_workflow_runs_as_slurm_jobs_and_matches_a_local_run(local_slurm, tm
 @pytest.mark.slow
 @pytest.mark.slurm
 def test_gpu_resource_becomes_a_slurm_gpu_request(local_slurm, tmp_path):
-    result = snakemake(
-        "--profile",
-        "slurm",
-        "--snakefile",
-        str(TOY_SNAKEFILE),
-        "--directory",
-        str(tmp_path),
-        "--config",
-        "gpu=1",
-        env=local_slurm.env,
-    )
+    result = toy_on_slurm(tmp_path, local_slurm.env, "--config", "gpu=1")
     assert len(local_slurm.finished_jobs(slurm_run_id(result))) == 4
     logs = rule_logs(tmp_path)
     # Slurm sets CUDA_VISIBLE_DEVICES only in a job that was given GPUs.

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from mvcl.features.video import crop_rng, extract_video_features
-from tests.helpers import REPO
+from tests.helpers import REPO, segment_row
 
 FPS, WIDTH, HEIGHT, SECONDS = 10, 64, 48, 4
 # Tiny settings: the model accepts 4 frames of 32x32 (its pooling is adaptive).
@@ -56,19 +56,8 @@ def segments(tmp_path_factory):
         path = folder / f"v{number}.mp4"
         write_video(path, number)
         for segment, clip_start in enumerate([0.2, 1.7]):
-            rows.append(
-                dict(
-                    video_id=f"v{number}",
-                    segment=segment,
-                    path=str(path),
-                    start_s=clip_start,
-                    end_s=clip_start + 2.0,
-                    clip_start_s=clip_start,
-                    clip_end_s=clip_start + 2.0,
-                    split=split,
-                    shard=number,
-                )
-            )
+            window = (clip_start, clip_start + 2.0)
+            rows.append(segment_row(f"v{number}", segment, path, window, window, split) | {"shard": number})
     return pd.DataFrame(rows)
 
 

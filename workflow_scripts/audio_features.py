@@ -10,12 +10,6 @@ from mvcl.logs import log_to
 log = log_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 segments = read_shard(snakemake.input.segments, snakemake.params.shard)
-log.info(
-    "shard %s: %d segments of %d videos",
-    snakemake.params.shard,
-    len(segments),
-    segments["video_id"].nunique(),
-)
 encoder = snakemake.params.audio_encoder
 features = extract_audio_features(
     segments,

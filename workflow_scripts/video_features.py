@@ -10,12 +10,6 @@ from mvcl.logs import log_to
 log = log_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 segments = read_shard(snakemake.input.segments, snakemake.params.shard)
-log.info(
-    "shard %s: %d segments of %d videos",
-    snakemake.params.shard,
-    len(segments),
-    segments["video_id"].nunique(),
-)
 features, provenance = extract_video_features(
     segments,
     **snakemake.params.video_encoder,

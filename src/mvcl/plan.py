@@ -28,6 +28,8 @@ PROBE_REPRESENTATIONS = ("musicnn", "r2plus1d", "both", "cl_a", "cl_v", "cl_agg"
 CL_REPRESENTATIONS = ("cl_a", "cl_v", "cl_agg")
 # Table 2 adds these CL rows of each configuration beyond the study's six (add cl_a, cl_v for more rows).
 TABLE2_EXTRA_REPRESENTATIONS = ("cl_agg",)
+# Recall cut-offs of Table 1 (recall@k: the positive ranks k or better).
+RECALL_AT = (1, 5, 10)
 NEIGHBOUR_MODES = ("agg", "audio", "video")
 NEIGHBOUR_LEVELS = ("videos", "segments")
 # Per-configuration records under results/metrics/{configuration}/ that gather_diagnostics merges.
@@ -200,8 +202,10 @@ class Plan:
             for mode in NEIGHBOUR_MODES
         ]
 
-    def diagnostics_inputs(self) -> list[str]:
-        return [res("metrics", name, part) for name in self.configurations for part in DIAGNOSTICS_PARTS]
+    def diagnostics_inputs(self, loss_floor: bool = True) -> list[str]:
+        """The records gather_diagnostics merges; the loss floor's only where the workflow has its rule."""
+        parts = [part for part in DIAGNOSTICS_PARTS if loss_floor or part != "loss_floor.json"]
+        return [res("metrics", name, part) for name in self.configurations for part in parts]
 
     def sweep_config(self, coupling: float) -> dict:
         """The configuration of one coupling-sweep run: this run's settings on a smaller demo corpus."""
@@ -223,6 +227,25 @@ class Plan:
     def coupling_outputs(self) -> list[str]:
         return [res("figures", "coupling.png"), res("sweep", "coupling.csv")]
 
+    def figure_targets(self, qualitative: bool = True, diagnostics: bool = True) -> list[str]:
+        """The outputs of rules/figures.smk that `rule all` asks for: neighbours and diagnostics."""
+        targets = []
+        if qualitative:
+            targets += [
+                res("figures", f"neighbours_{level}_{mode}.png")
+                for level in NEIGHBOUR_LEVELS
+                for mode in NEIGHBOUR_MODES
+            ]
+            targets += [*self.neighbour_tables(), res("neighbours.html")]
+        if diagnostics:
+            targets += [
+                res("diagnostics.csv"),
+                res("figures", "diagnostics.png"),
+                res("figures", "similarities.png"),
+                *(res("figures", f"embedding_map_{name}.png") for name in self.configurations),
+            ]
+        return targets
+
     # --- rule all -----------------------------------------------------------------------------------------
 
     def final_targets(self) -> list[str]:
@@ -240,20 +263,9 @@ class Plan:
             res("table2.csv"),
             res("figures", "probes.png"),
         ]
-        if outputs.get("qualitative", True):
-            targets += [
-                res("figures", f"neighbours_{level}_{mode}.png")
-                for level in NEIGHBOUR_LEVELS
-                for mode in NEIGHBOUR_MODES
-            ]
-            targets += [*self.neighbour_tables(), res("neighbours.html")]
-        if outputs.get("diagnostics", True):
-            targets += [
-                res("diagnostics.csv"),
-                res("figures", "diagnostics.png"),
-                res("figures", "similarities.png"),
-                *(res("figures", f"embedding_map_{name}.png") for name in self.configurations),
-            ]
+        targets += self.figure_targets(
+            qualitative=outputs.get("qualitative", True), diagnostics=outputs.get("diagnostics", True)
+        )
         if outputs.get("ablation", True) and self.ablation:
             targets += [res("ablation.csv"), res("figures", "ablation.png")]
         if outputs.get("coupling_sweep", False):

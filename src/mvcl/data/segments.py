@@ -8,21 +8,16 @@ Every draw is seeded by (seed, video_id), so a video's segments do not depend on
 from __future__ import annotations
 
 import hashlib
+import logging
 
 import numpy as np
 import pandas as pd
 
-SEGMENT_COLUMNS = [
-    "video_id",
-    "segment",
-    "start_s",
-    "end_s",
-    "clip_start_s",
-    "clip_end_s",
-    "split",
-    "path",
-    "shard",
-]
+log = logging.getLogger(__name__)
+
+# A segment's window [start_s, end_s) and the synchronous clip inside it that the encoders see.
+WINDOW_COLUMNS = ("start_s", "end_s", "clip_start_s", "clip_end_s")
+SEGMENT_COLUMNS = ["video_id", "segment", *WINDOW_COLUMNS, "split", "path", "shard"]
 
 
 def video_rng(seed: int, video_id: str, purpose: str = "segments") -> np.random.Generator:
@@ -93,4 +88,11 @@ def shard_count(segments: pd.DataFrame) -> int:
 def read_shard(path: str, shard: int) -> pd.DataFrame:
     """The rows of one feature shard from segments.parquet, in file order (the order of its feature rows)."""
     segments = pd.read_parquet(path)
-    return segments[segments["shard"] == shard].reset_index(drop=True)
+    rows = segments[segments["shard"] == shard].reset_index(drop=True)
+    log.info("shard %s: %d segments of %d videos", shard, len(rows), rows["video_id"].nunique())
+    return rows
+
+
+def segments_per_video(segments: pd.DataFrame) -> int:
+    """Segment slots per video (segments.count): the highest segment index + 1."""
+    return int(segments["segment"].max()) + 1

@@ -1,4 +1,4 @@
-"""A seeded synthetic music-video corpus: the demo's embedded dataset (DESIGN.md, "The embedded default").
+"""A seeded synthetic music-video corpus: the demo's embedded dataset (docs/design.md, "The embedded default").
 
 Every video is a song drawn from a small generative model. A song has a latent genre (base tempo, scale and
 key, timbre, drum pattern, mix) and a latent set of tags, each of which adds an audible layer (a vibrato
@@ -20,7 +20,6 @@ a chirp, so that decoders can be checked for off-by-one frames and resampling er
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
@@ -34,13 +33,16 @@ import av
 import numpy as np
 import pandas as pd
 
+from mvcl.data.segments import build_segments
+from mvcl.io import atomic_path, save_csv, save_parquet
+
 GENRE_NAMES = (
     "rock", "pop", "electronic", "hip-hop", "country", "jazz", "metal", "folk", "rnb", "classical", "reggae",
     "blues", "punk", "soul", "funk", "latin", "ambient", "house", "techno", "indie", "disco", "gospel", "ska",
     "trance", "drum-and-bass", "grunge", "synthpop", "bossa-nova", "k-pop", "afrobeat", "emo", "dubstep",
 )  # fmt: skip
 
-# Last.fm tags, most frequent first: the first ten are the study's top-10 MSD tags (DESIGN.md).
+# Last.fm tags, most frequent first: the first ten are the study's top-10 MSD tags (docs/design.md).
 TAG_NAMES = (
     "rock", "pop", "alternative", "indie", "dance", "female vocalists", "80s", "alternative rock", "country",
     "RnB", "electronic", "Hip-Hop", "chillout", "jazz", "metal", "soul", "classic rock", "male vocalists",
@@ -189,7 +191,23 @@ def generate_corpus(
     1 - av_coupling). `size` is (width, height); `progress` is called with the number of videos done.
     Videos are made by `workers` processes; every video has its own seeds, so the files do not depend on it.
     """
-    _check_corpus_args(videos, duration_s, fps, size, genres, tags, msd_fraction, av_coupling)
+    width, height = size
+    problems = [
+        (videos < 1, f"videos={videos}: need at least 1"),
+        (duration_s < 1, f"duration_s={duration_s}: need at least 1 s"),
+        (fps < 1, f"fps={fps}: need at least 1"),
+        (
+            width % 2 or height % 2 or width < 16 or height < 16,
+            f"size={size}: need even sides >= 16 (yuv420p)",
+        ),
+        (not 1 <= genres <= len(GENRE_NAMES), f"genres={genres}: need 1..{len(GENRE_NAMES)}"),
+        (not 1 <= tags <= len(TAG_NAMES), f"tags={tags}: need 1..{len(TAG_NAMES)}"),
+        (not 0 <= msd_fraction <= 1, f"msd_fraction={msd_fraction}: need a fraction in [0, 1]"),
+        (not 0 <= av_coupling <= 1, f"av_coupling={av_coupling}: need a fraction in [0, 1]"),
+    ]
+    for failed, message in problems:
+        if failed:
+            raise ValueError(f"synthetic corpus: {message}")
     out_dir = Path(out_dir)
     (out_dir / "videos").mkdir(parents=True, exist_ok=True)
     profiles, looks, tag_prior = _design(np.random.default_rng([seed, 0]), genres, tags)
@@ -219,12 +237,37 @@ def generate_corpus(
                 progress(len(made))
     rows, tag_rows, latent_tables = zip(*made, strict=True)
     metadata = pd.DataFrame(list(rows))
-    _write_atomic(out_dir / "metadata.csv", lambda path: metadata.to_csv(path, index=False))
+    save_csv(out_dir / "metadata.csv", metadata)
     msd_tags = pd.DataFrame([row for track in tag_rows for row in track], columns=["msd_id", "tag", "count"])
-    _write_atomic(out_dir / "msd_tags.csv", lambda path: msd_tags.to_csv(path, index=False))
+    save_csv(out_dir / "msd_tags.csv", msd_tags)
     latents = pd.concat(latent_tables, ignore_index=True)
-    _write_atomic(out_dir / "latents.parquet", lambda path: latents.to_parquet(path, index=False))
+    save_parquet(out_dir / "latents.parquet", latents)
     return metadata
+
+
+def corpus_segments(
+    out_dir: Path, *, videos: int, segments_per_video: int, fps: int, size: tuple[int, int]
+) -> pd.DataFrame:
+    """Training segments (5 s, 3 s clips) of a small synthetic corpus under `out_dir`, made if missing.
+
+    The workload of the feature benchmarks: every video long enough for its segments, all in the train split.
+    """
+    seconds, clip_seconds = 5.0, 3.0
+    duration = segments_per_video * seconds + 3.0
+    out_dir = Path(out_dir)
+    if not (out_dir / "metadata.csv").exists():
+        generate_corpus(
+            out_dir, videos=videos, duration_s=duration, fps=fps, size=size,
+            genres=3, tags=4, msd_fraction=0.5, av_coupling=0.8, seed=0,
+        )  # fmt: skip
+    metadata = pd.read_csv(out_dir / "metadata.csv").head(videos)
+    manifest = metadata.assign(
+        path=[str((out_dir / path).resolve()) for path in metadata["path"]], duration_s=duration, split="train"
+    )
+    return build_segments(
+        manifest, count=segments_per_video, seconds=seconds, clip_seconds=clip_seconds,
+        shard_videos=videos, seed=0,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -284,35 +327,6 @@ def _make_video(
         ignore_index=True,
     )
     return row, track_tags, latents
-
-
-def _check_corpus_args(
-    videos: int,
-    duration_s: float,
-    fps: int,
-    size: tuple[int, int],
-    genres: int,
-    tags: int,
-    msd_fraction: float,
-    av_coupling: float,
-) -> None:
-    width, height = size
-    problems = [
-        (videos < 1, f"videos={videos}: need at least 1"),
-        (duration_s < 1, f"duration_s={duration_s}: need at least 1 s"),
-        (fps < 1, f"fps={fps}: need at least 1"),
-        (
-            width % 2 or height % 2 or width < 16 or height < 16,
-            f"size={size}: need even sides >= 16 (yuv420p)",
-        ),
-        (not 1 <= genres <= len(GENRE_NAMES), f"genres={genres}: need 1..{len(GENRE_NAMES)}"),
-        (not 1 <= tags <= len(TAG_NAMES), f"tags={tags}: need 1..{len(TAG_NAMES)}"),
-        (not 0 <= msd_fraction <= 1, f"msd_fraction={msd_fraction}: need a fraction in [0, 1]"),
-        (not 0 <= av_coupling <= 1, f"av_coupling={av_coupling}: need a fraction in [0, 1]"),
-    ]
-    for failed, message in problems:
-        if failed:
-            raise ValueError(f"synthetic corpus: {message}")
 
 
 # --- The generative model ------------------------------------------------------------------------------------
@@ -861,16 +875,6 @@ def _latent_rows(
 # --- Files ---------------------------------------------------------------------------------------------------
 
 
-def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
-    """Write through a temporary name and rename, so an interrupted run leaves no partial file at `path`."""
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        write(partial)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-
-
 def write_mp4(
     path: Path,
     frames: Iterator[np.ndarray],
@@ -920,4 +924,5 @@ def write_mp4(
                     container.mux(sound.encode(chunk))
                 container.mux(sound.encode())
 
-    _write_atomic(path, write)
+    with atomic_path(path) as temporary:
+        write(temporary)

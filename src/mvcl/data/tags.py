@@ -28,6 +28,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from mvcl.io import atomic_path
+
 log = logging.getLogger(__name__)
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -182,10 +184,7 @@ def write_lastfm_db(tags: pd.DataFrame, path: str | os.PathLike) -> None:
     tag_names = sorted(rows["tag"].unique())
     tid_index = {tid: i + 1 for i, tid in enumerate(tids)}
     tag_index = {tag: i + 1 for i, tag in enumerate(tag_names)}
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with closing(sqlite3.connect(tmp)) as connection, connection:
+    with atomic_path(path) as tmp, closing(sqlite3.connect(tmp)) as connection, connection:
         connection.executescript(
             "CREATE TABLE tids (tid TEXT PRIMARY KEY);"
             "CREATE TABLE tags (tag TEXT PRIMARY KEY);"
@@ -207,7 +206,6 @@ def write_lastfm_db(tags: pd.DataFrame, path: str | os.PathLike) -> None:
         connection.executescript(
             "CREATE INDEX idx_tid_tag_tid ON tid_tag(tid);CREATE INDEX idx_tid_tag_tag ON tid_tag(tag);"
         )
-    os.replace(tmp, path)
 
 
 def tag_matrix(videos: pd.DataFrame, tags: pd.DataFrame, top_k: int, min_count: float = 0.0) -> TagMatrix:

@@ -1,4 +1,4 @@
-"""Beyond the study (issue 9): the one-factor ablation, and how far each model got towards its loss floor.
+"""Beyond the study: the one-factor ablation, and how far each model got towards its loss floor.
 
 Ablation. The study's configuration (`base`: sigmoid heads, τ = 1, positive excluded, one segment per video
 and epoch, BatchNorm in the head) is changed ONE factor at a time. Each of config.yaml's `ablation.entries`
@@ -10,7 +10,7 @@ Loss floor. A contrastive loss cannot fall below the floor that the head's outpu
 (`mvcl.learn.loss.loss_floor`), nor is a loss at chance (`mvcl.learn.loss.chance_loss`) any sign of learning. The
 record of a configuration sets its best validation loss between the two, from the bounds that `train_heads`
 logged per epoch (history.csv: val_chance, val_floor at that epoch's τ), and adds both bounds at the
-configured batch size, where the study's 1000-batch at τ = 1 leaves about 2 of 13.8 nats (DESIGN.md).
+configured batch size, where the study's 1000-batch at τ = 1 leaves about 2 of 13.8 nats (docs/design.md).
 """
 
 from __future__ import annotations

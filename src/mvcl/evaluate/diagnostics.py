@@ -11,7 +11,7 @@ All on unit vectors (the heads L2-normalise), test split, rows with finite embed
 - Alignment and uniformity (Wang & Isola 2020, section 4.1): alignment = E ||f(a) - f(v)||^2 over positive
   pairs (lower: positives closer); uniformity = log E exp(-2 ||x - y||^2) over pairs of one modality (lower:
   spread more evenly over the sphere). Sigmoid outputs confine every vector to the positive orthant, which
-  caps uniformity well above a spread-out sphere's (DESIGN.md: all cosines in [0, 1]).
+  caps uniformity well above a spread-out sphere's (docs/design.md: all cosines in [0, 1]).
 """
 
 from __future__ import annotations

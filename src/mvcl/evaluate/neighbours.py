@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from mvcl.plan import NEIGHBOUR_LEVELS, NEIGHBOUR_MODES
+from mvcl.rows import usable_rows, video_means
 
 MODES = NEIGHBOUR_MODES
 MODE_NAMES = {"agg": "aggregated audio+video", "audio": "audio", "video": "video"}
@@ -79,13 +80,7 @@ def mode_vectors(audio: np.ndarray, video: np.ndarray, mode: str) -> np.ndarray:
 
 def valid_test_rows(segments: pd.DataFrame, audio: np.ndarray, video: np.ndarray) -> np.ndarray:
     """Boolean mask over segment rows: test split, both embeddings finite."""
-    if len(segments) != len(audio):
-        raise ValueError(
-            f"embeddings have {len(audio)} rows but segments.parquet has {len(segments)}: they must be "
-            "row-aligned (rerun the model's embedding step)"
-        )
-    finite = np.isfinite(audio).all(axis=1) & np.isfinite(video).all(axis=1)
-    return (segments["split"].to_numpy() == "test") & finite
+    return usable_rows(segments, "test", audio, video)
 
 
 def segment_items(
@@ -103,18 +98,15 @@ def video_items(
     """The test videos (one row each) and their video-level vectors: the mean of their segments' embeddings."""
     mask = valid_test_rows(segments, audio, video)
     video_ids, inverse = np.unique(segments.loc[mask, "video_id"].to_numpy(), return_inverse=True)
-    counts = np.bincount(inverse, minlength=len(video_ids)).astype(np.float32)[:, None]
-    audio_means = np.zeros((len(video_ids), audio.shape[1]), dtype=np.float32)
-    video_means = np.zeros_like(audio_means)
-    np.add.at(audio_means, inverse, audio[mask])
-    np.add.at(video_means, inverse, video[mask])
+    audio_means = video_means(audio[mask], inverse, len(video_ids))[0]
+    video_vectors = video_means(video[mask], inverse, len(video_ids))[0]
     first = segments.loc[mask].drop_duplicates("video_id").set_index("video_id")
     items = pd.DataFrame({"video_id": video_ids, "path": first.loc[video_ids, "path"].to_numpy()})
     items = _with_metadata(items, manifest)
     items["segment"] = pd.NA
     items["start_s"] = 0.0
     items["end_s"] = items["duration_s"]
-    return items, audio_means / counts, video_means / counts
+    return items, audio_means, video_vectors
 
 
 def _with_metadata(items: pd.DataFrame, manifest: pd.DataFrame) -> pd.DataFrame:

@@ -12,6 +12,7 @@ the macro averages and listed under `excluded`; an undefined metric is NaN with 
 every such decision is also issued as a `ProbeWarning` and listed under `warnings`.
 """
 
+import inspect
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -175,23 +176,18 @@ def run_probe(
     return {**result, **metrics, **history, "warnings": notes}
 
 
-def run_probe_repeats(
-    X: np.ndarray,
-    y: np.ndarray,
-    split: np.ndarray,
-    task: str,
-    cfg: dict[str, Any],
-    seed: int,
-    device: str | torch.device = "auto",
-    label_names: Sequence[str] | None = None,
-) -> dict[str, Any]:
-    """`probe.repeats` runs of `run_probe` with seeds seed, seed+1, ...; per-run results and mean/std per metric.
+def run_probe_repeats(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """`probe.repeats` runs of `run_probe` (same arguments) with seeds seed, seed+1, ...; per-run results and
+    mean/std per metric.
 
     The split is the same for every run (it is by video); seeds change initialisation, dropout and batch order.
     std is the population standard deviation over runs (0 for a single run); a NaN metric stays NaN.
     """
-    repeats = probe_settings(cfg)["repeats"]
-    runs = [run_probe(X, y, split, task, cfg, seed + i, device, label_names) for i in range(repeats)]
+    arguments = inspect.signature(run_probe).bind(*args, **kwargs)
+    arguments.apply_defaults()
+    given = arguments.arguments
+    repeats, task = probe_settings(given["cfg"])["repeats"], given["task"]
+    runs = [run_probe(**{**given, "seed": given["seed"] + i}) for i in range(repeats)]
     first = runs[0]
     summary: dict[str, Any] = {
         key: first[key] for key in ("task", "n_train", "n_val", "n_test", "n_classes", "labels")

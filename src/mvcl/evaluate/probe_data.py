@@ -12,10 +12,10 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-import scipy.sparse
 
 from mvcl.data.tags import tag_matrix
 from mvcl.plan import PROBE_TASKS
+from mvcl.rows import finite_rows, video_means
 
 TASKS = PROBE_TASKS
 
@@ -60,7 +60,7 @@ def note(notes: list[str], message: str) -> None:
 
 
 def video_level(
-    features: np.ndarray | Sequence[np.ndarray], segments: pd.DataFrame, chunk_rows: int = 65536
+    features: np.ndarray | Sequence[np.ndarray], segments: pd.DataFrame, chunk_rows: int | None = None
 ) -> VideoLevel:
     """Average segment vectors per video (DESIGN: a video vector is the mean over its segments).
 
@@ -81,22 +81,11 @@ def video_level(
             )
     codes, video_ids = pd.factorize(segments["video_id"], sort=False)
     split = _split_per_video(codes, video_ids, segments["split"].to_numpy())
-
-    sums = np.zeros((len(video_ids), sum(array.shape[-1] for array in arrays)))
-    counts = np.zeros(len(video_ids))
-    n_dropped = 0
-    for start in range(0, len(segments), chunk_rows):
-        stop = start + chunk_rows
-        block = np.concatenate([_mean_over_views(array[start:stop]) for array in arrays], axis=1)
-        finite = np.isfinite(block).all(axis=1)
-        n_dropped += int((~finite).sum())
-        rows = codes[start:stop][finite]
-        onehot = scipy.sparse.csr_matrix(
-            (np.ones(len(rows)), (rows, np.arange(len(rows)))), shape=(len(video_ids), len(rows))
-        )
-        sums += onehot @ block[finite]
-        counts += np.bincount(rows, minlength=len(video_ids))
-    kept = counts > 0
+    finite = finite_rows(*arrays)
+    per_array = [video_means(array, codes, len(video_ids), finite, chunk_rows) for array in arrays]
+    means, counts = zip(*per_array, strict=True)
+    kept = counts[0] > 0
+    n_dropped = int((~finite).sum())
     if n_dropped:
         lost = video_ids[~kept]
         warnings.warn(
@@ -105,13 +94,8 @@ def video_level(
             ProbeWarning,
             stacklevel=2,
         )
-    X = (sums[kept] / counts[kept, None]).astype(np.float32)
+    X = np.concatenate(means, axis=1)[kept]
     return VideoLevel(video_ids=np.asarray(video_ids)[kept], X=X, split=split[kept])
-
-
-def _mean_over_views(block: np.ndarray) -> np.ndarray:
-    block = np.asarray(block, dtype=np.float64)
-    return block.mean(axis=1) if block.ndim == 3 else block
 
 
 def _split_per_video(codes: np.ndarray, video_ids: pd.Index, split: np.ndarray) -> np.ndarray:

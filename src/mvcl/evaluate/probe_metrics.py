@@ -28,12 +28,9 @@ def genre_metrics(y_true: np.ndarray, proba: np.ndarray, class_names: Sequence[s
     `y_true` holds class indices into `class_names` (the columns of `proba`). Classes absent from `y_true` are
     left out of both macro averages and listed under `excluded`.
     """
-    y_true = np.asarray(y_true)
-    proba = np.asarray(proba, dtype=np.float64)
-    notes: list[str] = []
-    result = empty_metrics("genre")
+    y_true, proba, result, notes = _start("genre", y_true, proba)
     if len(y_true) == 0:
-        return undefined(result, "the test split holds no labelled video", ("roc_auc", "f1", "accuracy"))
+        return undefined(result, "the test split holds no labelled video", METRICS["genre"])
     predicted = proba.argmax(axis=1)
     result["accuracy"] = float((predicted == y_true).mean())
     present = np.unique(y_true)
@@ -91,12 +88,9 @@ def tagging_metrics(
 ) -> dict[str, Any]:
     """ROC-AUC, F1 (at `thresholds`) and PR-AUC (average precision), each a macro average over the tags that
     have both positive and negative test videos; other tags are listed under `excluded`."""
-    y_true = np.asarray(y_true)
-    scores = np.asarray(scores, dtype=np.float64)
-    notes: list[str] = []
-    result = empty_metrics("tagging")
+    y_true, scores, result, notes = _start("tagging", y_true, scores)
     if len(y_true) == 0:
-        return undefined(result, "the test split holds no tagged video", ("roc_auc", "f1", "pr_auc"))
+        return undefined(result, "the test split holds no tagged video", METRICS["tagging"])
     for j, tag in enumerate(tag_names):
         positives = int(y_true[:, j].sum())
         if positives in (0, len(y_true)):
@@ -122,6 +116,13 @@ def tagging_metrics(
         result[metric] = float(np.mean([values[metric] for values in result["per_label"].values()]))
     result["warnings"] = notes
     return result
+
+
+def _start(
+    task: str, y_true: np.ndarray, scores: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, dict, list[str]]:
+    """Labels and float64 scores as arrays, an empty result of `task` and its list of notes."""
+    return np.asarray(y_true), np.asarray(scores, dtype=np.float64), empty_metrics(task), []
 
 
 def empty_metrics(task: str) -> dict[str, Any]:

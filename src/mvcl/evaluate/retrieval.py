@@ -12,7 +12,7 @@ disjoint pools of `pool_size`. The r leftover segments (r < pool_size) are ranke
 pool_size - r candidates drawn from the other pools, so every query is ranked once and always among exactly
 `pool_size` candidates (chance stays (pool_size + 1) / 2). A test set smaller than one pool is one pool. The
 whole test set is also ranked as a single pool, blockwise, so memory stays flat (no n x n matrix). Ranking
-videos instead of segments (the temporal model, issue 9) is `median_rank` on `mean_by_video` embeddings.
+videos instead of segments (the temporal model) is `median_rank` on `mean_by_video` embeddings.
 
 The study's computation (`study_median_rank`) is kept to be reported beside ours: their code takes
 `np.diag(np.argsort(sim, axis=1))` in consecutive pools of 1000, an index into the sorted row rather than a
@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from mvcl.plan import RECALL_AT
+from mvcl.rows import video_means
+
 _TIE = 1e-9
 _BLOCK = 2048  # rows per block: a block of similarities is 2048 x 2048 float64 = 32 MiB
-RECALL_AT = (1, 5, 10)
 
 
 def _check(audio_emb: np.ndarray, video_emb: np.ndarray) -> None:
@@ -120,9 +122,8 @@ def median_rank(audio_emb: np.ndarray, video_emb: np.ndarray, pool_size: int, se
 def mean_by_video(emb: np.ndarray, video_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Video-level embeddings: (sorted unique video ids, L2-normalised mean of each video's rows [V, d])."""
     ids, codes = np.unique(video_ids, return_inverse=True)
-    sums = np.zeros((len(ids), emb.shape[1]))
-    np.add.at(sums, codes, emb)
-    return ids, (sums / np.linalg.norm(sums, axis=1, keepdims=True)).astype(np.float32)
+    means = video_means(emb, codes, len(ids))[0].astype(np.float64)
+    return ids, (means / np.linalg.norm(means, axis=1, keepdims=True)).astype(np.float32)
 
 
 def study_median_rank(

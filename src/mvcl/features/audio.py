@@ -1,4 +1,4 @@
-"""Frozen musicnn features of every segment (issue 3), row-aligned with segments.parquet.
+"""Frozen musicnn features of every segment, row-aligned with segments.parquet.
 
 Per segment, the window (`clip`: the synchronous [clip_start_s, clip_end_s), their code's 3 s; `segment`: the
 whole [start_s, end_s)) is decoded once at 16 kHz (`mvcl.data.decode.decode_audio`), turned into musicnn's log-mel
@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -33,10 +32,10 @@ from contextlib import contextmanager
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from mvcl.data.decode import DecodeError, decode_audio
 from mvcl.device import pick_device
+from mvcl.features.batched import Batches, feed_decoded
 from mvcl.features.musicnn import (
     MUSICNN_MODELS,
     NUM_TAGS,
@@ -142,22 +141,19 @@ def extract_audio_features(
     bounds = ("clip_start_s", "clip_end_s") if window == "clip" else ("start_s", "end_s")
 
     features = np.full((len(segments), dim), np.nan, dtype=np.float32)
-    patches: deque[torch.Tensor] = deque()  # [187, 96] log-mel patches waiting for the model
-    owners: deque[int] = deque()  # the row each waiting patch belongs to
     sums = np.zeros((len(segments), dim), dtype=np.float64)  # per-row sums of patch features
     counts = np.zeros(len(segments), dtype=np.int64)
-    model_s = wait_s = decode_s = 0.0
-    failed = 0
 
-    def run_model(count: int) -> None:
-        nonlocal model_s
-        started = time.perf_counter()
-        batch = torch.stack([patches.popleft() for _ in range(count)])
-        output = encode(batch).double().cpu().numpy()
-        rows = np.array([owners.popleft() for _ in range(count)])
+    def store(rows: list[int], output: np.ndarray) -> None:
         np.add.at(sums, rows, output)
         np.add.at(counts, rows, 1)
-        model_s += time.perf_counter() - started
+
+    def on_failure(segment, error: Exception) -> None:
+        reason = str(error) if str(segment.path) in str(error) else f"{segment.path}: {error}"
+        log.warning(
+            "segment %s of %s gets NaN audio features (%s window): %s",
+            segment.segment, segment.video_id, window, reason,
+        )  # fmt: skip
 
     started = time.perf_counter()
     lookahead = max(2 * batch_size, 2 * decode_workers)
@@ -165,41 +161,24 @@ def extract_audio_features(
         # The first windows decode while the model loads.
         encoder = load_musicnn(model, device)
         front_end = MelFrontEnd().to(device)
-        with (
-            patch_features(encoder, layer, device) as encode,
-            tqdm(total=len(segments), unit="segment", disable=not progress, mininterval=5) as bar,
-        ):
-            for row, segment, future in decoded:
-                waited = time.perf_counter()
-                try:
-                    waveform, seconds = future.result()
-                except (DecodeError, OSError) as error:
-                    failed += 1
-                    reason = str(error) if str(segment.path) in str(error) else f"{segment.path}: {error}"
-                    log.warning(
-                        "segment %s of %s gets NaN audio features (%s window): %s",
-                        segment.segment, segment.video_id, window, reason,
-                    )  # fmt: skip
-                else:
-                    decode_s += seconds
-                    with torch.inference_mode():
-                        mel = front_end(torch.from_numpy(waveform).to(device)[None])[0]
-                    for start in patch_starts(mel.shape[0]):
-                        patches.append(mel[start : start + PATCH_FRAMES])
-                        owners.append(row)
-                wait_s += time.perf_counter() - waited
-                while len(patches) >= batch_size:
-                    run_model(batch_size)
-                bar.update()
-            if patches:
-                run_model(len(patches))
+        with patch_features(encoder, layer, device) as encode:
+            batches = Batches(lambda batch: encode(batch).double().cpu().numpy(), batch_size, store)
+
+            def feed(row: int, segment, waveform: np.ndarray) -> None:
+                with torch.inference_mode():
+                    mel = front_end(torch.from_numpy(waveform).to(device)[None])[0]
+                for start in patch_starts(mel.shape[0]):
+                    batches.add(mel[start : start + PATCH_FRAMES], row)
+
+            stats = feed_decoded(decoded, feed, on_failure, len(segments), progress, (DecodeError, OSError))
+            batches.flush()
     done = counts > 0
     features[done] = (sums[done] / counts[done, None]).astype(np.float32)
     log.info(
         "musicnn %s %s features (%d-d, %s window) of %d segments (%d failed) in %.1f s on %s: model %.1f s, "
         "decode %.1f s (background), waiting for decode %.1f s",
-        *(model, layer, dim, window, len(segments), failed, time.perf_counter() - started, device),
-        *(model_s, decode_s, wait_s),
+        *(model, layer, dim, window, len(segments), stats.failed, time.perf_counter() - started, device),
+        *(batches.seconds, stats.decode_s, stats.wait_s),
     )
     return features
 

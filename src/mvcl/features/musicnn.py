@@ -4,7 +4,7 @@ The `musicnn` package (0.1.0) ships TensorFlow-1 checkpoints of two architecture
 motivated front end, dense mid end, temporal-pooling back end) and `*_vgg` (a 5-layer VGG). This module
 re-implements both so that they run on CPU and CUDA without TensorFlow, and reads the checkpoints with
 `mvcl.features.tf_checkpoint`. Layer for layer it follows `musicnn/models.py`; the comments name the traps
-where a straightforward port differs from the original (see also DESIGN.md, "musicnn port").
+where a straightforward port differs from the original (see also docs/design.md, "musicnn port").
 
 Input: log-mel patches [batch, 187, 96] (3 s at 16 kHz, hop 256), as made by `musicnn_mel` (exact numpy front
 end) or `MelFrontEnd` (torch, batched, GPU). Output: a dict with the names of the original extractor.
@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mvcl.features.tf_checkpoint import CheckpointError, CheckpointReader
+from mvcl.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -615,15 +616,12 @@ def musicnn_state_dict(model: str) -> dict[str, torch.Tensor]:
         except Exception as error:  # a truncated or foreign file: convert again rather than fail
             log.warning("%s: unreadable cached weights (%s); converting the checkpoint again", cached, error)
     state = convert_checkpoint(prefix, model)
-    partial = cached.with_name(f"{cached.name}.{os.getpid()}.tmp")  # renamed into place when complete
     try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(state, partial)
-        os.replace(partial, cached)
+        with atomic_path(cached) as temporary:  # renamed into place when complete
+            torch.save(state, temporary)
         log.info("converted %s weights from %s; cached at %s", model, prefix, cached)
     except OSError as error:  # a read-only cache costs a conversion per load, not a failure
         log.warning("cannot cache converted %s weights at %s: %s", model, cached, error)
-        partial.unlink(missing_ok=True)
     return state
 
 

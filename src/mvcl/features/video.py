@@ -1,4 +1,4 @@
-"""Frozen R(2+1)D-18 features of every segment's synchronous clip window (issue 4).
+"""Frozen R(2+1)D-18 features of every segment's synchronous clip window.
 
 Per segment: `clip_frames` frames at equal spacing over [clip_start_s, clip_end_s) (their code: 30 frames of
 the 3 s window), decoded once, streaming (`mvcl.data.decode.decode_frames`), then cut into views:
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -24,11 +23,11 @@ import numpy as np
 import pandas as pd
 import torch
 import torchvision
-from tqdm import tqdm
 
-from mvcl.data.decode import DecodeError, decode_frames
+from mvcl.data.decode import decode_frames
 from mvcl.data.segments import video_rng
 from mvcl.device import pick_device
+from mvcl.features.batched import Batches, feed_decoded
 from mvcl.features.prefetch import ahead
 from mvcl.features.r2plus1d import FEATURE_DIM, build_video_encoder, centre_box, crop_clips, random_boxes
 
@@ -99,21 +98,13 @@ def extract_video_features(
         "frame_size": (int(frame_size[0]), int(frame_size[1])),
     }
     features = np.full((len(segments), train_views, FEATURE_DIM), np.nan, dtype=np.float32)
-    clips: deque[torch.Tensor] = deque()  # [3, T, crop, crop] each, waiting for the model
-    targets: deque[tuple[int, slice]] = deque()  # (row, view slots) that each waiting clip fills
-    model_s = wait_s = decode_s = 0.0
-    failed = 0
 
-    def run_model(count: int) -> None:
-        nonlocal model_s
-        model_started = time.perf_counter()
-        batch = torch.stack([clips.popleft() for _ in range(count)]).to(device)
-        with torch.inference_mode():
-            output = encoder(batch).float().cpu().numpy()
-        for vector in output:
-            row, slots = targets.popleft()
+    def store(targets: list[tuple[int, slice]], output: np.ndarray) -> None:
+        for (row, slots), vector in zip(targets, output, strict=True):
             features[row, slots] = vector
-        model_s += time.perf_counter() - model_started
+
+    def on_failure(segment, error: Exception) -> None:
+        log.warning("%s: segment %s of %s gets NaN features", error, segment.segment, segment.video_id)
 
     started = time.perf_counter()
     lookahead = max(2 * batch_size, 2 * decode_workers)
@@ -124,34 +115,26 @@ def extract_video_features(
         )
         encoder.to(device)
 
-        with tqdm(total=len(segments), unit="segment", disable=not progress, mininterval=5) as bar:
-            for row, segment, future in prepared:
-                waited = time.perf_counter()
-                try:
-                    segment_crops, seconds = future.result()
-                except DecodeError as error:
-                    failed += 1
-                    log.warning(
-                        "%s: segment %s of %s gets NaN features", error, segment.segment, segment.video_id
-                    )
-                else:
-                    decode_s += seconds
-                    # A training view fills its own slot; the one centre view of val/test fills them all.
-                    train = segment.split == "train"
-                    slots = [slice(v, v + 1) for v in range(train_views)] if train else [slice(None)]
-                    for clip, slot in zip(segment_crops, slots, strict=True):
-                        clips.append(clip)
-                        targets.append((row, slot))
-                wait_s += time.perf_counter() - waited
-                while len(clips) >= batch_size:
-                    run_model(batch_size)
-                bar.update()
-            if clips:
-                run_model(len(clips))
+        def encode(batch: torch.Tensor) -> np.ndarray:
+            with torch.inference_mode():
+                return encoder(batch.to(device)).float().cpu().numpy()
+
+        batches = Batches(encode, batch_size, store)
+
+        def feed(row: int, segment, segment_crops: torch.Tensor) -> None:
+            # A training view fills its own slot; the one centre view of val/test fills them all.
+            train = segment.split == "train"
+            slots = [slice(v, v + 1) for v in range(train_views)] if train else [slice(None)]
+            for clip, slot in zip(segment_crops, slots, strict=True):
+                batches.add(clip, (row, slot))
+
+        stats = feed_decoded(prepared, feed, on_failure, len(segments), progress)
+        batches.flush()
     log.info(
         "video features of %d segments (%d failed) in %.1f s on %s: model %.1f s, decode+crop %.1f s "
         "(background), waiting for decode %.1f s",
-        *(len(segments), failed, time.perf_counter() - started, device, model_s, decode_s, wait_s),
+        *(len(segments), stats.failed, time.perf_counter() - started, device, batches.seconds),
+        *(stats.decode_s, stats.wait_s),
     )
     settings = {
         "clip_frames": clip_frames,

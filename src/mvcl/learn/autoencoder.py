@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mvcl.learn.batches import as_views, read_rows
 from mvcl.learn.model import Autoencoder, heads_kwargs
-from mvcl.learn.rows import as_views, finite_rows, read_rows
 from mvcl.rng import fork_rng
+from mvcl.rows import finite_rows
 
 
 def train_autoencoder(
@@ -66,7 +67,7 @@ def pretrain_autoencoders(
     """
     video_features = as_views(video_features)
     training = cfg["training"]
-    keep = finite_rows(audio_features) & finite_rows(video_features)
+    keep = finite_rows(audio_features, video_features)
     rows = np.flatnonzero(keep & (segments["split"].to_numpy() == "train"))
     heads = heads_kwargs(audio_features.shape[1], video_features.shape[2], cfg["model"])
     sources = {"audio": audio_features, "video": video_features[:, 0]}

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mvcl.learn.batches import Features, as_views, split_rows, view_zero
 from mvcl.learn.model import ContrastiveModel
-from mvcl.learn.rows import Features, as_views, finite_rows, split_rows, view_zero
+from mvcl.rows import finite_rows
 
 
 @torch.no_grad()
@@ -29,7 +30,7 @@ def embed(
     n = len(audio_features)
     audio_emb = np.full((n, model.embedding_dim), np.nan, dtype=np.float32)
     video_emb = np.full((n, model.embedding_dim), np.nan, dtype=np.float32)
-    keep = finite_rows(audio_features) & finite_rows(video_features)
+    keep = finite_rows(audio_features, video_features)
     features = Features(audio_features, video_features, device)
     if model.temporal:
         if segments is None:

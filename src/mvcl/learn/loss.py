@@ -13,7 +13,7 @@ Bounds (per direction, batch B, before `reduction`), used to read training curve
 - floor, sigmoid outputs: every coordinate is >= 0, so every cosine lies in [0, 1]. The loss falls as s_ii
   rises and s_ij falls, so positives at 1 and negatives at 0 bound it from below:
   -1/τ + log(e^{1/τ} + (B - 1)) (or -1/τ + log(B - 1)); reached only when embedding_dim >= B. At τ = 1 and
-  B = 1000 the summed floor is 11.8 against 13.8 at chance: the study's heads could barely learn (DESIGN.md).
+  B = 1000 the summed floor is 11.8 against 13.8 at chance: the study's heads could barely learn (docs/design.md).
 - floor, no activation: cosines lie in [-1, 1], but B unit vectors cannot all be at -1 from one another. With
   positives at 1 (a_i = v_i = u_i), Σ_{i≠j} u_i·u_j = |Σ u_i|² - B >= -B, so the mean negative is >= -1/(B-1),
   and by Jensen the log-sum-exp is smallest when every negative equals that mean: the regular simplex,

@@ -11,7 +11,7 @@ MSE reconstruction loss on that modality's features (`train.train_autoencoder`).
 head, L2 normalisation included, so pre-training shapes the very output the contrastive loss sees; the
 decoder mirrors the head back to the input size.
 
-`temporal` goes past the study (issue 9). It borrows from MVPt (Surís et al., "It's Time for Artistic
+`temporal` goes past the study. It borrows from MVPt (Surís et al., "It's Time for Artistic
 Correspondence in Music and Video", CVPR 2022): one Transformer per modality over the sequence of a video's
 segment features, with learned position embeddings, so a segment's embedding sees its video's long-term
 context; a segment's positive is the other modality at the same position, and the other segments of its own

@@ -33,13 +33,15 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mvcl.data.segments import segments_per_video
 from mvcl.learn.autoencoder import pretrain_autoencoders
+from mvcl.learn.batches import Features, Split, as_views, check_inputs, split_rows, view_zero
 from mvcl.learn.loss import chance_loss, contrastive_loss, loss_floor
 from mvcl.learn.model import ContrastiveModel, video_embedding
-from mvcl.learn.rows import Features, Split, as_views, check_inputs, finite_rows, split_rows, view_zero
 from mvcl.learn.sampler import segment_batches, video_batches
 from mvcl.learn.stopping import EarlyStopping
 from mvcl.rng import fork_rng, seed_streams, torch_seed
+from mvcl.rows import finite_rows
 
 
 @dataclass
@@ -133,12 +135,12 @@ def train_heads(
     model_cfg, training, device = cfg["model"], cfg["training"], torch.device(device)
     video_features = as_views(video_features)
     check_inputs(audio_features, video_features, segments)
-    keep = finite_rows(audio_features) & finite_rows(video_features)
+    keep = finite_rows(audio_features, video_features)
     dropped = int((~keep).sum())
     if dropped:
         log(f"dropped {dropped} of {len(keep)} segments with non-finite audio or video features")
-    segments_per_video = int(segments["segment"].max()) + 1
-    train, val = (split_rows(segments, keep, name, segments_per_video) for name in ("train", "val"))
+    per_video = segments_per_video(segments)
+    train, val = (split_rows(segments, keep, name, per_video) for name in ("train", "val"))
     features = Features(audio_features, video_features, device)
     init_stream, batch_stream, view_stream, val_stream, ae_stream = seed_streams(seed, 5)
     batch_rng, view_rng = np.random.default_rng(batch_stream), np.random.default_rng(view_stream)
@@ -150,7 +152,7 @@ def train_heads(
     with fork_rng(device):
         torch.manual_seed(torch_seed(init_stream))
         model = ContrastiveModel(
-            audio_features.shape[1], video_features.shape[2], model_cfg, cfg["loss"], segments_per_video
+            audio_features.shape[1], video_features.shape[2], model_cfg, cfg["loss"], per_video
         ).to(device)
         if model_cfg["init"] == "autoencoder" and init_states is None:
             init_states = pretrain_autoencoders(
@@ -163,7 +165,7 @@ def train_heads(
 
         def make_batches(split: Split, rng: np.random.Generator, all_segments: bool) -> list[np.ndarray]:
             if model.temporal:
-                return video_batches(len(split.slots), training["batch_size"], segments_per_video, rng)
+                return video_batches(len(split.slots), training["batch_size"], per_video, rng)
             return segment_batches(split.rows, split.video_codes, training["batch_size"], all_segments, rng)
 
         val_batches = make_batches(val, np.random.default_rng(val_stream), all_segments=True)

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pandas as pd
 
-from mvcl.plan import parse_probe_key
+from mvcl.plan import RECALL_AT, parse_probe_key
 from mvcl.provenance import footnote
 
 # Display names of Table 2's representations (file names use the short keys).
@@ -32,7 +32,7 @@ def representation_name(key: str) -> str:
 def table2(results: dict[tuple[str, str], dict]) -> pd.DataFrame:
     """One row per (representation, task) from probe results keyed by (task, representation).
 
-    A representation key `cl_x@name` is configuration `name`'s CL representation (issue 9's extra rows); they
+    A representation key `cl_x@name` is configuration `name`'s CL representation (the rows beyond the study); they
     follow the study's six rows, by configuration in the order given, and carry `configuration`.
     """
     rows = []
@@ -118,7 +118,7 @@ def table1(metrics: dict[str, dict], study_configurations: list[str]) -> pd.Data
         for direction in ("a2v", "v2a"):
             row[f"median_rank_{direction}"] = result[f"median_rank_{direction}"]
             row[f"mean_rank_{direction}"] = result[f"mean_rank_{direction}"]
-            for k in (1, 5, 10):
+            for k in RECALL_AT:
                 row[f"recall@{k}_{direction}"] = result[f"recall@{k}_{direction}"]
             row[f"full_median_rank_{direction}"] = result[f"full_median_rank_{direction}"]
         row["chance_median_rank"] = result["chance_median_rank"]
@@ -146,7 +146,7 @@ def table1(metrics: dict[str, dict], study_configurations: list[str]) -> pd.Data
             n_test_segments=first["n_test_segments"],
         )
         for direction in ("a2v", "v2a"):
-            for k in (1, 5, 10):
+            for k in RECALL_AT:
                 chance[f"recall@{k}_{direction}"] = min(k / first["pool"], 1.0)
             chance[f"mean_rank_{direction}"] = first["chance_median_rank"]
         table = pd.concat([table, pd.DataFrame([chance])], ignore_index=True)
@@ -171,7 +171,7 @@ def table1_markdown(table: pd.DataFrame, provenance: dict) -> str:
         name = f"{row.configuration} (study)" if row.study else row.configuration
 
         def recalls(direction: str, record: dict = record) -> str:
-            return "/".join(f"{record[f'recall@{k}_{direction}']:.2f}" for k in (1, 5, 10))
+            return "/".join(f"{record[f'recall@{k}_{direction}']:.2f}" for k in RECALL_AT)
 
         study = record["study_median_rank_a2v"]
         lines.append(

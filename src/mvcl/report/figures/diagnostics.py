@@ -149,7 +149,7 @@ def plot_coupling_sweep(table: pd.DataFrame, out: str | Path, demo_coupling: flo
     """Median rank against demo.av_coupling, scaled so 0 = perfect retrieval and 1 = chance.
 
     Scaling (rank - 1) / (chance - 1) puts pools of any size on one axis, so the study's Table 1 (pools of
-    1000) can be drawn beside a small sweep. Their ranks were computed as an index, not a rank (DESIGN.md):
+    1000) can be drawn beside a small sweep. Their ranks were computed as an index, not a rank (docs/design.md):
     the band shows what they reported, not a measured alignment.
     """
     figure, axis = plt.subplots(figsize=(7, 4.5), constrained_layout=True)

@@ -1,8 +1,8 @@
-"""Segment rows of the (memory-mapped) feature files: views, finiteness, splits, and batches read into tensors.
+"""Training rows of the (memory-mapped) feature files: views, splits, and batches read into tensors.
 
 `audio_features` [n, Da] and `video_features` [n, V, Dv] (V crop views; [n, Dv] is one view) are row-aligned
-with `segments` (columns video_id, segment, split). Only the rows of one batch are read (sorted indices), and
-the finiteness check scans in fixed-size chunks, so memory stays flat whatever n.
+with `segments` (columns video_id, segment, split). Only the rows of one batch are read (sorted indices), so
+memory stays flat whatever n.
 """
 
 from __future__ import annotations
@@ -14,27 +14,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-# Bytes per chunk when scanning all rows of a (memory-mapped) feature file for non-finite values.
-_CHUNK_BYTES = 1 << 24
-
-
 SEGMENT_COLUMNS = ("video_id", "segment", "split")
 
 
 def as_views(video_features: np.ndarray) -> np.ndarray:
     """[n, V, Dv] as is; [n, Dv] as [n, 1, Dv] (a view of the same memory, nothing is read)."""
     return video_features if video_features.ndim == 3 else video_features[:, None, :]
-
-
-def finite_rows(features: np.ndarray) -> np.ndarray:
-    """[n] bool: rows whose every value is finite, scanned in chunks of about 16 MiB."""
-    row_bytes = max(1, features[:1].nbytes)
-    chunk = max(1, _CHUNK_BYTES // row_bytes)
-    finite = np.empty(len(features), dtype=bool)
-    for start in range(0, len(features), chunk):
-        block = np.asarray(features[start : start + chunk])
-        finite[start : start + chunk] = np.isfinite(block).reshape(len(block), -1).all(axis=1)
-    return finite
 
 
 def view_zero(rows: np.ndarray) -> np.ndarray:

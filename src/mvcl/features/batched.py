@@ -1,0 +1,93 @@
+"""The loop both frozen encoders run: decoded segments in row order feed fixed-size model batches.
+
+Decoding runs ahead in background threads (`mvcl.features.prefetch.ahead`); each decoded segment turns into
+one or more model inputs (musicnn: its 3 s log-mel patches; R(2+1)D: its crop views), which wait with the
+place their output goes until a full batch runs through the model. A segment that fails to decode is
+counted and logged, and its row keeps its NaN.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from mvcl.data.decode import DecodeError
+
+
+class Batches:
+    """Inputs queued with their targets; every `batch_size` of them go through `encode` together.
+
+    `encode` maps a stacked batch [B, ...] to outputs [B, D] (numpy); `store(targets, outputs)` puts them
+    where they belong. Batches are always the oldest `batch_size` inputs, whatever the segments they came from.
+    """
+
+    def __init__(
+        self,
+        encode: Callable[[torch.Tensor], np.ndarray],
+        batch_size: int,
+        store: Callable[[list, np.ndarray], None],
+    ) -> None:
+        self.encode, self.batch_size, self.store = encode, batch_size, store
+        self.inputs: deque[torch.Tensor] = deque()
+        self.targets: deque[object] = deque()
+        self.seconds = 0.0  # time spent in the model (and storing its outputs)
+
+    def add(self, item: torch.Tensor, target: object) -> None:
+        self.inputs.append(item)
+        self.targets.append(target)
+        if len(self.inputs) >= self.batch_size:
+            self._run(self.batch_size)
+
+    def flush(self) -> None:
+        if self.inputs:
+            self._run(len(self.inputs))
+
+    def _run(self, count: int) -> None:
+        started = time.perf_counter()
+        batch = torch.stack([self.inputs.popleft() for _ in range(count)])
+        targets = [self.targets.popleft() for _ in range(count)]
+        self.store(targets, self.encode(batch))
+        self.seconds += time.perf_counter() - started
+
+
+@dataclass
+class ExtractionStats:
+    failed: int = 0  # segments that could not be decoded
+    decode_s: float = 0.0  # background decoding time
+    wait_s: float = 0.0  # time the model waited for decoded segments
+
+
+def feed_decoded(
+    decoded: Iterator[tuple[int, object, Future]],
+    feed: Callable[[int, object, object], None],
+    on_failure: Callable[[object, Exception], None],
+    total: int,
+    progress: bool,
+    errors: tuple[type[Exception], ...] = (DecodeError,),
+) -> ExtractionStats:
+    """Hand every decoded (row, segment, value) to `feed` in row order; `on_failure` for those that failed.
+
+    `decoded` yields futures of (value, decode seconds), as the extractors' `_decoding_ahead` make them.
+    """
+    stats = ExtractionStats()
+    with tqdm(total=total, unit="segment", disable=not progress, mininterval=5) as bar:
+        for row, segment, future in decoded:
+            waited = time.perf_counter()
+            try:
+                value, seconds = future.result()
+            except errors as error:
+                stats.failed += 1
+                on_failure(segment, error)
+            else:
+                stats.wait_s += time.perf_counter() - waited
+                stats.decode_s += seconds
+                feed(row, segment, value)
+            bar.update()
+    return stats

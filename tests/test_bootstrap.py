@@ -1,0 +1,86 @@
+"""Bootstrap intervals over test videos, paired comparisons and permutation tests (mvcl.evaluate.bootstrap)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mvcl.evaluate.bootstrap import (
+    interval,
+    paired,
+    permutation_p,
+    rows_by_video,
+    rows_of,
+    two_sided_p,
+    video_codes,
+)
+
+
+def test_about_95_percent_of_intervals_contain_the_true_mean():
+    """Coverage on a case with a known answer: the mean of 60 draws from N(0.7, 0.1), 200 repetitions."""
+    rng = np.random.default_rng(0)
+    covered = 0
+    repetitions = 200
+    for repetition in range(repetitions):
+        sample = rng.normal(0.7, 0.1, size=60)
+        ci = interval(lambda videos, s=sample: float(s[videos].mean()), len(sample), 400, seed=repetition)
+        covered += ci.low <= 0.7 <= ci.high
+    assert 0.90 <= covered / repetitions <= 0.99
+
+
+def test_interval_narrows_with_more_videos_and_is_seeded():
+    rng = np.random.default_rng(1)
+    small, large = rng.normal(size=20), rng.normal(size=500)
+    a = interval(lambda v: float(small[v].mean()), 20, 300, seed=3)
+    b = interval(lambda v: float(large[v].mean()), 500, 300, seed=3)
+    assert (b.high - b.low) < (a.high - a.low) / 3
+    assert a == interval(lambda v: float(small[v].mean()), 20, 300, seed=3)
+    assert a.n_videos == 20 and a.resamples == 300
+    assert a.text() == f"{a.value:.2f} [{a.low:.2f}, {a.high:.2f}]"
+
+
+def test_undefined_draws_are_left_out_and_counted():
+    labels = np.array([0] * 19 + [1])  # many draws hold no positive
+    ci = interval(lambda v: float(labels[v].mean()) if labels[v].any() else float("nan"), 20, 200, seed=0)
+    assert ci.undefined > 0 and ci.resamples + ci.undefined == 200
+
+
+def test_paired_difference_of_identical_inputs_is_exactly_zero():
+    scores = np.random.default_rng(2).normal(size=40)
+    comparison = paired(lambda v: float(scores[v].mean()), lambda v: float(scores[v].mean()), 40, 300)
+    assert comparison.difference.value == comparison.difference.low == comparison.difference.high == 0
+    assert comparison.p_value == 1.0
+
+
+def test_paired_test_detects_a_planted_difference_that_unpaired_noise_hides():
+    rng = np.random.default_rng(3)
+    shared = rng.normal(0, 1.0, size=80)  # per-video difficulty, common to both representations
+    a, b = shared + 0.15 + rng.normal(0, 0.05, 80), shared + rng.normal(0, 0.05, 80)
+    comparison = paired(lambda v: float(a[v].mean()), lambda v: float(b[v].mean()), 80, 500, seed=1)
+    assert comparison.difference.low > 0 and comparison.p_value < 0.01
+    one, other = (interval(lambda v, x=x: float(x[v].mean()), 80, 500, seed=1) for x in (a, b))
+    assert one.low < other.high  # unpaired, the two intervals overlap
+
+
+def test_two_sided_p_is_never_zero_and_symmetric():
+    assert two_sided_p(np.full(99, 1.0)) == pytest.approx(2 / 100)
+    assert two_sided_p(np.full(99, -1.0)) == two_sided_p(np.full(99, 1.0))
+
+
+def test_permutation_p_separates_an_aligned_pairing_from_a_random_one():
+    x = np.arange(50, dtype=float)
+
+    def mismatch(permutation):
+        return float(np.abs(x - x[permutation]).mean())
+
+    assert permutation_p(mismatch, mismatch(np.arange(50)), 50, 200) == pytest.approx(1 / 201)
+    random = mismatch(np.random.default_rng(4).permutation(50))
+    assert permutation_p(mismatch, random, 50, 200) > 0.05
+
+
+def test_videos_are_drawn_with_all_their_rows():
+    ids, codes = video_codes(["b", "b", "a", "c", "a", "b"])
+    assert ids.tolist() == ["b", "a", "c"] and codes.tolist() == [0, 0, 1, 2, 1, 0]
+    groups = rows_by_video(codes, 3)
+    assert [g.tolist() for g in groups] == [[0, 1, 5], [2, 4], [3]]
+    assert rows_of(np.array([1, 1, 2]), groups).tolist() == [2, 4, 2, 4, 3]
