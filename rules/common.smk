@@ -15,7 +15,7 @@ from mvcl.plan import (
 )
 from mvcl.validate import check_config
 
-check_config(config)
+check_config(config, workflow.configfiles)
 PLAN = Plan(config)
 
 

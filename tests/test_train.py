@@ -12,6 +12,7 @@ import torch
 from mvcl.configuration import resolve_configuration
 from mvcl.evaluate.retrieval import median_rank
 from mvcl.learn.autoencoder import pretrain_autoencoders, train_autoencoder
+from mvcl.learn.batches import Features
 from mvcl.learn.checkpoint import load_heads, save_heads
 from mvcl.learn.embed import embed
 from mvcl.learn.sampler import segment_batches
@@ -235,3 +236,95 @@ def test_temporal_model_learns_and_embeds_every_segment():
     assert result.history["val_loss"].min() < 0.7 * result.history["val_chance"].iloc[0]
     audio_emb, video_emb = embed(result.model, audio, video, CPU, segments=segments)
     assert audio_emb.shape == (240, 16) and np.isfinite(audio_emb).all() and np.isfinite(video_emb).all()
+
+
+def record_rows(monkeypatch) -> list[np.ndarray]:
+    """Every batch of feature rows that reaches the model during train_heads (train and validation)."""
+    seen, flat = [], Features.flat
+
+    def spy(self, rows, views):
+        seen.append(np.array(rows))
+        return flat(self, rows, views)
+
+    monkeypatch.setattr(Features, "flat", spy)
+    return seen
+
+
+def shuffled_corpus(videos=30, seed=3):
+    """`corpus` with each video's rows in a random order, so a video's first row is not its segment 0."""
+    audio, video, segments = corpus(videos=videos)
+    order = np.random.default_rng(seed).permutation(len(segments))
+    order = order[np.argsort(segments["video_id"].to_numpy()[order], kind="stable")]
+    return audio[order], video[order], segments.iloc[order].reset_index(drop=True)
+
+
+def test_first_segments_trains_and_validates_on_segment_zero_only(monkeypatch):
+    audio, video, segments = shuffled_corpus()
+    assert (segments.groupby("video_id")["segment"].first() != 0).any()
+    audio[np.flatnonzero((segments["video_id"] == "v004") & (segments["segment"] == 0))] = np.nan
+    seen = record_rows(monkeypatch)
+    cfg = settings(training={"segments": "first", "max_epochs": 2})
+    train_heads(audio, video, segments, cfg, seed=0, device=CPU, log=quiet)
+    used = np.unique(np.concatenate(seen))
+    usable = segments[segments["split"].isin(["train", "val"])].drop(
+        index=segments.index[(segments["video_id"] == "v004") & (segments["segment"] == 0)]
+    )
+    want = usable.sort_values("segment").groupby("video_id").head(1).index.to_numpy()
+    np.testing.assert_array_equal(used, np.sort(want))  # one row per train and val video, no other
+    assert set(segments.loc[used, "segment"]) == {0, 1}  # v004's segment 0 was dropped: its 1 stands in
+    assert segments.loc[used].query("video_id == 'v004'")["segment"].tolist() == [1]
+    seen.clear()  # the default draws other segments: the switch is what restricts the rows
+    train_heads(audio, video, segments, settings(training={"segments": "one", "max_epochs": 2}), 0, CPU, quiet)
+    assert set(segments.loc[np.concatenate(seen), "segment"]) - {0, 1}
+
+
+def test_no_batch_reaching_the_model_holds_two_segments_of_one_video(monkeypatch):
+    audio, video, segments = shuffled_corpus(videos=20)
+    seen = record_rows(monkeypatch)
+    for mode in ("all", "one", "first"):
+        cfg = settings(training={"segments": mode, "max_epochs": 2, "batch_size": 8})
+        train_heads(audio, video, segments, cfg, seed=0, device=CPU, log=quiet)
+    assert len(seen) > 20
+    for rows in seen:
+        videos = segments["video_id"].to_numpy()[rows]
+        assert len(set(videos)) == len(videos), f"a batch holds two segments of one video: {sorted(videos)}"
+
+
+def test_constant_schedule_keeps_the_learning_rate():
+    audio, video, segments = corpus(videos=20)
+    cfg = settings(training={"schedule": "constant", "lr": 0.01, "max_epochs": 4, "patience": 10})
+    lr = train_heads(audio, video, segments, cfg, 0, CPU, quiet).history["lr"].to_numpy()
+    np.testing.assert_array_equal(lr, [0.01] * 4)
+    cfg["training"]["schedule"] = "exponential"  # the default decays: 0.01, 0.0095, ...
+    lr = train_heads(audio, video, segments, cfg, 0, CPU, quiet).history["lr"].to_numpy()
+    np.testing.assert_allclose(lr, 0.01 * 0.95 ** np.arange(4))
+
+
+def batch_norms(model: torch.nn.Module) -> list[torch.nn.BatchNorm1d]:
+    return [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+
+
+@pytest.mark.parametrize("init", ["random", "autoencoder"])
+def test_batch_norm_without_affine_keeps_scale_one_and_shift_zero(init):
+    audio, video, segments = corpus(videos=20)
+    frozen = settings(
+        model={"batch_norm_affine": False, "init": init}, training={"max_epochs": 3, "autoencoder_epochs": 2}
+    )
+    model = train_heads(audio, video, segments, frozen, 0, CPU, quiet).model
+    norms = batch_norms(model)
+    assert len(norms) == 2 and all(m.running_mean.abs().sum() > 0 for m in norms)  # they still normalise
+    for m in norms:  # scale 1 and shift 0, as their code's untrained BatchNorm parameters
+        assert m.weight is None or (torch.equal(m.weight, torch.ones_like(m.weight)) and not m.bias.any())
+    trained = train_heads(audio, video, segments, settings(training={"max_epochs": 3}), 0, CPU, quiet).model
+    assert all(not torch.equal(m.weight, torch.ones_like(m.weight)) for m in batch_norms(trained))
+
+
+def test_a_fixed_temperature_below_the_learnable_clamp_is_kept():
+    audio, video, segments = corpus(videos=20)
+    cfg = settings(loss={"temperature": 0.005}, training={"max_epochs": 2})
+    result = train_heads(audio, video, segments, cfg, 0, CPU, quiet)
+    np.testing.assert_allclose(result.history["temperature"], 0.005, rtol=1e-6)
+    assert result.model.temperature().item() == pytest.approx(0.005)
+    cfg = settings(loss={"temperature": 0.005, "learnable_temperature": True}, training={"max_epochs": 2})
+    learned = train_heads(audio, video, segments, cfg, 0, CPU, quiet).history["temperature"]
+    assert (learned >= 0.01 - 1e-7).all()  # a learned τ is clamped as CLIP's

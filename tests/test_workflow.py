@@ -83,7 +83,7 @@ def test_bad_videos_are_rejected_with_reasons_and_the_run_completes(tiny_workdir
     ("changes", "message"),
     [
         ({"segments": {"count": "six"}}, "count"),
-        ({"segments": {"frames": 0}}, "frames"),
+        ({"video_encoder": {"clip_frames": 0}}, "clip_frames"),
         ({"no_such_key": 1}, "no_such_key"),
         ({"video_encoder": {"weigths": "auto"}}, "weigths"),
     ],

@@ -1,17 +1,61 @@
-"""Checks on the configuration that a JSON schema cannot express (relations between keys)."""
+"""Checks on the configuration that a JSON schema cannot express (relations between keys, duplicate keys)."""
 
 from __future__ import annotations
 
 import math
-from pathlib import PurePosixPath
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
+
+import yaml
 
 
 class ConfigError(ValueError):
     """A configuration value is wrong; the message names the key."""
 
 
-def check_config(config: dict) -> None:
-    """Raise ConfigError naming the key when values that are valid alone do not fit together."""
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a mapping with the same key twice (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[object, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` may repeat and override
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (list, dict)):  # unhashable: SafeLoader reports it itself
+                continue
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise ConfigError(
+                    f"{key_node.start_mark.name}, line {line}: key '{key}' is defined twice (first at line "
+                    f"{seen[key]}); YAML would silently keep only the last one. Merge the two into one."
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep)
+
+
+def load_strict(path: str | Path) -> object:
+    """Parse the YAML file at `path` like yaml.safe_load, but raise ConfigError on a duplicate key."""
+    with open(path, encoding="utf-8") as f:
+        return yaml.load(f, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
+def check_unique_keys(paths: Iterable[str | Path]) -> None:
+    """Raise ConfigError naming the file and line of a key defined twice in any of the config files `paths`.
+
+    Snakemake reads config files itself and keeps the last of two equal keys; the workflow calls this on
+    `workflow.configfiles` (rules/common.smk) so a duplicated section stops the run instead.
+    """
+    for path in paths:
+        load_strict(path)
+
+
+def check_config(config: dict, configfiles: Iterable[str | Path] = ()) -> None:
+    """Raise ConfigError naming the key when values that are valid alone do not fit together.
+
+    `configfiles` (the files the config was read from) are first checked for keys defined twice.
+    """
+    check_unique_keys(configfiles)
     segments = config["segments"]
     if segments["clip_seconds"] > segments["seconds"]:
         raise ConfigError(

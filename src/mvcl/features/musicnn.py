@@ -625,12 +625,21 @@ def musicnn_state_dict(model: str) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_musicnn(name: str = "MSD_musicnn", device: str | torch.device = "cpu") -> Musicnn | Vgg:
+MSD_LEAK_NOTE = (
+    "MSD_* musicnn weights were trained on Million Song Dataset tags, which overlap the MSD tagging probe's "
+    "labels: its musicnn scores are optimistic (the study's code used an MTAT-trained musicnn, MTT_musicnn)"
+)
+
+
+def load_musicnn(name: str = "MTT_musicnn", device: str | torch.device = "cpu") -> Musicnn | Vgg:
     """A musicnn model with the trained weights of the installed `musicnn` package, in eval mode on `device`.
 
     `name`: MTT_musicnn, MSD_musicnn (musicnn architecture) or MTT_vgg, MSD_vgg. forward takes log-mel patches
-    [batch, 187, 96] and returns the original extractor's features (see `Musicnn` and `Vgg`).
+    [batch, 187, 96] and returns the original extractor's features (see `Musicnn` and `Vgg`). An MSD_* model
+    logs a warning (`MSD_LEAK_NOTE`).
     """
+    if name.startswith("MSD_"):
+        log.warning("%s: %s", name, MSD_LEAK_NOTE)
     model = build_model(name)
     model.load_state_dict(musicnn_state_dict(name))
     return model.eval().to(device)

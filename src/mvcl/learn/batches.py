@@ -54,6 +54,22 @@ def split_rows(segments: pd.DataFrame, keep: np.ndarray, name: str, segments_per
     return Split(rows, video_codes, slots)
 
 
+def first_segments(split: Split, segments: pd.DataFrame) -> Split:
+    """`split` cut to each video's lowest-numbered usable segment (`training.segments: first`).
+
+    Their EmbeddingDataset read segment `{video}_0` only, for training and validation. That is segment 0
+    here unless its features were dropped as non-finite; then the video's next segment stands in.
+    """
+    numbers = segments["segment"].to_numpy()[split.rows]
+    order = np.lexsort((numbers, split.video_codes))  # by video, then by segment number
+    codes = split.video_codes[order]
+    first = order[np.r_[True, codes[1:] != codes[:-1]]]  # [videos], positions in split.rows
+    rows = np.sort(split.rows[first])
+    keep = np.isin(split.rows, rows)
+    slots = np.where(np.isin(split.slots, rows), split.slots, -1)
+    return Split(split.rows[keep], split.video_codes[keep], slots)
+
+
 @dataclass
 class Features:
     audio: np.ndarray  # [n, Da]

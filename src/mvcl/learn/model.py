@@ -6,6 +6,11 @@ product is a cosine similarity. The study's heads have 2 layers: 1506 → 512 �
 `single_head` is their code's variant: audio passes through unchanged (only L2-normalised) and video is
 projected into musicnn's 1506-d feature space (512 → 512 → 1506).
 
+`batch_norm_affine: false` is their code's BatchNorm: they gave only the dense layers to Adam
+(`proj_head_params`), so BatchNorm's scale and shift stayed at their initial 1 and 0 while the running
+statistics updated. `BatchNorm1d(affine=False)` computes exactly that function (normalise, no scale or shift)
+and has no parameters that any optimiser here (heads, autoencoder) could move.
+
 `init: autoencoder` (Table 1's `ae_init`) starts each head from the encoder of an autoencoder trained with an
 MSE reconstruction loss on that modality's features (`train.train_autoencoder`). The encoder is the whole
 head, L2 normalisation included, so pre-training shapes the very output the contrastive loss sees; the
@@ -35,9 +40,11 @@ from torch import nn
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.01, 100.0
 
 
-def _hidden_block(in_dim: int, out_dim: int, batch_norm: bool, dropout: float) -> list[nn.Module]:
-    """Linear → BatchNorm1d (optional) → ReLU → Dropout, as in their code's heads."""
-    norm = [nn.BatchNorm1d(out_dim)] if batch_norm else []
+def _hidden_block(
+    in_dim: int, out_dim: int, batch_norm: bool, dropout: float, affine: bool = True
+) -> list[nn.Module]:
+    """Linear → BatchNorm1d (optional; without scale and shift unless `affine`) → ReLU → Dropout."""
+    norm = [nn.BatchNorm1d(out_dim, affine=affine)] if batch_norm else []
     return [nn.Linear(in_dim, out_dim), *norm, nn.ReLU(), nn.Dropout(dropout)]
 
 
@@ -53,13 +60,14 @@ class ProjectionHead(nn.Module):
         dropout: float,
         batch_norm: bool,
         output_activation: str,
+        batch_norm_affine: bool = True,
     ) -> None:
         super().__init__()
         dims = [in_dim] + [hidden_dim] * (layers - 1)
         blocks = [
             m
             for d_in, d_out in zip(dims[:-1], dims[1:], strict=True)
-            for m in _hidden_block(d_in, d_out, batch_norm, dropout)
+            for m in _hidden_block(d_in, d_out, batch_norm, dropout, batch_norm_affine)
         ]
         self.hidden = nn.Sequential(*blocks)
         self.output = nn.Linear(dims[-1], out_dim)
@@ -86,6 +94,7 @@ def head_kwargs(model_cfg: dict, in_dim: int, out_dim: int) -> dict:
         "layers": model_cfg["layers"],
         "dropout": model_cfg["dropout"],
         "batch_norm": model_cfg["batch_norm"],
+        "batch_norm_affine": model_cfg["batch_norm_affine"],
         "output_activation": model_cfg["output_activation"],
     }
 
@@ -164,8 +173,13 @@ class ContrastiveModel(nn.Module):
 
     @torch.no_grad()
     def clamp_temperature_(self) -> None:
-        """Keep τ in [0.01, 100] after each optimiser step, as CLIP clamps its logit scale."""
-        self.log_tau.clamp_(math.log(MIN_TEMPERATURE), math.log(MAX_TEMPERATURE))
+        """Keep a learnable τ in [0.01, 100] after each optimiser step, as CLIP clamps its logit scale.
+
+        A fixed τ (a buffer) is left as configured, even outside that range: the clamp bounds what the
+        optimiser may do, not what the user asked for.
+        """
+        if isinstance(self.log_tau, nn.Parameter):
+            self.log_tau.clamp_(math.log(MIN_TEMPERATURE), math.log(MAX_TEMPERATURE))
 
     def forward(
         self, audio: torch.Tensor, video: torch.Tensor, present: torch.Tensor | None = None
@@ -192,7 +206,9 @@ class Autoencoder(nn.Module):
         blocks = [
             m
             for d_in, d_out in zip(dims[:-1], dims[1:], strict=True)
-            for m in _hidden_block(d_in, d_out, head["batch_norm"], head["dropout"])
+            for m in _hidden_block(
+                d_in, d_out, head["batch_norm"], head["dropout"], head.get("batch_norm_affine", True)
+            )
         ]
         self.decoder = nn.Sequential(*blocks, nn.Linear(dims[-1], head["in_dim"]))
 

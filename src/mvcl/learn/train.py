@@ -6,8 +6,8 @@ only the rows of one batch are read (sorted indices), and the finiteness check s
 chunks, so memory stays flat whatever n. Training rows use a random view per segment and epoch (the crops are
 the augmentation); validation and test rows hold the centre crop in every view slot, so they use view 0.
 
-Batches. `training.segments: one` takes one random segment per video and epoch (their code always took the
-first); `all` takes every segment. Segments of one video never share a batch (study section 4): each video's
+Batches. `training.segments: one` takes one random segment per video and epoch; `all` takes every segment;
+`first` (their code) takes each video's first segment, in training and in validation alike (`first_segments`). Segments of one video never share a batch (study section 4): each video's
 segments are put in a random order, the k-th segment of every video forms layer k, and each layer is split
 into ceil(len / batch_size) nearly equal batches. When a split has fewer videos than `batch_size`, a batch
 is one segment of every video. A batch of one pair (possible only in a sparse last layer) is skipped: neither
@@ -35,7 +35,15 @@ import torch
 
 from mvcl.data.segments import segments_per_video
 from mvcl.learn.autoencoder import pretrain_autoencoders
-from mvcl.learn.batches import Features, Split, as_views, check_inputs, split_rows, view_zero
+from mvcl.learn.batches import (
+    Features,
+    Split,
+    as_views,
+    check_inputs,
+    first_segments,
+    split_rows,
+    view_zero,
+)
 from mvcl.learn.loss import chance_loss, contrastive_loss, loss_floor
 from mvcl.learn.model import ContrastiveModel, video_embedding
 from mvcl.learn.sampler import segment_batches, video_batches
@@ -109,7 +117,13 @@ def _epoch(model, features, batches, cfg, split, view_of, optimizer=None) -> tup
 
 
 def _scheduler(optimizer: torch.optim.Optimizer, training: dict) -> torch.optim.lr_scheduler.LRScheduler:
-    """Learning rate per epoch: the paper's exponential decay (γ), or their code's cosine annealing to min_lr."""
+    """Learning rate per epoch: the paper's exponential decay (γ), cosine annealing to min_lr, or constant.
+
+    Their code created a CosineAnnealingLR but never called `scheduler.step()`, so its rate stayed at `lr`:
+    that is `constant`.
+    """
+    if training["schedule"] == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
     if training["schedule"] == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(
             optimizer, training["max_epochs"], training["min_lr"]
@@ -141,6 +155,8 @@ def train_heads(
         log(f"dropped {dropped} of {len(keep)} segments with non-finite audio or video features")
     per_video = segments_per_video(segments)
     train, val = (split_rows(segments, keep, name, per_video) for name in ("train", "val"))
+    if training["segments"] == "first" and not model_cfg["temporal"]["enabled"]:
+        train, val = first_segments(train, segments), first_segments(val, segments)
     features = Features(audio_features, video_features, device)
     init_stream, batch_stream, view_stream, val_stream, ae_stream = seed_streams(seed, 5)
     batch_rng, view_rng = np.random.default_rng(batch_stream), np.random.default_rng(view_stream)
