@@ -274,7 +274,9 @@ def test_first_segments_trains_and_validates_on_segment_zero_only(monkeypatch):
     assert set(segments.loc[used, "segment"]) == {0, 1}  # v004's segment 0 was dropped: its 1 stands in
     assert segments.loc[used].query("video_id == 'v004'")["segment"].tolist() == [1]
     seen.clear()  # the default draws other segments: the switch is what restricts the rows
-    train_heads(audio, video, segments, settings(training={"segments": "one", "max_epochs": 2}), 0, CPU, quiet)
+    train_heads(
+        audio, video, segments, settings(training={"segments": "one", "max_epochs": 2}), 0, CPU, quiet
+    )
     assert set(segments.loc[np.concatenate(seen), "segment"]) - {0, 1}
 
 
