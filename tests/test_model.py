@@ -125,3 +125,29 @@ def test_autoencoder_mirrors_the_head_and_its_encoder_loads_into_a_head():
     dims = [(m.in_features, m.out_features) for m in autoencoder.decoder if isinstance(m, nn.Linear)]
     assert dims == [(4, 8), (8, 8), (8, 20)]
     ProjectionHead(**head).load_state_dict(autoencoder.encoder.state_dict())
+
+
+def test_batch_norm_without_affine_is_their_untrained_batch_norm():
+    """affine=False computes what their head computed: BatchNorm parameters left at 1 and 0, never trained."""
+    settings = cfg(batch_norm_affine=False, hidden_dim=16, embedding_dim=8, layers=3)
+    model = ContrastiveModel(30, 12, settings["model"], settings["loss"])
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm1d)]
+    assert len(norms) == 4 and not any(m.affine for m in norms)
+    dense = sum(p.numel() for m in model.modules() if isinstance(m, nn.Linear) for p in m.parameters())
+    assert sum(p.numel() for p in model.parameters()) == dense  # nothing else for an optimiser to move
+    theirs = ProjectionHead(30, 8, 16, 3, 0.0, True, "sigmoid")  # affine, as their nn.BatchNorm1d
+    ours = ProjectionHead(30, 8, 16, 3, 0.0, True, "sigmoid", batch_norm_affine=False)
+    ours.load_state_dict(theirs.state_dict(), strict=False)  # the dense layers; their BN weight 1, bias 0
+    features = torch.randn(20, 30)
+    torch.testing.assert_close(ours(features), theirs(features), rtol=0, atol=0)
+    head = {**model.head_kwargs["audio"], "dropout": 0.0}
+    autoencoder = Autoencoder(head)
+    assert not any(m.affine for m in autoencoder.modules() if isinstance(m, nn.BatchNorm1d))
+    ProjectionHead(**head).load_state_dict(autoencoder.encoder.state_dict())
+
+
+def test_a_fixed_temperature_is_not_clamped():
+    fixed = resolve_configuration({"loss": {"temperature": 0.004}}, "base")
+    model = ContrastiveModel(6, 4, fixed["model"], fixed["loss"])
+    model.clamp_temperature_()
+    assert model.temperature().item() == pytest.approx(0.004)
