@@ -253,13 +253,17 @@ class Plan:
 
     @property
     def recommend(self) -> dict:
+        """The `recommend` section; configuration null = qualitative.configuration."""
         settings = self._section("recommend")
+        settings["configuration"] = settings["configuration"] or self.config["qualitative"]["configuration"]
         self._check_names("recommend.configuration", [settings["configuration"]])
         return settings
 
     @property
     def rq2(self) -> dict:
+        """The `rq2` section; configurations null = every configuration."""
         settings = self._section("rq2")
+        settings["configurations"] = settings["configurations"] or self.configurations
         self._check_names("rq2.configurations", settings["configurations"])
         return settings
 

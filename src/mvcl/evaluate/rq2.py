@@ -10,7 +10,10 @@ agreement is the share of judgements where its choice is the person's (a tie cou
   agreement must sit near 50%. Every representation is a video-level vector (mean over the video's segments).
 - Candidates are drawn from different sources: each representation's nearest neighbours of the seed, and
   random videos, so that representations disagree on some triplets (two neighbours of the same space would
-  only test that space). Which candidate is `a` and the order of the triplets are random (seeded).
+  only test that space). Which candidate is `a` and the order of the triplets are random (seeded). A
+  representation that supplies candidates is judged partly on its own neighbours: were it uninformative, it
+  would lose where its neighbour meets an informative space's, so it would score below 50%, not at it; the
+  `random` control supplies none and sits at 50%.
 - Intervals: a 95% bootstrap over seeds and annotators (both resampled with replacement; a judgement weighs
   the product of how often its seed and its annotator were drawn), since judgements of one seed or one
   person are not independent.
