@@ -54,7 +54,9 @@ def test_embedding_tables_round_trip_through_parquet(tmp_path):
     rng = np.random.default_rng(0)
     segments = segments_of(["v1", "v2", "v3"])
     videos, per_segment = embedding_tables(
-        segments, rng.standard_normal((9, 5)).astype(np.float32), rng.standard_normal((9, 5)).astype(np.float32)
+        segments,
+        rng.standard_normal((9, 5)).astype(np.float32),
+        rng.standard_normal((9, 5)).astype(np.float32),
     )
     save_parquet(tmp_path / "base.parquet", videos)
     back = pd.read_parquet(tmp_path / "base.parquet")
@@ -92,14 +94,21 @@ def test_recommendations_rank_catalog_videos_by_cosine_with_their_metadata():
     catalog, manifest = _catalog()
     query = np.array([[0.9, 0.2]], dtype=np.float32)
     new, _ = embedding_tables(segments_of(["n1"], per_video=1), query, query)
-    new_manifest = pd.DataFrame({"video_id": ["n1"], "title": ["New"], "artist": ["N"], "genre": [""], "path": ["/n1"]})
+    new_manifest = pd.DataFrame(
+        {"video_id": ["n1"], "title": ["New"], "artist": ["N"], "genre": [""], "path": ["/n1"]}
+    )
     table = recommend(new, catalog, new_manifest, manifest, k=3)
     assert list(table.columns) == RECOMMENDATION_COLUMNS
     assert table["video_id"].tolist() == ["c1", "c3", "c2"]
     assert table["rank"].tolist() == [1, 2, 3]
     expected = [0.9 / np.hypot(0.9, 0.2), (0.9 + 0.2) * 0.7 / np.hypot(0.9, 0.2) / np.hypot(0.7, 0.7)]
     np.testing.assert_allclose(table["cosine"][:2], expected, atol=1e-5)
-    assert table.iloc[0][["title", "artist", "genre", "path"]].tolist() == ["One", "A1", "pop", "/videos/c1.mp4"]
+    assert table.iloc[0][["title", "artist", "genre", "path"]].tolist() == [
+        "One",
+        "A1",
+        "pop",
+        "/videos/c1.mp4",
+    ]
     assert (table["new_title"] == "New").all()
 
 
@@ -112,7 +121,10 @@ def test_a_new_video_with_a_catalog_id_is_refused_naming_it():
 def test_the_plan_adds_embeddings_always_and_recommendations_only_with_new_videos():
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     targets = Plan(config).final_targets()
-    assert "results/embeddings/base.parquet" in targets and "results/embeddings/temporal_segments.parquet" in targets
+    assert (
+        "results/embeddings/base.parquet" in targets
+        and "results/embeddings/temporal_segments.parquet" in targets
+    )
     assert "results/recommendations.html" in targets and "results/recommendations/clip_style.csv" in targets
     assert "results/rq2.csv" in targets and "results/judge.html" in targets
     config["dataset"]["new_videos"] = None
@@ -157,7 +169,9 @@ def _jobs(output: str) -> dict[str, int]:
 
 
 @pytest.mark.slow
-def test_new_videos_are_recommended_their_originals_without_retraining_and_only_added_ones_recomputed(tmp_path):
+def test_new_videos_are_recommended_their_originals_without_retraining_and_only_added_ones_recomputed(
+    tmp_path,
+):
     from mvcl.data.reencode import reencode
 
     _write_only_base(tmp_path, _small_catalog_config())

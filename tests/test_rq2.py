@@ -73,9 +73,15 @@ def test_triplets_pair_two_distinct_candidates_from_two_sources_never_the_seed(s
     _, spaces, triplets, _ = study
     assert len(triplets) > 150
     assert (triplets["candidate_a"] != triplets["candidate_b"]).all()
-    assert (triplets["seed"] != triplets["candidate_a"]).all() and (triplets["seed"] != triplets["candidate_b"]).all()
+    assert (triplets["seed"] != triplets["candidate_a"]).all() and (
+        triplets["seed"] != triplets["candidate_b"]
+    ).all()
     assert (triplets["source_a"] != triplets["source_b"]).all()
-    assert set(triplets["source_a"]) | set(triplets["source_b"]) == {"genre_space", "noise_space", SOURCE_RANDOM}
+    assert set(triplets["source_a"]) | set(triplets["source_b"]) == {
+        "genre_space",
+        "noise_space",
+        SOURCE_RANDOM,
+    }
     assert not triplets.duplicated(["seed", "candidate_a", "candidate_b"]).any()
     again = draw_triplets(
         spaces, sorted(spaces[RANDOM].video_ids), seeds=40, pairs_per_seed=6, neighbours=3, seed=0
@@ -111,7 +117,12 @@ def test_noisier_simulated_annotators_agree_less_with_the_latent_truth(study):
 def test_the_representation_choice_is_the_candidate_with_the_higher_cosine():
     space = make_space(["s", "near", "far"], np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]]))
     judgements = pd.DataFrame(
-        {"seed": ["s", "s"], "candidate_a": ["near", "far"], "candidate_b": ["far", "near"], "choice": ["a", "a"]}
+        {
+            "seed": ["s", "s"],
+            "candidate_a": ["near", "far"],
+            "candidate_b": ["far", "near"],
+            "choice": ["a", "a"],
+        }
     )
     assert agreement_of(judgements, space).tolist() == [1.0, 0.0]
     tie = make_space(["s", "x", "y"], np.array([[1.0, 0.0], [0.0, 1.0], [0.0, -1.0]]))
@@ -141,13 +152,19 @@ def test_inter_annotator_agreement_matches_candidates_even_when_a_and_b_are_swap
     assert complete == 2
     single_pairs, single_fleiss, _ = annotator_agreement(one)
     assert single_pairs.empty and np.isnan(single_fleiss)
-    assert "One annotator" in markdown(pd.DataFrame(columns=["representation"]), single_pairs, single_fleiss, 0)
+    assert "One annotator" in markdown(
+        pd.DataFrame(columns=["representation"]), single_pairs, single_fleiss, 0
+    )
 
 
 def test_judgement_files_are_read_and_checked_naming_file_and_line(tmp_path):
     good = tmp_path / "good.csv"
     pd.DataFrame(
-        [["s", "x", "y", "A", "ann", "t1"], ["s", "x", "y", "b", "ann", "t2"], ["s", "x", "z", "a", "", "t3"]],
+        [
+            ["s", "x", "y", "A", "ann", "t1"],
+            ["s", "x", "y", "b", "ann", "t2"],
+            ["s", "x", "z", "a", "", "t3"],
+        ],
         columns=JUDGEMENT_COLUMNS,
     ).to_csv(good, index=False)
     judgements = read_judgements([good])
