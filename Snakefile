@@ -21,6 +21,7 @@ include: "rules/probe.smk"
 include: "rules/figures.smk"
 include: "rules/sweep.smk"
 include: "rules/ablation.smk"
+include: "rules/recommend.smk"
 
 
 rule all:

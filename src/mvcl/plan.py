@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import PurePosixPath
 
 from mvcl.configuration import deep_merge, load_schema, resolve_configuration
 
@@ -246,6 +247,80 @@ class Plan:
             ]
         return targets
 
+    # --- embeddings of every video, cold-start recommendations, RQ2 ------------------------------------------
+
+    def embedding_tables(self, name: str) -> list[str]:
+        """results/embeddings/{name}.parquet (one row per video) and its per-segment companion."""
+        return [res("embeddings", f"{name}.parquet"), res("embeddings", f"{name}_segments.parquet")]
+
+    @property
+    def new_videos(self) -> str | None:
+        """The metadata CSV of new videos to recommend for (dataset.new_videos), or None."""
+        return self.config["dataset"].get("new_videos") or None
+
+    def demo_file(self, name: str) -> str:
+        """A file of the demo corpus: beside dataset.metadata_csv, where rule demo_dataset writes."""
+        return str(PurePosixPath(self.config["dataset"]["metadata_csv"]).parent / name)
+
+    @property
+    def demo_makes_new_videos(self) -> bool:
+        """The demo writes its own new videos (re-encodes) when dataset.new_videos is its demo path."""
+        return bool(self.config["demo"]["enabled"]) and self.new_videos == self.demo_file("new/metadata.csv")
+
+    def _section(self, name: str) -> dict:
+        return {**self.schema_defaults(name), **(self.config.get(name) or {})}
+
+    def schema_defaults(self, name: str) -> dict:
+        properties = self.schema["properties"][name].get("properties", {})
+        return {key: value["default"] for key, value in properties.items() if "default" in value}
+
+    @property
+    def recommend(self) -> dict:
+        """The `recommend` section; configuration null = qualitative.configuration."""
+        settings = self._section("recommend")
+        settings["configuration"] = settings["configuration"] or self.config["qualitative"]["configuration"]
+        self._check_names("recommend.configuration", [settings["configuration"]])
+        return settings
+
+    @property
+    def rq2(self) -> dict:
+        """The `rq2` section; configurations null = every configuration."""
+        settings = self._section("rq2")
+        settings["configurations"] = settings["configurations"] or self.configurations
+        self._check_names("rq2.configurations", settings["configurations"])
+        return settings
+
+    def _check_names(self, key: str, names: list[str]) -> None:
+        unknown = [name for name in names if name not in self.config["configurations"]]
+        if unknown:
+            raise ValueError(
+                f"{key}: {', '.join(unknown)} not a key of configurations ({', '.join(self.configurations)})"
+            )
+
+    @property
+    def rq2_judgements(self) -> list[str]:
+        """Judgement CSVs that rq2.csv scores: rq2.judgements, else the demo's simulated annotators."""
+        chosen = self.rq2["judgements"]
+        if chosen:
+            return [chosen] if isinstance(chosen, str) else list(chosen)
+        return [self.demo_file("judgements.csv")] if self.config["demo"]["enabled"] else []
+
+    def recommend_targets(self) -> list[str]:
+        if not self.new_videos:
+            return []
+        return [
+            res("new", "data", "rejected.csv"),
+            *(res("recommendations", f"{name}.csv") for name in self.configurations),
+            res("recommendations.html"),
+        ]
+
+    def rq2_targets(self) -> list[str]:
+        """The judge page always; rq2.csv/.md once there are judgements to score."""
+        targets = [res("judge.html"), res("rq2", "triplets.csv")]
+        if self.rq2_judgements:
+            targets += [res("rq2.csv"), res("rq2.md"), res("rq2_annotators.csv")]
+        return targets
+
     # --- rule all -----------------------------------------------------------------------------------------
 
     def final_targets(self) -> list[str]:
@@ -270,4 +345,9 @@ class Plan:
             targets += [res("ablation.csv"), res("figures", "ablation.png")]
         if outputs.get("coupling_sweep", False):
             targets += self.coupling_outputs()
+        targets += [path for name in self.configurations for path in self.embedding_tables(name)]
+        if outputs.get("recommend", True):
+            targets += self.recommend_targets()
+        if outputs.get("rq2", True):
+            targets += self.rq2_targets()
         return targets

@@ -1,0 +1,238 @@
+# Beyond the study: embeddings of every video, cold-start recommendations for new videos (no retraining),
+# and RQ2 measured with people (the judge page, its judgements scored per representation).
+#
+# New videos (dataset.new_videos) run the catalog's own ingest and feature rules (rule inheritance) under
+# results/new/. Their feature shards are one per video, named by video key, and depend only on that video's
+# segment rows (rule new_video_segments has them as params, no input file): adding videos to the CSV
+# re-ingests and re-segments the list, but extracts features of the added videos only.
+from mvcl.evaluate.recommend import KEY_PATTERN
+
+
+include: "recommend_inputs.smk"
+
+
+# New videos get one centre crop per segment, as held-out (test) videos do.
+NEW_VIDEOS_SPLIT = {"train": 0.0, "val": 0.0, "test": 1.0}
+
+
+rule embeddings:
+    input:
+        embeddings=model_path("{configuration}", "embeddings.npz"),
+        segments=res("data", "segments.parquet"),
+    output:
+        videos=res("embeddings", "{configuration}.parquet"),
+        segments=res("embeddings", "{configuration}_segments.parquet"),
+    log:
+        log_path("embeddings", "{configuration}"),
+    wildcard_constraints:
+        configuration="|".join(PLAN.trained),
+    conda:
+        "../envs/mvcl.yaml"
+    script:
+        "../workflow_scripts/embeddings.py"
+
+
+if PLAN.demo_makes_new_videos:
+
+    rule demo_new_videos:
+        input:
+            metadata=config["dataset"]["metadata_csv"],
+        output:
+            metadata=PLAN.new_videos,
+        log:
+            log_path("demo_new_videos"),
+        conda:
+            "../envs/mvcl.yaml"
+        params:
+            reencodes=PLAN.recommend["demo_reencodes"],
+            seed=config["seed"],
+        script:
+            "../workflow_scripts/demo_new_videos.py"
+
+
+if PLAN.new_videos:
+
+    use rule ingest as ingest_new with:
+        input:
+            metadata=PLAN.new_videos,
+        output:
+            manifest=res("new", "data", "manifest.parquet"),
+            rejected=res("new", "data", "rejected.csv"),
+        log:
+            log_path("ingest_new"),
+        params:
+            split=NEW_VIDEOS_SPLIT,
+
+    # A checkpoint (which new videos were accepted decides the per-video jobs); the segments rule's script.
+    checkpoint segments_new:
+        input:
+            manifest=res("new", "data", "manifest.parquet"),
+        output:
+            segments=res("new", "data", "segments.parquet"),
+        log:
+            log_path("segments_new"),
+        conda:
+            "../envs/mvcl.yaml"
+        params:
+            segments=config["segments"],
+            shard_videos=1,
+            seed=config["seed"],
+        script:
+            "../workflow_scripts/segments.py"
+
+    rule new_video_segments:
+        output:
+            segments=res("new", "segments", "{key}.parquet"),
+        log:
+            log_path("new_video_segments", "{key}"),
+        wildcard_constraints:
+            key=KEY_PATTERN,
+        conda:
+            "../envs/mvcl.yaml"
+        params:
+            rows=new_video_rows,
+        script:
+            "../workflow_scripts/new_video_segments.py"
+
+    use rule audio_features as audio_features_new with:
+        input:
+            segments=res("new", "segments", "{key}.parquet"),
+        output:
+            features=res("new", "features", "musicnn", "{key}.npy"),
+        log:
+            log_path("audio_features_new", "{key}"),
+        params:
+            shard=0,
+
+    use rule video_features as video_features_new with:
+        input:
+            segments=res("new", "segments", "{key}.parquet"),
+        output:
+            features=res("new", "features", "r2plus1d", "{key}.npy"),
+            provenance=res("new", "features", "r2plus1d", "{key}.json"),
+        log:
+            log_path("video_features_new", "{key}"),
+        params:
+            shard=0,
+
+    rule embed_new:
+        input:
+            heads=model_path("{configuration}", "heads.pt"),
+            segments=new_files("segments", ".parquet"),
+            audio=new_files("features", "musicnn", ".npy"),
+            video=new_files("features", "r2plus1d", ".npy"),
+        output:
+            videos=res("new", "embeddings", "{configuration}.parquet"),
+            segments=res("new", "embeddings", "{configuration}_segments.parquet"),
+        log:
+            log_path("embed_new", "{configuration}"),
+        wildcard_constraints:
+            configuration="|".join(PLAN.trained),
+        conda:
+            "../envs/mvcl.yaml"
+        threads: 1
+        params:
+            device=config["device"],
+        script:
+            "../workflow_scripts/embed_new.py"
+
+    rule recommend:
+        input:
+            catalog=res("embeddings", "{configuration}.parquet"),
+            new=res("new", "embeddings", "{configuration}.parquet"),
+            manifest=res("data", "manifest.parquet"),
+            new_manifest=res("new", "data", "manifest.parquet"),
+        output:
+            table=res("recommendations", "{configuration}.csv"),
+        log:
+            log_path("recommend", "{configuration}"),
+        wildcard_constraints:
+            configuration="|".join(PLAN.trained),
+        conda:
+            "../envs/mvcl.yaml"
+        params:
+            k=PLAN.recommend["k"],
+        script:
+            "../workflow_scripts/recommend.py"
+
+    rule recommendations_html:
+        input:
+            table=res("recommendations", f"{PLAN.recommend['configuration']}.csv"),
+        output:
+            page=res("recommendations.html"),
+        log:
+            log_path("recommendations_html"),
+        conda:
+            "../envs/mvcl.yaml"
+        params:
+            configuration=PLAN.recommend["configuration"],
+        script:
+            "../workflow_scripts/recommendations_html.py"
+
+
+RQ2_INPUTS = {
+    "segments": res("data", "segments.parquet"),
+    "manifest": res("data", "manifest.parquet"),
+    "audio": res("features", "musicnn.npy"),
+    "video": res("features", "r2plus1d.npy"),
+    "embeddings": [
+        res("embeddings", f"{name}.parquet") for name in PLAN.rq2["configurations"]
+    ],
+}
+
+
+rule judge:
+    input:
+        **RQ2_INPUTS,
+    output:
+        page=res("judge.html"),
+        triplets=res("rq2", "triplets.csv"),
+    log:
+        log_path("judge"),
+    conda:
+        "../envs/mvcl.yaml"
+    params:
+        rq2=PLAN.rq2,
+        seed=config["seed"],
+    script:
+        "../workflow_scripts/judge.py"
+
+
+if config["demo"]["enabled"]:
+
+    # The demo's simulated annotators; latents.parquet is written by demo_dataset beside its metadata.
+    rule simulate_judgements:
+        input:
+            triplets=res("rq2", "triplets.csv"),
+            metadata=config["dataset"]["metadata_csv"],
+        output:
+            judgements=PLAN.demo_file("judgements.csv"),
+        log:
+            log_path("simulate_judgements"),
+        conda:
+            "../envs/mvcl.yaml"
+        params:
+            latents=PLAN.demo_file("latents.parquet"),
+            noise=PLAN.rq2["simulated_noise"],
+            seed=config["seed"],
+        script:
+            "../workflow_scripts/simulate_judgements.py"
+
+
+rule rq2:
+    input:
+        **RQ2_INPUTS,
+        judgements=PLAN.rq2_judgements,
+    output:
+        table=report(res("rq2.csv"), caption="../report/rq2.rst", category="Tables"),
+        markdown=res("rq2.md"),
+        annotators=res("rq2_annotators.csv"),
+    log:
+        log_path("rq2"),
+    conda:
+        "../envs/mvcl.yaml"
+    params:
+        rq2=PLAN.rq2,
+        seed=config["seed"],
+    script:
+        "../workflow_scripts/rq2.py"
