@@ -58,3 +58,34 @@ def test_with_coupling_retrieval_falls_far_below_chance(coupled, configuration):
     chance = metrics["chance_median_rank"]
     for direction in ("a2v", "v2a"):
         assert metrics[f"median_rank_{direction}"] <= 0.4 * chance, metrics
+
+
+def test_the_coupling_sweep_shows_chance_at_zero_and_alignment_at_one(tmp_path):
+    """The sweep's own rules (nested runs, one per coupling, several configurations) pin both known answers."""
+    import pandas as pd
+
+    config_path = write_config(tmp_path, load_test_config("learning"))
+    config = yaml.safe_load(config_path.read_text())
+    config.pop("ablation", None)
+    config["sweep"] = {
+        "couplings": [0.0, 1.0],
+        "videos": 48,
+        "configurations": list(CONFIGURATIONS),
+        "overrides": {},
+    }
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    run_snakemake(tmp_path, "results/figures/coupling.png")
+    table = pd.read_csv(tmp_path / "results" / "sweep" / "coupling.csv")
+    assert sorted(table["configuration"].unique()) == sorted(CONFIGURATIONS)
+    for row in table.itertuples():
+        chance = row.chance_median_rank
+        for direction in ("a2v", "v2a"):
+            rank, high = (
+                getattr(row, f"median_rank_{direction}"),
+                getattr(row, f"median_rank_{direction}_ci_high"),
+            )
+            p = getattr(row, f"median_rank_{direction}_chance_p")
+            if row.av_coupling == 1.0:
+                assert rank <= 0.4 * chance and high < chance and p < 0.01, row
+            else:
+                assert 0.7 * chance <= rank <= 1.3 * chance and p > 0.01, row
