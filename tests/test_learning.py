@@ -71,7 +71,7 @@ def test_the_coupling_sweep_shows_chance_at_zero_and_alignment_at_one(tmp_path):
         "couplings": [0.0, 1.0],
         "videos": 48,
         "configurations": list(CONFIGURATIONS),
-        "overrides": {},
+        "overrides": {"features": {"shard_videos": 48}},  # one feature job per encoder and run
     }
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     run_snakemake(tmp_path, "results/figures/coupling.png")
