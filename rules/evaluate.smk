@@ -7,12 +7,16 @@ rule retrieval:
         segments=res("data", "segments.parquet"),
     output:
         metrics=res("metrics", "{configuration}", "retrieval.json"),
+        ranks=res("metrics", "{configuration}", "ranks.parquet"),
     log:
         log_path("retrieval", "{configuration}"),
     conda:
         "../envs/mvcl.yaml"
+    resources:
+        mem_mb=memory(4000),
     params:
         retrieval=config["retrieval"],
+        evaluation=config["evaluation"],
         seed=config["seed"],
     script:
         "../workflow_scripts/retrieval.py"
@@ -41,6 +45,10 @@ rule table1:
             res("metrics", "{configuration}", "retrieval.json"),
             configuration=PLAN.configurations,
         ),
+        ranks=expand(
+            res("metrics", "{configuration}", "ranks.parquet"),
+            configuration=PLAN.configurations,
+        ),
         provenance=res("provenance.json"),
     output:
         table=report(
@@ -54,6 +62,8 @@ rule table1:
     params:
         configurations=PLAN.configurations,
         study_configurations=STUDY_CONFIGURATIONS,
+        evaluation=config["evaluation"],
+        seed=config["seed"],
     script:
         "../workflow_scripts/table1.py"
 

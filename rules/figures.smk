@@ -209,10 +209,11 @@ rule figure_embedding_map:
 
 rule figure_coupling:
     input:
-        retrieval=expand(
-            res("sweep", "coupling_{coupling}", "retrieval.json"),
-            coupling=config["sweep"]["couplings"],
-        ),
+        retrieval=[
+            PLAN.sweep_retrieval(coupling, name)
+            for name in PLAN.sweep_configurations
+            for coupling in config["sweep"]["couplings"]
+        ],
     output:
         figure=report(
             res("figures", "coupling.png"),
@@ -231,7 +232,11 @@ rule figure_coupling:
     conda:
         "../envs/mvcl.yaml"
     params:
-        couplings=config["sweep"]["couplings"],
+        sweep_keys=[
+            (name, coupling)
+            for name in PLAN.sweep_configurations
+            for coupling in config["sweep"]["couplings"]
+        ],
         demo_coupling=config["demo"]["av_coupling"],
     script:
         "../workflow_scripts/figure_coupling.py"

@@ -1,10 +1,14 @@
-# The coupling sweep: the pipeline up to retrieval on a smaller demo corpus per demo.av_coupling value.
+# The coupling sweep: the pipeline up to retrieval on the sweep's demo corpus per demo.av_coupling value,
+# every configuration of sweep.configurations trained in one nested run per coupling.
 # A sweep job runs its nested workflow on up to 8 cores (Snakemake lowers that to --cores locally).
 
 
 rule sweep_run:
     output:
-        retrieval=res("sweep", "coupling_{coupling}", "retrieval.json"),
+        retrieval=[
+            PLAN.sweep_retrieval("{coupling}", name)
+            for name in PLAN.sweep_configurations
+        ],
     log:
         log_path("sweep_run", "coupling_{coupling}"),
     conda:
@@ -15,7 +19,7 @@ rule sweep_run:
         runtime=runtime(600),
     params:
         config=lambda wildcards: PLAN.sweep_config(float(wildcards.coupling)),
-        configuration=config["sweep"]["configuration"],
+        configurations=PLAN.sweep_configurations,
         workdir=lambda wildcards: res("sweep", f"coupling_{wildcards.coupling}", "run"),
         snakefile=workflow.main_snakefile,
     script:

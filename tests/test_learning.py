@@ -58,3 +58,36 @@ def test_with_coupling_retrieval_falls_far_below_chance(coupled, configuration):
     chance = metrics["chance_median_rank"]
     for direction in ("a2v", "v2a"):
         assert metrics[f"median_rank_{direction}"] <= 0.4 * chance, metrics
+
+
+def test_the_coupling_sweep_shows_chance_at_zero_and_alignment_at_one(tmp_path):
+    """The sweep's own rules (nested runs, one per coupling, several configurations) pin both known answers."""
+    import pandas as pd
+
+    config_path = write_config(tmp_path, load_test_config("learning"))
+    config = yaml.safe_load(config_path.read_text())
+    config.pop("ablation", None)
+    config["sweep"] = {
+        "couplings": [0.0, 1.0],
+        "videos": 48,
+        "configurations": list(CONFIGURATIONS),
+        "overrides": {"features": {"shard_videos": 48}},  # one feature job per encoder and run
+    }
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    run_snakemake(tmp_path, "results/figures/coupling.png")
+    table = pd.read_csv(tmp_path / "results" / "sweep" / "coupling.csv")
+    assert sorted(table["configuration"].unique()) == sorted(CONFIGURATIONS)
+    assert (tmp_path / "results" / "figures" / "coupling.png").stat().st_size > 20_000
+    for direction in ("a2v", "v2a"):
+        rank, low, high, p = (
+            f"median_rank_{direction}{suffix}" for suffix in ("", "_ci_low", "_ci_high", "_chance_p")
+        )
+        coupled, uncoupled = table[table["av_coupling"] == 1.0], table[table["av_coupling"] == 0.0]
+        # coupling 1: every configuration clearly below chance, the best one far below it
+        assert (coupled[high] < coupled["chance_median_rank"]).all() and (coupled[p] < 0.01).all(), coupled
+        assert (coupled[rank] / coupled["chance_median_rank"]).min() <= 0.4, coupled
+        # coupling 0: at chance (its interval holds chance; random pairings do as well)
+        chance = uncoupled["chance_median_rank"]
+        assert ((uncoupled[low] <= chance) & (chance <= uncoupled[high])).all() and (
+            uncoupled[p] > 0.01
+        ).all()

@@ -135,3 +135,147 @@ def test_video_embeddings_are_the_normalised_mean_of_their_segments():
     ids, videos = mean_by_video(emb, np.array(["b", "a", "b", "a"]))
     assert list(ids) == ["a", "b"]
     np.testing.assert_allclose(videos, unit(np.array([[1, 1], [1 + 2**-0.5, 2**-0.5]])), rtol=1e-6)
+
+
+# --- candidates, video-level ranks, intervals, tests against chance and base, Table 1 -------------------------
+
+
+def clustered(videos=12, per_video=3, dim=16, noise=0.3, seed=0):
+    """Audio and video embeddings that share a latent per segment, and each row's video code."""
+    rng = np.random.default_rng(seed)
+    latent = rng.normal(size=(videos * per_video, dim))
+    audio = unit(latent + noise * rng.normal(size=latent.shape))
+    video = unit(latent + noise * rng.normal(size=latent.shape))
+    return audio, video, np.repeat(np.arange(videos), per_video)
+
+
+def test_near_identical_siblings_change_ranks_only_when_they_are_candidates():
+    audio, video, codes = clustered(noise=0.0)  # every query ranks its own partner first
+    planted_audio, planted_video = audio.copy(), video.copy()
+    rng = np.random.default_rng(1)
+    for rows in (planted_audio[:3], planted_video[:3]):  # video 0's three segments: near-identical
+        rows[:] = unit(rows[0] + 1e-3 * rng.normal(size=rows.shape))
+    for candidates, changes in (("all_segments", True), ("other_videos", False)):
+        before = median_rank(audio, video, 1000, 0, codes, candidates)
+        after = retrieval.rank_set(planted_audio, planted_video, 1000, 0, codes, candidates)
+        assert before["mean_rank_a2v"] == 1.0
+        assert (after.pooled["a2v"][:3] > 1).any() == changes, candidates
+        assert (after.full["v2a"][:3] > 1).any() == changes, candidates
+        np.testing.assert_array_equal(after.pooled["a2v"][3:], 1.0)
+
+
+def test_other_videos_ranks_equal_a_brute_force_ranking_without_the_siblings():
+    audio, video, codes = clustered(videos=10, per_video=4, noise=1.0, seed=2)
+    got = retrieval.ranks(audio, video, np.arange(40), codes, codes)
+    for i in range(40):
+        keep = (codes != codes[i]) | (np.arange(40) == i)
+        sim = video[keep].astype(np.float64) @ audio[i].astype(np.float64)
+        own = np.flatnonzero(np.flatnonzero(keep) == i)[0]
+        others = np.delete(sim, own)
+        assert got[i] == 1 + np.sum(others > sim[own]) + np.sum(others == sim[own]) / 2
+    result = median_rank(audio, video, 1000, 0, codes, "other_videos")
+    assert result["chance_median_rank"] == result["full_chance_median_rank"] == (40 - 3 + 1) / 2
+    assert median_rank(audio, video, 1000, 0)["chance_median_rank"] == 20.5
+    with pytest.raises(ValueError, match="retrieval.candidates"):
+        median_rank(audio, video, 1000, 0, codes, "siblings")
+
+
+def test_video_level_ranks_rank_each_videos_mean_among_all_test_videos():
+    audio, video, codes = clustered(videos=8, per_video=3, noise=2.0, seed=3)
+    got = retrieval.video_ranks(audio, video, codes)
+    ids, audio_means = mean_by_video(audio, codes)
+    _, video_means = mean_by_video(video, codes)
+    np.testing.assert_array_equal(got["a2v"], brute_force_ranks(audio_means, video_means))
+    np.testing.assert_array_equal(got["v2a"], brute_force_ranks(video_means, audio_means))
+
+
+def test_a_resample_selects_whole_videos_and_its_median_equals_numpys():
+    from mvcl.evaluate.bootstrap import draws, rows_by_video, rows_of
+
+    rng = np.random.default_rng(4)
+    codes = rng.integers(0, 15, size=70)
+    values = rng.integers(1, 30, size=70).astype(float)
+    by_video = retrieval.ByVideo(values, codes, 15)
+    groups = rows_by_video(codes, 15)
+    recall = by_video.share_at_most(5)
+    for videos in draws(15, 50, seed=0):
+        chosen = values[rows_of(videos, groups)]
+        assert by_video.median(videos) == np.median(chosen)
+        assert recall(videos) == pytest.approx(np.mean(chosen <= 5))
+
+
+def test_retrieval_record_has_intervals_and_tells_aligned_from_random_pairings():
+    audio, video, codes = clustered(videos=40, per_video=3, noise=0.5, seed=5)
+    ids = np.array([f"v{c:02d}" for c in codes])
+    record, ranked = retrieval.evaluate_retrieval(audio, video, ids, 50, 0, resamples=200, permutations=200)
+    assert record["candidates"] == "other_videos" and record["n_videos"] == 40 and record["n_queries"] == 120
+    for key in ("median_rank_a2v", "full_median_rank_v2a", "video_median_rank_a2v", "recall@5_v2a"):
+        assert record[f"{key}_ci_low"] <= record[key] <= record[f"{key}_ci_high"], key
+    assert record["median_rank_a2v"] < 0.3 * record["chance_median_rank"]
+    assert record["median_rank_a2v_chance_p"] == pytest.approx(1 / 201)
+    assert record["study_median_rank_a2v"] != record["median_rank_a2v"]
+    assert list(ranked) == ["video_id", "rank_a2v", "rank_v2a"] and len(ranked["rank_a2v"]) == 120
+    shuffled, _ = retrieval.evaluate_retrieval(
+        audio, video[np.random.default_rng(6).permutation(120)], ids, 50, 0, resamples=50, permutations=200
+    )
+    assert shuffled["median_rank_a2v_chance_p"] > 0.05
+
+
+def test_permutation_statistic_with_the_identity_pairing_is_the_observed_median():
+    audio, video, codes = clustered(videos=30, per_video=3, noise=1.0, seed=7)
+    observed = median_rank(audio, video, 40, 0, codes, "other_videos")
+    p = retrieval.pooled_permutation_p(audio, video, 40, 0, observed, codes, "other_videos", permutations=20)
+    assert set(p) == {"median_rank_a2v_chance_p", "median_rank_v2a_chance_p"}
+    better = {key: value - 1e-6 for key, value in observed.items() if isinstance(value, float)}
+    far = retrieval.pooled_permutation_p(audio, video, 40, 0, better, codes, "other_videos", permutations=20)
+    assert far["median_rank_a2v_chance_p"] == pytest.approx(1 / 21)
+
+
+def test_against_base_is_zero_for_base_and_negative_for_a_better_configuration():
+    rng = np.random.default_rng(8)
+    ids = np.repeat([f"v{i}" for i in range(30)], 2)
+    base = {
+        "video_id": ids,
+        "rank_a2v": rng.integers(20, 40, 60).astype(float),
+        "rank_v2a": np.full(60, 30.0),
+    }
+    better = {"video_id": ids, "rank_a2v": base["rank_a2v"] - 10, "rank_v2a": np.full(60, 30.0)}
+    out = retrieval.against_reference({"base": base, "better": better}, "base", 200, 0)
+    assert out["base"]["median_rank_a2v_vs_base"] == 0 and out["base"]["median_rank_a2v_vs_base_p"] == 1.0
+    assert out["better"]["median_rank_a2v_vs_base"] == -10
+    assert (
+        out["better"]["median_rank_a2v_vs_base_ci_high"] < 0
+        and out["better"]["median_rank_a2v_vs_base_p"] < 0.05
+    )
+    with pytest.raises(ValueError, match="different test segments"):
+        retrieval.against_reference({"base": base, "other": {**better, "video_id": ids[::-1]}}, "base", 10, 0)
+
+
+def test_table1_median_rank_is_the_correct_computation_not_the_studys():
+    """A planted bug 'Table 1's correct median-rank column filled from the study's' must fail here."""
+    from mvcl.report.tables import table1, table1_markdown
+
+    audio, video, codes = clustered(videos=20, per_video=2, noise=0.4, seed=9)
+    ids = np.array([f"v{c}" for c in codes])
+    noise = np.random.default_rng(10).normal(size=video.shape)
+    videos = {"base": unit(video + noise), "clip_style": video}
+    records, rank_tables, correct = {}, {}, {}
+    for name, emb in videos.items():
+        records[name], rank_tables[name] = retrieval.evaluate_retrieval(
+            audio, emb, ids, 1000, 0, resamples=50, permutations=20
+        )
+        correct[name] = np.median(retrieval.ranks(audio, emb, np.arange(40), codes, codes))
+        assert records[name]["study_median_rank_a2v"] != correct[name]  # the case tells the two apart
+    for name, comparison in retrieval.against_reference(rank_tables, "base", 50, 0).items():
+        records[name].update(comparison)
+    table = table1(records, ["base"])
+    for name in videos:
+        row = table.set_index("configuration").loc[name]
+        assert row["median_rank_a2v"] == correct[name] != row["study_median_rank_a2v"]
+        assert row["median_rank_a2v_ci_low"] <= correct[name] <= row["median_rank_a2v_ci_high"]
+    text = table1_markdown(table, {})
+    low, high = (table.loc[0, f"median_rank_a2v_ci_{side}"] for side in ("low", "high"))
+    assert f"| base (study) | {correct['base']:.1f} [{low:.1f}, {high:.1f}] |" in text
+    assert "20 test videos (40 segments)" in text and "`other_videos`" in text
+    assert "Only 20 test videos (fewer than 30)" in text
+    assert "- clip_style: a→v p = " in text and "against base (p = " in text

@@ -1,4 +1,4 @@
-"""Rule figure_coupling: median rank of `base` against demo.av_coupling, between chance and perfect retrieval."""
+"""Rule figure_coupling: median rank of each sweep configuration against demo.av_coupling, with intervals."""
 
 import json
 from pathlib import Path
@@ -10,8 +10,8 @@ from mvcl.report.figures.diagnostics import plot_coupling_sweep
 
 log = log_to(snakemake.log[0])
 records = {
-    coupling: json.loads(Path(path).read_text())
-    for coupling, path in zip(snakemake.params.couplings, snakemake.input.retrieval, strict=True)
+    tuple(key): json.loads(Path(path).read_text())
+    for key, path in zip(snakemake.params.sweep_keys, snakemake.input.retrieval, strict=True)
 }
 table = read_coupling_sweep(records)
 log.info("coupling sweep:\n%s", table.to_string(index=False))

@@ -1,25 +1,34 @@
-"""Rule retrieval: correct cross-modal ranks on the test split (and the study's computation beside them)."""
+"""Rule retrieval: correct cross-modal ranks on the test split with intervals (and the study's computation)."""
 
 import numpy as np
 import pandas as pd
 
-from mvcl.evaluate.retrieval import median_rank, study_median_rank
-from mvcl.io import save_json
+from mvcl.evaluate.retrieval import evaluate_retrieval
+from mvcl.io import save_json, save_parquet
 from mvcl.logs import log_to
+from mvcl.rows import usable_rows
 
 log = log_to(snakemake.log[0])
 embeddings = np.load(snakemake.input.embeddings)
-segments = pd.read_parquet(snakemake.input.segments, columns=["split"])
-test = segments["split"].to_numpy() == "test"
-finite = np.isfinite(embeddings["audio"]).all(axis=1) & np.isfinite(embeddings["video"]).all(axis=1)
-rows = np.flatnonzero(test & finite)
-if (test & ~finite).any():
-    log.warning("%d test segments without features are left out", int((test & ~finite).sum()))
-audio, video = embeddings["audio"][rows], embeddings["video"][rows]
-settings = snakemake.params.retrieval
-metrics = median_rank(audio, video, settings["pool_size"], snakemake.params.seed)
-if settings["study_protocol"]:
-    metrics.update(study_median_rank(audio, video, settings["pool_size"]))
+audio, video = embeddings["audio"], embeddings["video"]
+segments = pd.read_parquet(snakemake.input.segments, columns=["video_id", "split"])
+rows = usable_rows(segments, "test", audio, video)
+unusable = int(((segments["split"] == "test").to_numpy() & ~rows).sum())
+if unusable:
+    log.warning("%d test segments without features are left out", unusable)
+settings, evaluation = snakemake.params.retrieval, snakemake.params.evaluation
+metrics, ranks = evaluate_retrieval(
+    audio[rows],
+    video[rows],
+    segments["video_id"].to_numpy()[rows],
+    pool_size=settings["pool_size"],
+    seed=snakemake.params.seed,
+    candidates=settings["candidates"],
+    resamples=evaluation["bootstrap"],
+    permutations=evaluation["permutations"],
+    study_protocol=settings["study_protocol"],
+)
 metrics["configuration"] = snakemake.wildcards.configuration
 log.info("%s", metrics)
 save_json(snakemake.output.metrics, metrics)
+save_parquet(snakemake.output.ranks, pd.DataFrame(ranks))

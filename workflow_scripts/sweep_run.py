@@ -1,4 +1,4 @@
-"""Rule sweep_run: the workflow itself, up to retrieval, in its own folder at one demo.av_coupling value."""
+"""Rule sweep_run: the workflow itself, up to retrieval of each sweep configuration, at one demo.av_coupling."""
 
 import shutil
 import subprocess
@@ -13,7 +13,7 @@ log = log_to(snakemake.log[0])
 workdir = Path(snakemake.params.workdir)
 workdir.mkdir(parents=True, exist_ok=True)
 (workdir / "config.yaml").write_text(yaml.safe_dump(snakemake.params.config, sort_keys=False))
-target = f"results/metrics/{snakemake.params.configuration}/retrieval.json"
+targets = [f"results/metrics/{name}/retrieval.json" for name in snakemake.params.configurations]
 command = [
     sys.executable,
     "-m",
@@ -25,10 +25,11 @@ command = [
     "--cores",
     str(snakemake.threads),
     "--rerun-incomplete",
-    target,
+    *targets,
 ]
 log.info("running %s", " ".join(command))
 completed = subprocess.run(command, stdout=sys.stderr, stderr=subprocess.STDOUT, check=False)
 if completed.returncode != 0:
     raise SystemExit(f"the sweep run in {workdir} failed (exit {completed.returncode}); see this log")
-shutil.copyfile(workdir / target, snakemake.output.retrieval)
+for target, output in zip(targets, snakemake.output.retrieval, strict=True):
+    shutil.copyfile(workdir / target, output)

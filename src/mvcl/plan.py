@@ -12,7 +12,6 @@ directions of that grammar.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import PurePosixPath
@@ -208,22 +207,38 @@ class Plan:
         parts = [part for part in DIAGNOSTICS_PARTS if loss_floor or part != "loss_floor.json"]
         return [res("metrics", name, part) for name in self.configurations for part in parts]
 
+    @property
+    def sweep_configurations(self) -> list[str]:
+        """The configurations of the coupling sweep: `sweep.configurations`, or the older `sweep.configuration`."""
+        sweep = self.config["sweep"]
+        return [sweep["configuration"]] if sweep.get("configuration") else list(sweep["configurations"])
+
     def sweep_config(self, coupling: float) -> dict:
-        """The configuration of one coupling-sweep run: this run's settings on a smaller demo corpus."""
+        """The configuration of one coupling-sweep run: this run's settings, `sweep.overrides` on top, on the
+        sweep's own demo corpus at `coupling`, training the sweep's configurations."""
         if not self.config["demo"]["enabled"]:
             raise ValueError(
                 "the coupling sweep re-generates the synthetic demo corpus: it needs demo.enabled: true"
             )
-        name = self.config["sweep"]["configuration"]
-        if name not in self.config["configurations"]:
-            raise ValueError(f"sweep.configuration '{name}' is not a key of configurations")
-        settings = copy.deepcopy(self.config)
+        names = self.sweep_configurations
+        missing = [name for name in names if name not in self.config["configurations"]]
+        if missing:
+            raise ValueError(
+                f"sweep.configurations: {', '.join(missing)} not a key of configurations "
+                f"({', '.join(self.config['configurations'])})"
+            )
+        settings = deep_merge(self.config, self.config["sweep"].get("overrides") or {})
         settings["demo"].update(av_coupling=coupling, videos=self.config["sweep"]["videos"])
-        settings["configurations"] = {name: self.config["configurations"][name]}
-        settings["ablation"] = {}  # the sweep stops at retrieval of one configuration
-        settings["probe"]["configuration"] = settings["qualitative"]["configuration"] = name
+        settings["configurations"] = {name: self.config["configurations"][name] for name in names}
+        settings["ablation"] = {}  # the sweep stops at retrieval of its configurations
+        settings["probe"]["configuration"] = settings["qualitative"]["configuration"] = names[0]
         settings["outputs"] = {"ablation": False, "qualitative": False, "diagnostics": False}
+        settings["sweep"] = {key: value for key, value in settings["sweep"].items() if key != "configuration"}
+        settings["sweep"]["configurations"] = names
         return settings
+
+    def sweep_retrieval(self, coupling: object, configuration: str) -> str:
+        return res("sweep", f"coupling_{coupling}", f"{configuration}.json")
 
     def coupling_outputs(self) -> list[str]:
         return [res("figures", "coupling.png"), res("sweep", "coupling.csv")]

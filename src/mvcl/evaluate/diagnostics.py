@@ -182,16 +182,31 @@ def embedding_map(
     return table
 
 
-def read_coupling_sweep(retrieval: dict[float, dict]) -> pd.DataFrame:
-    """One row per demo.av_coupling value from its retrieval.json record, sorted by coupling.
+def read_coupling_sweep(retrieval: dict) -> pd.DataFrame:
+    """One row per (configuration, demo.av_coupling) from retrieval.json records, sorted by both.
 
-    Each record needs median_rank_a2v, median_rank_v2a and chance_median_rank (of the same pools).
+    Keys are couplings (one configuration, named by the record's `configuration`, else "") or (configuration,
+    coupling) pairs. Each record needs median_rank_a2v, median_rank_v2a and chance_median_rank (of the same
+    pools); the intervals (`_ci_low`, `_ci_high`) and p-values against chance are carried when present.
     """
     needed = ("median_rank_a2v", "median_rank_v2a", "chance_median_rank")
+    optional = [
+        f"median_rank_{direction}{suffix}"
+        for direction in ("a2v", "v2a")
+        for suffix in ("_ci_low", "_ci_high", "_chance_p")
+    ]
     rows = []
-    for coupling, record in retrieval.items():
-        missing = [key for key in needed if key not in record]
+    for key, record in retrieval.items():
+        configuration, coupling = key if isinstance(key, tuple) else (record.get("configuration", ""), key)
+        missing = [name for name in needed if name not in record]
         if missing:
             raise KeyError(f"retrieval record of av_coupling {coupling}: missing key(s) {', '.join(missing)}")
-        rows.append({"av_coupling": float(coupling), **{key: float(record[key]) for key in needed}})
-    return pd.DataFrame(rows).sort_values("av_coupling", ignore_index=True)
+        row = {"configuration": configuration, "av_coupling": float(coupling)}
+        row.update({name: float(record[name]) for name in needed})
+        row.update({name: float(record.get(name, np.nan)) for name in optional})
+        row["test_videos"] = record.get("n_videos", np.nan)
+        rows.append(row)
+    order = list(dict.fromkeys(row["configuration"] for row in rows))
+    table = pd.DataFrame(rows)
+    table["order"] = table["configuration"].map(order.index)
+    return table.sort_values(["order", "av_coupling"], ignore_index=True).drop(columns="order")

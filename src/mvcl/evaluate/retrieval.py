@@ -17,15 +17,42 @@ videos instead of segments (the temporal model) is `median_rank` on `mean_by_vid
 The study's computation (`study_median_rank`) is kept to be reported beside ours: their code takes
 `np.diag(np.argsort(sim, axis=1))` in consecutive pools of 1000, an index into the sorted row rather than a
 rank, which sits near pool/2 for any model, and reuses the video → audio numbers for audio → video.
+
+Candidates (`retrieval.candidates`). `all_segments` ranks a query among every segment of its pool, its own
+video's other segments included; those share the song and the look, so a model that recognises the video can
+still rank a sibling above the true segment. `other_videos` leaves a query's own video's other segments out of
+its candidates (its positive stays), which is what the study's test effectively did (one segment per video):
+each query's pool shrinks by its siblings, and chance is the median over queries of (candidates + 1) / 2.
+Video-level ranks (MVPt's track-level retrieval) rank each test video's mean embedding (`mvcl.rows.video_means`,
+L2-normalised) among all test videos' means; chance (videos + 1) / 2.
+
+Intervals (`evaluate_retrieval`). Ranks are computed once on the whole test set; a bootstrap draw resamples
+test videos with replacement (mvcl.evaluate.bootstrap, seeded) and re-selects the queries of the drawn videos,
+each keeping the rank it got in its own pool (segment queries) or among all test videos (video queries). So
+the interval is over which queries the test set holds, with the candidates held fixed: a draw never re-pools
+or re-ranks, which keeps 1000 draws at the study's size to seconds. The median of a draw is a weighted median
+over the queries ranked once (a video drawn twice weighs twice), equal to np.median of the re-selected ranks.
+Against chance, the audio-video pairing is permuted within each pool (query i's positive becomes another
+query's partner of the same pool) and the pooled median rank recomputed (`permutation_p`); the one-sided p-value
+is how often a random pairing ranks as well as the real one.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 
+from mvcl.evaluate.bootstrap import DEFAULT_RESAMPLES, Interval, interval, paired, permutation_p, video_codes
 from mvcl.plan import RECALL_AT
 from mvcl.rows import video_means
 
+CANDIDATES = ("all_segments", "other_videos")
+# Below this many test videos, Table 1 says its intervals rest on a small collection (and the log warns).
+SMALL_TEST_VIDEOS = 30
+DIRECTIONS = ("a2v", "v2a")
 _TIE = 1e-9
 _BLOCK = 2048  # rows per block: a block of similarities is 2048 x 2048 float64 = 32 MiB
 
@@ -44,21 +71,56 @@ def _check(audio_emb: np.ndarray, video_emb: np.ndarray) -> None:
             )
 
 
-def ranks(query: np.ndarray, candidates: np.ndarray, positive: np.ndarray) -> np.ndarray:
-    """[m] 1-based mid-ranks: the rank of `candidates[positive[i]]` among all candidates for `query[i]`."""
+def _mid_ranks(sim: np.ndarray, positive_sim: np.ndarray, excluded: np.ndarray | None) -> np.ndarray:
+    """(above, tied) counts per row of sim [c, c'] against positive_sim [c, 1], excluded candidates left out."""
+    above = sim > positive_sim + _TIE
+    tied = np.abs(sim - positive_sim) <= _TIE
+    if excluded is not None:
+        above, tied = above & ~excluded, tied & ~excluded
+    return np.stack([above.sum(axis=1), tied.sum(axis=1)])
+
+
+def ranks(
+    query: np.ndarray,
+    candidates: np.ndarray,
+    positive: np.ndarray,
+    query_groups: np.ndarray | None = None,
+    candidate_groups: np.ndarray | None = None,
+) -> np.ndarray:
+    """[m] 1-based mid-ranks: the rank of `candidates[positive[i]]` among all candidates for `query[i]`.
+
+    With groups (video codes), the candidates of query i's own group other than its positive are left out
+    (`other_videos`); the positive always stays.
+    """
     out = np.empty(len(query))
+    grouped = query_groups is not None and candidate_groups is not None
     for q0 in range(0, len(query), _BLOCK):
         block = np.asarray(query[q0 : q0 + _BLOCK], dtype=np.float64)  # [c, d]
-        target = np.asarray(candidates[positive[q0 : q0 + _BLOCK]], dtype=np.float64)  # [c, d]
+        block_positive = positive[q0 : q0 + _BLOCK]
+        target = np.asarray(candidates[block_positive], dtype=np.float64)  # [c, d]
         positive_sim = np.einsum("cd,cd->c", block, target)[:, None]  # [c, 1]
-        above = np.zeros(len(block))
-        tied = np.zeros(len(block))  # counts the positive itself
+        counts = np.zeros((2, len(block)))  # above, tied (tied counts the positive itself)
         for c0 in range(0, len(candidates), _BLOCK):
             sim = block @ np.asarray(candidates[c0 : c0 + _BLOCK], dtype=np.float64).T  # [c, c']
-            above += (sim > positive_sim + _TIE).sum(axis=1)
-            tied += (np.abs(sim - positive_sim) <= _TIE).sum(axis=1)
-        out[q0 : q0 + _BLOCK] = 1 + above + (tied - 1) / 2
+            excluded = None
+            if grouped:
+                columns = np.arange(c0, c0 + len(sim.T))
+                excluded = (
+                    candidate_groups[None, c0 : c0 + _BLOCK] == query_groups[q0 : q0 + _BLOCK, None]
+                ) & (columns[None, :] != block_positive[:, None])
+            counts += _mid_ranks(sim, positive_sim, excluded)
+        out[q0 : q0 + _BLOCK] = 1 + counts[0] + (counts[1] - 1) / 2
     return out
+
+
+def candidate_counts(
+    query_groups: np.ndarray, candidate_groups: np.ndarray, other_videos: bool
+) -> np.ndarray:
+    """[m] candidates each query is ranked among: the pool, less its own video's other segments when asked."""
+    if not other_videos:
+        return np.full(len(query_groups), len(candidate_groups))
+    same = np.bincount(candidate_groups, minlength=int(query_groups.max()) + 1)[query_groups]
+    return len(candidate_groups) - same + 1
 
 
 def _summary(rank: np.ndarray, direction: str, prefix: str = "") -> dict[str, float]:
@@ -87,43 +149,316 @@ def pools(n: int, pool_size: int, seed: int) -> list[tuple[np.ndarray, np.ndarra
     return out
 
 
-def median_rank(audio_emb: np.ndarray, video_emb: np.ndarray, pool_size: int, seed: int) -> dict[str, float]:
+def _groups(codes: np.ndarray | None, candidates: str, n: int) -> np.ndarray | None:
+    if candidates not in CANDIDATES:
+        raise ValueError(f"retrieval.candidates is '{candidates}'; use one of {', '.join(CANDIDATES)}")
+    if candidates == "all_segments":
+        return None
+    if codes is None or len(codes) != n:
+        raise ValueError("retrieval.candidates: other_videos needs the video of every test segment")
+    return np.asarray(codes)
+
+
+@dataclass(frozen=True)
+class RankSet:
+    """Per-query ranks of one configuration's test set, computed once; intervals re-select from them."""
+
+    codes: np.ndarray  # [n] video code (0..V-1) of each segment query
+    pooled: dict[str, np.ndarray]  # direction -> [n] rank in its pool
+    full: dict[str, np.ndarray]  # direction -> [n] rank among the whole test set
+    chance: np.ndarray  # [n] chance rank of each query in its pool, (candidates + 1) / 2
+    full_chance: np.ndarray  # [n] the same among the whole test set
+
+
+def rank_set(
+    audio_emb: np.ndarray,
+    video_emb: np.ndarray,
+    pool_size: int,
+    seed: int,
+    codes: np.ndarray | None = None,
+    candidates: str = "all_segments",
+) -> RankSet:
+    """Ranks both ways (a2v: audio query, video candidates), in pools and over the whole test set."""
+    _check(audio_emb, video_emb)
+    n = len(audio_emb)
+    groups = _groups(codes, candidates, n)
+    codes = np.zeros(n, dtype=np.int64) if codes is None else np.asarray(codes)
+    pooled = {direction: np.empty(n) for direction in DIRECTIONS}
+    chance = np.empty(n)
+    for query_rows, candidate_rows in pools(n, pool_size, seed):
+        positive = np.arange(len(query_rows))
+        query_groups = None if groups is None else groups[query_rows]
+        candidate_groups = None if groups is None else groups[candidate_rows]
+        for direction, (query, pool) in {
+            "a2v": (audio_emb, video_emb),
+            "v2a": (video_emb, audio_emb),
+        }.items():
+            pooled[direction][query_rows] = ranks(
+                query[query_rows], pool[candidate_rows], positive, query_groups, candidate_groups
+            )
+        chance[query_rows] = (
+            candidate_counts(codes[query_rows], codes[candidate_rows], groups is not None) + 1
+        ) / 2
+    everyone = np.arange(n)
+    full = {
+        "a2v": ranks(audio_emb, video_emb, everyone, groups, groups),
+        "v2a": ranks(video_emb, audio_emb, everyone, groups, groups),
+    }
+    full_chance = (candidate_counts(codes, codes, groups is not None) + 1) / 2
+    return RankSet(codes, pooled, full, chance, full_chance)
+
+
+def median_rank(
+    audio_emb: np.ndarray,
+    video_emb: np.ndarray,
+    pool_size: int,
+    seed: int,
+    codes: np.ndarray | None = None,
+    candidates: str = "all_segments",
+) -> dict[str, float]:
     """Correct ranks both ways (a2v: audio query, video candidates) in pools and over the whole test set.
 
     Keys: n_queries, pool_size, n_pools, chance_median_rank, {median_rank, mean_rank, recall@1/5/10}_{a2v,v2a},
-    and the same for the whole set prefixed `full_` (full_pool_size = n_queries).
+    and the same for the whole set prefixed `full_` (full_pool_size = n_queries). `codes` (each row's video)
+    with candidates='other_videos' leaves a query's own video's other segments out of its candidates.
     """
-    _check(audio_emb, video_emb)
-    n = len(audio_emb)
-    pooled = {"a2v": np.empty(n), "v2a": np.empty(n)}
-    pool_list = pools(n, pool_size, seed)
-    for query_rows, candidate_rows in pool_list:
-        positive = np.arange(len(query_rows))
-        pooled["a2v"][query_rows] = ranks(audio_emb[query_rows], video_emb[candidate_rows], positive)
-        pooled["v2a"][query_rows] = ranks(video_emb[query_rows], audio_emb[candidate_rows], positive)
+    ranked = rank_set(audio_emb, video_emb, pool_size, seed, codes, candidates)
+    return _rank_summary(ranked, pool_size)
+
+
+def _rank_summary(ranked: RankSet, pool_size: int) -> dict[str, float]:
+    n = len(ranked.codes)
     size = min(pool_size, n)
     result = {
         "n_queries": n,
         "pool_size": size,
-        "n_pools": len(pool_list),
-        "chance_median_rank": (size + 1) / 2,
+        "n_pools": max(1, math.ceil(n / pool_size)),
+        "chance_median_rank": float(np.median(ranked.chance)),
+        "mean_candidates": float(np.mean(2 * ranked.chance - 1)),
+        "full_pool_size": n,
+        "full_chance_median_rank": float(np.median(ranked.full_chance)),
     }
-    everyone = np.arange(n)
-    result.update({"full_pool_size": n, "full_chance_median_rank": (n + 1) / 2})
-    for direction, (query, candidates) in {
-        "a2v": (audio_emb, video_emb),
-        "v2a": (video_emb, audio_emb),
-    }.items():
-        result.update(_summary(pooled[direction], direction))
-        result.update(_summary(ranks(query, candidates, everyone), direction, prefix="full_"))
+    for direction in DIRECTIONS:
+        result.update(_summary(ranked.pooled[direction], direction))
+        result.update(_summary(ranked.full[direction], direction, prefix="full_"))
     return result
 
 
 def mean_by_video(emb: np.ndarray, video_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Video-level embeddings: (sorted unique video ids, L2-normalised mean of each video's rows [V, d])."""
     ids, codes = np.unique(video_ids, return_inverse=True)
-    means = video_means(emb, codes, len(ids))[0].astype(np.float64)
-    return ids, (means / np.linalg.norm(means, axis=1, keepdims=True)).astype(np.float32)
+    return ids, _normalised_means(emb, codes, len(ids))
+
+
+def _normalised_means(emb: np.ndarray, codes: np.ndarray, n_videos: int) -> np.ndarray:
+    means = video_means(emb, codes, n_videos)[0].astype(np.float64)
+    return (means / np.linalg.norm(means, axis=1, keepdims=True)).astype(np.float32)
+
+
+def video_ranks(audio_emb: np.ndarray, video_emb: np.ndarray, codes: np.ndarray) -> dict[str, np.ndarray]:
+    """Track-level ranks both ways: each test video's mean embedding ranked among all test videos' [V]."""
+    n_videos = int(codes.max()) + 1
+    audio, video = (
+        _normalised_means(audio_emb, codes, n_videos),
+        _normalised_means(video_emb, codes, n_videos),
+    )
+    everyone = np.arange(n_videos)
+    return {"a2v": ranks(audio, video, everyone), "v2a": ranks(video, audio, everyone)}
+
+
+class ByVideo:
+    """Statistics of per-query values on a bootstrap draw of videos, without re-selecting rows.
+
+    A draw is an array of video codes (with repeats); each query weighs as often as its video was drawn. The
+    weighted median equals np.median of the re-selected values (the mean of the two middle ones when even).
+    """
+
+    def __init__(self, values: np.ndarray, codes: np.ndarray, n_videos: int):
+        order = np.argsort(values, kind="stable")
+        self.sorted, self.sorted_codes, self.n_videos = values[order], codes[order], n_videos
+        self.rows = np.bincount(codes, minlength=n_videos).astype(np.float64)
+        self.codes, self.values = codes, values
+
+    def _weights(self, videos: np.ndarray) -> np.ndarray:
+        return np.bincount(videos, minlength=self.n_videos).astype(np.float64)
+
+    def median(self, videos: np.ndarray) -> float:
+        cumulative = np.cumsum(self._weights(videos)[self.sorted_codes])
+        total = int(cumulative[-1])
+        if total == 0:
+            return math.nan
+        middle = np.searchsorted(cumulative, [(total - 1) // 2, total // 2], side="right")
+        return float(self.sorted[middle].mean())
+
+    def share_at_most(self, k: float) -> Callable[[np.ndarray], float]:
+        """Recall@k on a draw: the weighted share of queries ranked k or better."""
+        hits = np.bincount(self.codes, weights=(self.values <= k).astype(np.float64), minlength=self.n_videos)
+
+        def recall(videos: np.ndarray) -> float:
+            weights = self._weights(videos)
+            return float(weights @ hits / (weights @ self.rows))
+
+        return recall
+
+
+def _intervals(
+    values: np.ndarray,
+    codes: np.ndarray,
+    n_videos: int,
+    prefix: str,
+    direction: str,
+    resamples: int,
+    seed: int,
+) -> dict[str, float]:
+    by_video = ByVideo(values, codes, n_videos)
+    out = interval(by_video.median, n_videos, resamples, seed).as_dict(f"{prefix}median_rank_{direction}")
+    for k in RECALL_AT:
+        name = f"{prefix}recall@{k}_{direction}"
+        out.update(interval(by_video.share_at_most(k), n_videos, resamples, seed).as_dict(name))
+    return out
+
+
+def pooled_permutation_p(
+    audio_emb: np.ndarray,
+    video_emb: np.ndarray,
+    pool_size: int,
+    seed: int,
+    observed: dict[str, float],
+    codes: np.ndarray | None = None,
+    candidates: str = "all_segments",
+    permutations: int = DEFAULT_RESAMPLES,
+) -> dict[str, float]:
+    """One-sided p-value of each direction's pooled median rank against random audio-video pairings.
+
+    A permutation of the test rows re-pairs, within each pool, query i with the partner of another query of
+    the same pool (the order the permutation gives the pool's queries); candidates are those of the real
+    evaluation. Each pool's similarities are computed once (float64, queries x pool: 8 MB per pool of 1000).
+    """
+    n = len(audio_emb)
+    groups = _groups(codes, candidates, n)
+    cached = []
+    for query_rows, candidate_rows in pools(n, pool_size, seed):
+        sibling = None
+        if groups is not None:
+            sibling = groups[query_rows][:, None] == groups[candidate_rows][None, :]
+        sims = {
+            "a2v": np.asarray(audio_emb[query_rows], np.float64)
+            @ np.asarray(video_emb[candidate_rows], np.float64).T,
+            "v2a": np.asarray(video_emb[query_rows], np.float64)
+            @ np.asarray(audio_emb[candidate_rows], np.float64).T,
+        }
+        cached.append((query_rows, sims, sibling))
+
+    def statistic(direction: str):
+        def median(permutation: np.ndarray) -> float:
+            out = []
+            for query_rows, sims, sibling in cached:
+                positive = np.argsort(permutation[query_rows])
+                sim = sims[direction]
+                positive_sim = sim[np.arange(len(sim)), positive][:, None]
+                excluded = None
+                if sibling is not None:
+                    excluded = sibling & (np.arange(sim.shape[1])[None, :] != positive[:, None])
+                above, tied = _mid_ranks(sim, positive_sim, excluded)
+                out.append(1 + above + (tied - 1) / 2)
+            return float(np.median(np.concatenate(out)))
+
+        return median
+
+    return {
+        f"median_rank_{direction}_chance_p": permutation_p(
+            statistic(direction), observed[f"median_rank_{direction}"], n, permutations, seed
+        )
+        for direction in DIRECTIONS
+    }
+
+
+def evaluate_retrieval(
+    audio_emb: np.ndarray,
+    video_emb: np.ndarray,
+    video_ids: np.ndarray,
+    pool_size: int,
+    seed: int,
+    candidates: str = "other_videos",
+    resamples: int = DEFAULT_RESAMPLES,
+    permutations: int = DEFAULT_RESAMPLES,
+    study_protocol: bool = True,
+) -> tuple[dict, dict[str, np.ndarray]]:
+    """Table 1's record of one configuration's test embeddings, and its per-query pooled ranks.
+
+    The record: `median_rank` keys (pooled, `full_`), video-level keys (`video_`), a 95% bootstrap interval
+    (`_ci_low`, `_ci_high`) beside each median rank and recall, the p-value of each pooled median rank against
+    random pairings (`median_rank_{a2v,v2a}_chance_p`), the sample sizes and protocol, and the study's
+    computation (`study_`) when asked. The ranks ({video_id, rank_a2v, rank_v2a}, one per test segment, in
+    the input's order) let Table 1 compare configurations on the same resampled videos.
+    """
+    ids, codes = video_codes(video_ids)
+    n_videos = len(ids)
+    ranked = rank_set(audio_emb, video_emb, pool_size, seed, codes, candidates)
+    record: dict = {"candidates": candidates, "n_videos": n_videos, **_rank_summary(ranked, pool_size)}
+    by_video = video_ranks(audio_emb, video_emb, codes)
+    record.update(video_pool_size=n_videos, video_chance_median_rank=(n_videos + 1) / 2)
+    every_video = np.arange(n_videos)
+    for direction in DIRECTIONS:
+        record.update(_summary(by_video[direction], direction, prefix="video_"))
+        record.update(_intervals(ranked.pooled[direction], codes, n_videos, "", direction, resamples, seed))
+        record.update(
+            _intervals(ranked.full[direction], codes, n_videos, "full_", direction, resamples, seed)
+        )
+        record.update(
+            _intervals(by_video[direction], every_video, n_videos, "video_", direction, resamples, seed)
+        )
+    record.update(
+        pooled_permutation_p(audio_emb, video_emb, pool_size, seed, record, codes, candidates, permutations)
+    )
+    record.update(bootstrap_resamples=resamples, permutations=permutations)
+    if study_protocol:
+        record.update(study_median_rank(audio_emb, video_emb, pool_size))
+    rank_table = {"video_id": np.asarray(video_ids), **{f"rank_{d}": ranked.pooled[d] for d in DIRECTIONS}}
+    return record, rank_table
+
+
+def against_reference(
+    ranks_of: dict[str, dict[str, np.ndarray]], reference: str, resamples: int, seed: int
+) -> dict[str, dict[str, float]]:
+    """Per configuration, its pooled median rank minus the reference's, paired on the same resampled videos.
+
+    `ranks_of[name]` holds video_id and rank_{a2v,v2a} per test segment (evaluate_retrieval's rank table);
+    every configuration must rank the same test segments in the same order. Keys per direction:
+    median_rank_{d}_vs_{reference} (the difference, negative = better), its _ci_low/_ci_high and _p.
+    """
+    if reference not in ranks_of:
+        return {name: {} for name in ranks_of}
+    base = ranks_of[reference]
+    ids, codes = video_codes(base["video_id"])
+    out = {}
+    for name, table in ranks_of.items():
+        if not np.array_equal(np.asarray(table["video_id"]), np.asarray(base["video_id"])):
+            raise ValueError(
+                f"configurations '{name}' and '{reference}' rank different test segments; rerun their "
+                "retrieval rules on the same segments.parquet"
+            )
+        row: dict[str, float] = {}
+        for direction in DIRECTIONS:
+            mine = ByVideo(np.asarray(table[f"rank_{direction}"], float), codes, len(ids))
+            theirs = ByVideo(np.asarray(base[f"rank_{direction}"], float), codes, len(ids))
+            comparison = paired(mine.median, theirs.median, len(ids), resamples, seed)
+            key = f"median_rank_{direction}_vs_{reference}"
+            row.update(comparison.difference.as_dict(key))
+            row[f"{key}_p"] = comparison.p_value
+        out[name] = row
+    return out
+
+
+def ci(record: dict, key: str) -> Interval:
+    """The interval of `key` in a retrieval record (NaN bounds where the record has none)."""
+    return Interval(
+        float(record.get(key, math.nan)),
+        float(record.get(f"{key}_ci_low", math.nan)),
+        float(record.get(f"{key}_ci_high", math.nan)),
+        int(record.get("n_videos", 0)),
+        int(record.get("bootstrap_resamples", 0)),
+    )
 
 
 def study_median_rank(

@@ -146,40 +146,60 @@ def plot_embedding_map(table: pd.DataFrame, out: str | Path, title: str, pairs_s
 
 
 def plot_coupling_sweep(table: pd.DataFrame, out: str | Path, demo_coupling: float | None = None) -> None:
-    """Median rank against demo.av_coupling, scaled so 0 = perfect retrieval and 1 = chance.
+    """Median rank against demo.av_coupling, scaled so 0 = perfect retrieval and 1 = chance; one panel per
+    direction, one line per configuration, its 95% bootstrap interval (over test videos) as a band.
 
     Scaling (rank - 1) / (chance - 1) puts pools of any size on one axis, so the study's Table 1 (pools of
     1000) can be drawn beside a small sweep. Their ranks were computed as an index, not a rank (docs/design.md):
     the band shows what they reported, not a measured alignment.
     """
-    figure, axis = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    table = table if "configuration" in table.columns else table.assign(configuration="")
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True, constrained_layout=True)
     study_chance = (STUDY_POOL + 1) / 2
     low, high = ((rank - 1) / (study_chance - 1) for rank in STUDY_MEDIAN_RANKS)
-    axis.axhspan(low, high, color="tab:red", alpha=0.18, label="the study's Table 1 (494-507 of 1000)")
-    axis.axhline(1.0, color="black", linestyle="--", linewidth=1, label="chance")
-    axis.axhline(0.0, color="black", linestyle=":", linewidth=1, label="perfect (rank 1)")
-    for column, label, colour, label_offset in (
-        ("median_rank_a2v", "audio → video", "tab:blue", (4, -11)),
-        ("median_rank_v2a", "video → audio", "tab:orange", (4, 5)),
+    palette = plt.get_cmap("tab10")
+    configurations = list(dict.fromkeys(table["configuration"]))
+    for axis, (direction, title) in zip(
+        axes, (("a2v", "audio → video"), ("v2a", "video → audio")), strict=True
     ):
-        scaled = (table[column] - 1) / (table["chance_median_rank"] - 1)
-        axis.plot(table["av_coupling"], scaled, marker="o", color=colour, label=label)
-        for x, y, rank in zip(table["av_coupling"], scaled, table[column], strict=True):
-            axis.annotate(
-                f"{rank:g}", (x, y), xytext=label_offset, textcoords="offset points", fontsize=7, color=colour
+        axis.axhspan(low, high, color="tab:red", alpha=0.18, label="the study's Table 1 (494-507 of 1000)")
+        axis.axhline(1.0, color="black", linestyle="--", linewidth=1, label="chance")
+        axis.axhline(0.0, color="black", linestyle=":", linewidth=1, label="perfect (rank 1)")
+        column = f"median_rank_{direction}"
+        for number, name in enumerate(configurations):
+            rows = table[table["configuration"] == name]
+            colour = palette(number % palette.N)
+            scale = rows["chance_median_rank"] - 1
+            scaled = (rows[column] - 1) / scale
+            axis.plot(rows["av_coupling"], scaled, marker="o", color=colour, label=name or "median rank")
+            if f"{column}_ci_low" in rows and rows[f"{column}_ci_low"].notna().any():
+                axis.fill_between(
+                    rows["av_coupling"],
+                    (rows[f"{column}_ci_low"] - 1) / scale,
+                    (rows[f"{column}_ci_high"] - 1) / scale,
+                    color=colour,
+                    alpha=0.2,
+                    linewidth=0,
+                )
+            for x, y, rank in zip(rows["av_coupling"], scaled, rows[column], strict=True):
+                axis.annotate(
+                    f"{rank:g}", (x, y), xytext=(4, 4), textcoords="offset points", fontsize=7, color=colour
+                )
+        if demo_coupling is not None:
+            axis.axvline(
+                demo_coupling,
+                color="0.5",
+                linewidth=1,
+                linestyle="-.",
+                label=f"demo.av_coupling = {demo_coupling:g}",
             )
-    if demo_coupling is not None:
-        axis.axvline(
-            demo_coupling,
-            color="0.5",
-            linewidth=1,
-            linestyle="-.",
-            label=f"demo.av_coupling = {demo_coupling:g}",
-        )
-    axis.set_xlabel("demo.av_coupling (0 = picture independent of sound, 1 = a function of it)")
-    axis.set_ylabel("(median rank - 1) / (chance - 1)")
-    axis.set_ylim(-0.05, 1.15)
-    axis.set_title("Retrieval against audio-video coupling of the synthetic corpus", fontsize=10)
-    axis.legend(fontsize=8, loc="lower left")
+        axis.set_xlabel("demo.av_coupling (0 = picture independent of sound, 1 = a function of it)")
+        axis.set_title(f"{title}: median rank, 95% interval over test videos", fontsize=10)
+    axes[0].set_ylabel("(median rank - 1) / (chance - 1)")
+    axes[0].set_ylim(-0.05, 1.3)
+    axes[0].legend(fontsize=8, loc="lower left")
+    videos = table["test_videos"].dropna() if "test_videos" in table else pd.Series(dtype=float)
+    sizes = f" ({int(videos.min())} test videos per run)" if len(videos) else ""
+    figure.suptitle(f"Retrieval against audio-video coupling of the synthetic corpus{sizes}")
     figure.savefig(out, dpi=110)
     plt.close(figure)
