@@ -1,4 +1,6 @@
-"""Reading a collection's tags from a full-size Last.fm `lastfm_tags.db` (issue "Real collections at the study's scale").
+"""Reading a collection's tags from a full-size Last.fm `lastfm_tags.db`.
+
+Issue "Real collections at the study's scale".
 
 Builds a synthetic database of the release's size (505,216 tracks, 522,366 tags, 8,598,630 track-tag rows, the
 schema and indexes of `mvcl.data.tags.write_lastfm_db`; tags drawn Zipf-like, 1-100 weights) and times
@@ -105,7 +107,9 @@ def measure(database: Path, ids_file: Path, reader: str) -> dict:
     msd_ids = ids_file.read_text().split()
     before_mb = _status_mb("VmRSS")
     start, cpu = time.perf_counter(), _cpu_seconds()
-    tags = read_msd_tags(database, msd_ids) if reader == "read_msd_tags" else chunked_in_read(database, msd_ids)
+    tags = (
+        read_msd_tags(database, msd_ids) if reader == "read_msd_tags" else chunked_in_read(database, msd_ids)
+    )
     seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
     peak_mb = _status_mb("VmHWM")
     return {
@@ -137,7 +141,9 @@ def run_measurement(database: Path, ids_file: Path, reader: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--folder", type=Path, default=Path(tempfile.gettempdir()))
     parser.add_argument("--keep", action="store_true", help="keep the database (default: deleted)")
     parser.add_argument("--collections", type=int, nargs="+", default=[94_000, 1_000])
