@@ -13,6 +13,7 @@ validate(config, "schemas/config.schema.yaml")
 
 include: "rules/common.smk"
 include: "rules/data.smk"
+include: "rules/tags.smk"
 include: "rules/segments.smk"
 include: "rules/features.smk"
 include: "rules/train.smk"

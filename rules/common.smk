@@ -65,7 +65,7 @@ def probe_inputs(wildcards):
         configuration = wildcards.get("configuration", config["probe"]["configuration"])
         inputs["embeddings"] = model_path(configuration, "embeddings.npz")
     if wildcards.task == "tagging" and config["dataset"]["msd_tags"]:
-        inputs["tags"] = config["dataset"]["msd_tags"]
+        inputs["tags"] = res("data", "msd_tags.parquet")
     return inputs
 
 

@@ -3,6 +3,7 @@ import logging
 import types
 import urllib.error
 import urllib.request
+import urllib.response
 
 import numpy as np
 import pytest
@@ -243,7 +244,9 @@ def test_auto_uses_the_checkpoint_in_the_torch_hub_cache(offline, fake_kinetics)
 def test_auto_downloads_into_the_cache_when_the_network_allows(tmp_path, monkeypatch, fake_kinetics):
     path, digest = fake_kinetics
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout=None: io.BytesIO(path.read_bytes()))
+    data = path.read_bytes()
+    response = lambda url, timeout=None: urllib.response.addinfourl(io.BytesIO(data), {}, url)  # noqa: E731
+    monkeypatch.setattr(urllib.request, "urlopen", response)
     _, record = build_video_encoder("auto", allow_random=False, seed=0)
     assert video.kinetics_cache_path().is_file() and record["sha256"] == digest
 

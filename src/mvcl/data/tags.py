@@ -1,9 +1,11 @@
 """MSD Last.fm tags for the videos that carry an `msd_id`, and the tagging task's label matrix.
 
-Two inputs are accepted by `read_msd_tags`, told apart by the file's first bytes:
+Three inputs are accepted by `read_msd_tags`, told apart by the file's first bytes:
 
 - a CSV with columns `msd_id,tag[,count]` (`count` optional, default 100, the largest Last.fm weight);
-- the Million Song Dataset's Last.fm tag database `lastfm_tags.db` (SQLite), read directly.
+- the Million Song Dataset's Last.fm tag database `lastfm_tags.db` (SQLite), read directly;
+- a Parquet table `msd_id,tag,count`, as `rule msd_tags` writes (results/data/msd_tags.parquet: only the
+  collection's tracks, read once per run so that each probe job does not search the 8.6M-row database).
 
 Assumed schema of `lastfm_tags.db`, as shipped with the MSD Last.fm dataset and used by its
 `demo_tags_db.py` (written from knowledge of that release, not checked against a copy here):
@@ -33,11 +35,18 @@ from mvcl.io import atomic_path
 log = logging.getLogger(__name__)
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
+PARQUET_MAGIC = b"PAR1"
 DEFAULT_COUNT = 100.0
 TAG_COLUMNS = ["msd_id", "tag", "count"]
 LASTFM_SCHEMA = {"tids": ["tid"], "tags": ["tag"], "tid_tag": ["tid", "tag", "val"]}
-# Ids per `IN (...)` query: below SQLite's smallest default limit on bound parameters (999).
-_QUERY_CHUNK = 500
+# The tid_tag rows of the ids in temp.wanted. CROSS JOIN keeps this order (ids -> tids through its tid index ->
+# tid_tag through its tid index): without statistics SQLite's planner rather scans all 8.6M rows of tid_tag
+# (3 s even for 1,000 ids, see benchmarks/tags.py). A database without an index on tid_tag.tid gets a
+# transient automatic one (8 s).
+HITS_QUERY = (
+    "SELECT tid_tag.tid AS tid, tid_tag.tag AS tag, tid_tag.val AS val FROM temp.wanted "
+    "CROSS JOIN tids ON tids.tid = wanted.tid CROSS JOIN tid_tag ON tid_tag.tid = tids.ROWID"
+)
 
 
 class TagMatrix(NamedTuple):
@@ -51,9 +60,10 @@ class TagMatrix(NamedTuple):
 def read_msd_tags(path: str | os.PathLike, msd_ids: Iterable[str] | None = None) -> pd.DataFrame:
     """Read MSD tags as a DataFrame `[msd_id, tag, count]` from a CSV or a Last.fm SQLite database.
 
-    `msd_ids` restricts the result to those tracks (worth it for the full 8.6M-row database).
-    Repeated (msd_id, tag) pairs keep their largest count. Raises ValueError naming the file and the
-    problem when the input is malformed.
+    `msd_ids` restricts the result to those tracks; in the database that is done in SQL (a temporary table
+    of the ids joined against tids and tid_tag), so a 94k-track collection reads only its own rows.
+    Rows are sorted by (msd_id, tag); repeated pairs keep their largest count. Raises ValueError naming the
+    file and the problem when the input is malformed.
     """
     path = Path(path)
     if not path.is_file():
@@ -63,13 +73,45 @@ def read_msd_tags(path: str | os.PathLike, msd_ids: Iterable[str] | None = None)
     with path.open("rb") as handle:
         header = handle.read(len(SQLITE_MAGIC))
     if header == SQLITE_MAGIC:
-        tags = _read_lastfm_db(path, msd_ids)
-    else:
-        tags = _read_tags_csv(path)
-        if msd_ids is not None:
-            tags = tags[tags["msd_id"].isin(set(msd_ids))]
+        return _read_lastfm_db(path, msd_ids)
+    tags = _read_tags_parquet(path) if header.startswith(PARQUET_MAGIC) else _read_tags_csv(path)
+    if msd_ids is not None:
+        tags = tags[tags["msd_id"].isin(set(msd_ids))]
     tags = tags.groupby(["msd_id", "tag"], as_index=False, sort=True)["count"].max()
     return tags.reset_index(drop=True)[TAG_COLUMNS]
+
+
+def collection_tags(manifest: pd.DataFrame, path: str | os.PathLike) -> pd.DataFrame:
+    """The tags of the manifest's tracks (its non-empty `msd_id`s) from `path`, for results/data/msd_tags.parquet."""
+    if "msd_id" not in manifest.columns:
+        raise ValueError(
+            f"the manifest has no 'msd_id' column (has {list(manifest.columns)}); the tagging probe needs one "
+            "(metadata CSV: msd_id)"
+        )
+    msd_ids = manifest["msd_id"].astype("string").str.strip()
+    msd_ids = msd_ids[msd_ids.notna() & (msd_ids != "")].unique()
+    tags = read_msd_tags(path, msd_ids.tolist())
+    log.info(
+        "MSD tags: %d rows for %d of the collection's %d msd_ids, from %s",
+        len(tags),
+        tags["msd_id"].nunique(),
+        len(msd_ids),
+        path,
+    )
+    return tags
+
+
+def _read_tags_parquet(path: Path) -> pd.DataFrame:
+    try:
+        tags = pd.read_parquet(path)
+    except Exception as error:  # pyarrow raises its own error types for damaged files
+        raise ValueError(f"MSD tag file {path} looks like Parquet but cannot be read: {error}") from None
+    missing = [column for column in TAG_COLUMNS if column not in tags.columns]
+    if missing:
+        raise ValueError(
+            f"MSD tag Parquet {path} lacks column(s) {missing}; found {list(tags.columns)}, expected {TAG_COLUMNS}"
+        )
+    return tags.astype({"msd_id": str, "tag": str, "count": float})[TAG_COLUMNS]
 
 
 def _read_tags_csv(path: Path) -> pd.DataFrame:
@@ -109,46 +151,76 @@ def _read_tags_csv(path: Path) -> pd.DataFrame:
 
 
 def _read_lastfm_db(path: Path, msd_ids: Iterable[str] | None) -> pd.DataFrame:
-    query = (
-        "SELECT tids.tid AS msd_id, tags.tag AS tag, tid_tag.val AS count, typeof(tid_tag.val) AS val_type, "
-        "tid_tag.tid AS tid_index, tid_tag.tag AS tag_index "
-        "FROM tid_tag LEFT JOIN tids ON tids.ROWID = tid_tag.tid LEFT JOIN tags ON tags.ROWID = tid_tag.tag"
-    )
+    """The (restricted) rows of tid_tag with their track and tag names; checks run in SQL on those rows only.
+
+    Strings are fetched once per distinct track and tag, not once per row (a 94k-track collection has about
+    1.6M rows but only 94k track ids), and repeated pairs are reduced on the integer ROWIDs.
+    """
     try:
         with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as connection:
             _check_lastfm_schema(connection, path)
-            if msd_ids is None:
-                rows = pd.read_sql_query(query, connection)
-            else:
-                wanted = sorted({str(msd_id) for msd_id in msd_ids})
-                chunks = [wanted[i : i + _QUERY_CHUNK] for i in range(0, len(wanted), _QUERY_CHUNK)]
-                where = " WHERE tids.tid IN ({})"
-                rows = pd.concat(
-                    [
-                        pd.read_sql_query(query + where.format(",".join("?" * len(c))), connection, params=c)
-                        for c in chunks
-                    ]
-                    or [pd.read_sql_query(query + " WHERE 0", connection)],
-                    ignore_index=True,
-                )
+            _select_hits(connection, msd_ids)
+            _check_hits(connection, path)
+            hits = pd.read_sql_query("SELECT tid, tag, val FROM temp.hits", connection)
+            tracks = pd.read_sql_query(
+                "SELECT ROWID AS tid, tid AS msd_id FROM tids WHERE ROWID IN (SELECT tid FROM temp.hits)",
+                connection,
+            )
+            names = pd.read_sql_query(
+                "SELECT ROWID AS tag, tag AS name FROM tags WHERE ROWID IN (SELECT tag FROM temp.hits)",
+                connection,
+            )
     except (sqlite3.DatabaseError, pd.errors.DatabaseError) as error:
         raise ValueError(f"Last.fm tag database {path} cannot be read: {error}") from None
-    dangling = rows["msd_id"].isna() | rows["tag"].isna()
-    if dangling.any():
-        example = rows.loc[dangling, ["tid_index", "tag_index"]].iloc[0].tolist()
+    largest = hits.astype({"val": float}).groupby(["tid", "tag"], sort=False)["val"].max().reset_index()
+    # Codes into sorted name lists, so that sorting the codes sorts the names.
+    tracks = tracks.astype({"msd_id": str}).sort_values("msd_id", kind="stable")
+    names = names.astype({"name": str}).sort_values("name", kind="stable")
+    track_code = pd.Index(tracks["tid"]).get_indexer(largest["tid"])
+    tag_code = pd.Index(names["tag"]).get_indexer(largest["tag"])
+    order = np.lexsort((tag_code, track_code))
+    return pd.DataFrame(
+        {
+            "msd_id": tracks["msd_id"].to_numpy(dtype=object)[track_code[order]],
+            "tag": names["name"].to_numpy(dtype=object)[tag_code[order]],
+            "count": largest["val"].to_numpy()[order],
+        }
+    )
+
+
+def _select_hits(connection: sqlite3.Connection, msd_ids: Iterable[str] | None) -> None:
+    """temp.hits = the tid_tag rows of `msd_ids` (all rows when None), joined in SQL through the tids index."""
+    if msd_ids is None:
+        connection.execute("CREATE TEMP TABLE hits AS SELECT tid, tag, val FROM tid_tag")
+        return
+    connection.execute("CREATE TEMP TABLE wanted (tid TEXT PRIMARY KEY)")
+    connection.executemany(
+        "INSERT OR IGNORE INTO temp.wanted VALUES (?)", ((str(msd_id),) for msd_id in msd_ids)
+    )
+    connection.execute(f"CREATE TEMP TABLE hits AS {HITS_QUERY}")
+
+
+def _check_hits(connection: sqlite3.Connection, path: Path) -> None:
+    """Every selected row names a tag (and a track) that exists and carries a numeric weight."""
+    names = (
+        "FROM temp.hits LEFT JOIN tids ON tids.ROWID = hits.tid LEFT JOIN tags ON tags.ROWID = hits.tag "
+    )
+    dangling = "WHERE tids.ROWID IS NULL OR tags.ROWID IS NULL"
+    (count,) = connection.execute(f"SELECT count(*) {names}{dangling}").fetchone()
+    if count:
+        example = connection.execute(f"SELECT hits.tid, hits.tag {names}{dangling} LIMIT 1").fetchone()
         raise ValueError(
-            f"Last.fm tag database {path}: {int(dangling.sum())} tid_tag row(s) point at no row of tids/tags "
+            f"Last.fm tag database {path}: {count} tid_tag row(s) point at no row of tids/tags "
             f"(first: tid={example[0]}, tag={example[1]}); the file is damaged, re-download lastfm_tags.db"
         )
-    non_numeric = ~rows["val_type"].isin(["real", "integer"])
-    if non_numeric.any():
-        example = rows.loc[non_numeric, ["msd_id", "tag", "count"]].iloc[0].tolist()
+    non_numeric = "WHERE typeof(hits.val) NOT IN ('real', 'integer')"
+    (count,) = connection.execute(f"SELECT count(*) FROM temp.hits {non_numeric}").fetchone()
+    if count:
+        example = connection.execute(f"SELECT tids.tid, tags.tag, hits.val {names}{non_numeric} LIMIT 1").fetchone()
         raise ValueError(
-            f"Last.fm tag database {path}: tid_tag.val must be numeric, {int(non_numeric.sum())} row(s) are not "
+            f"Last.fm tag database {path}: tid_tag.val must be numeric, {count} row(s) are not "
             f"(first: msd_id={example[0]!r}, tag={example[1]!r}, val={example[2]!r})"
         )
-    rows["count"] = rows["count"].astype(float)
-    return rows[TAG_COLUMNS]
 
 
 def _check_lastfm_schema(connection: sqlite3.Connection, path: Path) -> None:

@@ -9,14 +9,19 @@ on every frame) and resized to `crop` x `crop` (their RandomResizedCrop: 112, sc
 segments get random boxes (`random_boxes`), validation and test segments one centred box (`centre_box`).
 
 Weights never change silently: `build_video_encoder` returns, beside the model, a provenance record naming
-the checkpoint file and its sha256, or saying loudly that the weights are random.
+the checkpoint file, the URL it came from and its sha256, or saying loudly that the weights are random.
+Downloaded weights are verified, not trusted: a file takes its place in the cache only when it arrived whole
+(as many bytes as the server announced) and its sha256 starts with the hash prefix its name carries, as
+torch.hub's `check_hash` does (`r2plus1d_18-91a641e6.pth`); anything else is deleted and the reason said.
 """
 
 from __future__ import annotations
 
+import http.client
 import logging
 import math
-import shutil
+import re
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import NamedTuple
@@ -40,10 +45,20 @@ KINETICS_MEAN = tuple(KINETICS.transforms().mean)
 KINETICS_STD = tuple(KINETICS.transforms().std)
 # Per socket operation: an offline machine fails within this, a slow connection keeps going.
 DOWNLOAD_TIMEOUT_S = 15.0
+# torch hub names a checkpoint <name>-<first hex digits of its sha256>.<ext>; torch.hub.HASH_REGEX accepts
+# any number of digits, we want at least 8 (torchvision's files carry 8) so that a name like `a-b.pth`
+# is not read as a hash.
+HASH_PREFIX = re.compile(r"-([a-f0-9]{8,64})\.")
+_DOWNLOAD_BLOCK = 1 << 20
+_RETRY = "run again, or set video_encoder.weights_url to a mirror"
 
 
 class WeightsUnavailable(RuntimeError):
     """`weights: auto` found no Kinetics-400 checkpoint and random weights were not allowed."""
+
+
+class DownloadFailed(OSError):
+    """A checkpoint download broke off, came short or did not match its hash; nothing was cached."""
 
 
 class CropBox(NamedTuple):
@@ -129,21 +144,24 @@ class VideoEncoder(nn.Module):
 
 
 def build_video_encoder(
-    weights: str, *, allow_random: bool, seed: int, normalize: bool = True
+    weights: str, *, allow_random: bool, seed: int, normalize: bool = True, weights_url: str = ""
 ) -> tuple[VideoEncoder, dict]:
     """The frozen encoder (CPU, eval mode) and the provenance record of its weights.
 
     `weights`: `auto` = torchvision's Kinetics-400 checkpoint from the torch hub cache, downloaded there when
-    the network allows; a path = a state dict of `r2plus1d_18` (with or without `fc.*`); `none` = random
-    initialisation seeded by `seed`. When `auto` gets nothing, random weights are used only with
-    `allow_random` (and a loud warning); otherwise `WeightsUnavailable` says how to provide the file.
+    the network allows (from `weights_url` when given, e.g. a mirror; else torchvision's URL) and verified
+    against its hash prefix; a path = a state dict of `r2plus1d_18` (with or without `fc.*`), checked
+    against its name's hash prefix when it has one; `none` = random initialisation seeded by `seed`. When
+    `auto` gets nothing, random weights are used only with `allow_random` (and a loud warning); otherwise
+    `WeightsUnavailable` says how to provide the file.
     """
     if weights == "none":
         backbone, record = _random_backbone(seed), _random_record(seed)
     elif weights == "auto":
-        checkpoint, reason = _kinetics_checkpoint()
+        url = weights_url or KINETICS.url
+        checkpoint, reason = _kinetics_checkpoint(url)
         if checkpoint is not None:
-            record = _kinetics_record(checkpoint)  # checks the hash before loading
+            record = _kinetics_record(checkpoint, url)  # checks the hash before loading
             backbone = _load_backbone(checkpoint, seed)
         elif allow_random:
             log.warning(
@@ -151,12 +169,12 @@ def build_video_encoder(
                 "knowledge.\n%s\n%s",
                 "*" * 100,
                 seed,
-                _missing_weights_message(reason),
+                _missing_weights_message(reason, url),
                 "*" * 100,
             )
             backbone, record = _random_backbone(seed), _random_record(seed, reason=reason)
         else:
-            raise WeightsUnavailable(_missing_weights_message(reason))
+            raise WeightsUnavailable(_missing_weights_message(reason, url))
     else:
         path = Path(weights).expanduser()
         if not path.is_file():
@@ -164,56 +182,106 @@ def build_video_encoder(
                 f"video_encoder.weights: {path} does not exist; give a state dict of torchvision's "
                 f"r2plus1d_18 (e.g. {KINETICS.url}), or `auto` or `none`"
             )
-        backbone, record = _load_backbone(path, seed), _file_record(path)
+        record = _file_record(path)  # checks a hash prefix in the name before loading
+        backbone = _load_backbone(path, seed)
     encoder = VideoEncoder(backbone, normalize).eval().requires_grad_(False)
     return encoder, record
 
 
-def kinetics_cache_path() -> Path:
-    """Where torchvision keeps (and we look for) the Kinetics-400 checkpoint: <torch hub dir>/checkpoints/."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / Path(KINETICS.url).name
+def kinetics_cache_path(url: str = "") -> Path:
+    """Where the checkpoint of `url` (default torchvision's) is cached: <torch hub dir>/checkpoints/<name>.
+
+    The name is the URL's file name when it carries a hash prefix (torchvision's and a faithful mirror's do),
+    else torchvision's own name, so that a mirror's file is still checked against torchvision's hash.
+    """
+    return Path(torch.hub.get_dir()) / "checkpoints" / _checkpoint_name(url or KINETICS.url)
 
 
-def _kinetics_checkpoint() -> tuple[Path | None, str]:
-    """The cached checkpoint (downloaded first if absent and the network allows), or None and why not."""
-    path = kinetics_cache_path()
+def _checkpoint_name(url: str) -> str:
+    name = Path(urllib.parse.urlparse(url).path).name
+    return name if HASH_PREFIX.search(name) else Path(KINETICS.url).name
+
+
+def _kinetics_checkpoint(url: str) -> tuple[Path | None, str]:
+    """The cached checkpoint (downloaded from `url` first if absent), or None and why not."""
+    path = kinetics_cache_path(url)
     if path.is_file():
         return path, ""
-    log.info("downloading %s to %s", KINETICS.url, path)
+    log.info("downloading %s to %s", url, path)
     try:
-        _download(KINETICS.url, path, DOWNLOAD_TIMEOUT_S)
-    except OSError as error:  # URLError, timeouts, refused connections, a full disk
-        return None, f"{path} does not exist and downloading {KINETICS.url} failed: {error}"
+        _download(url, path, DOWNLOAD_TIMEOUT_S)
+    except DownloadFailed as error:
+        log.warning("%s", error)
+        return None, str(error)
+    except OSError as error:  # URLError, HTTP errors, refused connections, timeouts, a full disk
+        return None, f"{path} does not exist and downloading {url} failed: {error}; nothing was cached"
+    log.info("downloaded %s (%d bytes), sha256 verified", path.name, path.stat().st_size)
     return path, ""
 
 
 def _download(url: str, destination: Path, timeout: float) -> None:
-    """Fetch `url` to `destination` atomically; a partial or corrupt download never takes its name."""
+    """Fetch `url` to `destination`, which it takes only when whole and matching its name's hash prefix.
+
+    Raises DownloadFailed (the partial file deleted) when the transfer breaks off or comes short of the
+    announced Content-Length, or when the sha256 does not match; other OSErrors when no transfer began.
+    """
     with atomic_path(destination) as temporary:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(temporary, "wb") as out:
-            shutil.copyfileobj(response, out)
-        _check_hash(temporary, destination.name)
+            announced = response.headers.get("Content-Length")
+            received = 0
+            try:
+                while block := response.read(_DOWNLOAD_BLOCK):
+                    out.write(block)
+                    received += len(block)
+            except (OSError, http.client.HTTPException) as error:
+                raise DownloadFailed(
+                    f"downloading {url} broke off after {received} bytes ({error!r}): the partial file was "
+                    f"deleted, nothing was cached at {destination}; {_RETRY}"
+                ) from error
+        # http.client returns b"" (no error) when the server closes early, so compare with what it announced.
+        if announced is not None and received != int(announced):
+            raise DownloadFailed(
+                f"downloading {url} came short: {received} of {announced} bytes: the partial file was "
+                f"deleted, nothing was cached at {destination}; {_RETRY}"
+            )
+        try:
+            _check_hash(temporary, destination.name)
+        except ValueError as error:
+            raise DownloadFailed(
+                f"downloaded {url} but {error.args[0]}: the file was deleted, nothing was cached at "
+                f"{destination} (a corrupted transfer, or a mirror serving another file)"
+            ) from None
 
 
 def _check_hash(path: Path, name: str) -> str:
-    """sha256 of `path`; torch hub file names carry its first hex digits (`r2plus1d_18-91a641e6.pth`)."""
+    """sha256 of `path`, checked against the hash prefix of `name` (`r2plus1d_18-91a641e6.pth`) if any."""
     digest = sha256_file(path)
-    match = torch.hub.HASH_REGEX.search(name)
+    match = HASH_PREFIX.search(name)
     if match and not digest.startswith(match.group(1)):
         raise ValueError(
-            f"{path}: sha256 {digest[:12]}... does not start with {match.group(1)} as its name {name} says: "
-            "the file is corrupt or not torchvision's checkpoint; delete it and provide it again"
+            f"its sha256 {digest[:12]}... does not start with {match.group(1)} as the name {name} says"
         )
     return digest
 
 
-def _missing_weights_message(reason: str) -> str:
+def _check_file_hash(path: Path) -> str:
+    try:
+        return _check_hash(path, path.name)
+    except ValueError as error:
+        raise ValueError(
+            f"{path}: {error}: the file is corrupt or not torchvision's checkpoint; delete it and provide it "
+            "again"
+        ) from None
+
+
+def _missing_weights_message(reason: str, url: str) -> str:
     return (
         f"video_encoder.weights: auto found no Kinetics-400 weights for R(2+1)D-18 ({reason}).\n"
         "Provide them in one of these ways:\n"
-        f"  1. download {KINETICS.url} on a machine with network access and copy it to {kinetics_cache_path()}\n"
+        f"  1. download {url} on a machine with network access and copy it to {kinetics_cache_path(url)}\n"
         "  2. or put the downloaded file anywhere and set video_encoder.weights: /path/to/file.pth\n"
-        "  3. or accept random weights: video_encoder.allow_random: true (features then mean little)"
+        "  3. or download from a mirror: video_encoder.weights_url: <URL of r2plus1d_18-91a641e6.pth>\n"
+        "  4. or accept random weights: video_encoder.allow_random: true (features then mean little)"
     )
 
 
@@ -251,20 +319,20 @@ def _load_backbone(path: Path, seed: int) -> nn.Module:
     return backbone
 
 
-def _kinetics_record(path: Path) -> dict:
-    digest = _check_hash(path, path.name)
+def _kinetics_record(path: Path, url: str) -> dict:
+    digest = _check_file_hash(path)
     return {
         "name": MODEL_NAME,
         "weights": "R2Plus1D_18_Weights.KINETICS400_V1",
         "source": str(path),
-        "url": KINETICS.url,
+        "url": url,
         "sha256": digest,
         "description": f"torchvision Kinetics-400 weights (sha256 {digest[:12]})",
     }
 
 
 def _file_record(path: Path) -> dict:
-    digest = sha256_file(path)
+    digest = _check_file_hash(path)
     return {
         "name": MODEL_NAME,
         "weights": "file",

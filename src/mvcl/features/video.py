@@ -78,6 +78,7 @@ def extract_video_features(
     device: str | torch.device = "auto",
     progress: bool = True,
     decode_workers: int = 1,
+    weights_url: str = "",
 ) -> tuple[np.ndarray, dict]:
     """float32 features [len(segments), train_views, 512] row-aligned with `segments`, and their provenance.
 
@@ -111,7 +112,7 @@ def extract_video_features(
     with _decoding_ahead(segments, seed, clip_options, decode_workers, lookahead) as prepared:
         # The first batch decodes while the encoder is built.
         encoder, weights_record = build_video_encoder(
-            weights, allow_random=allow_random, seed=seed, normalize=normalize
+            weights, allow_random=allow_random, seed=seed, normalize=normalize, weights_url=weights_url
         )
         encoder.to(device)
 
