@@ -269,7 +269,8 @@ def _timbral(blocks: nn.ModuleList, padded: torch.Tensor) -> list[torch.Tensor]:
                 maps = inverse @ correlation.view(2 * DFT_BINS, width * chunk)  # [outputs, width * chunk]
                 columns = slice(index * chunk, (index + 1) * chunk)
                 pooled[first : first + width, columns] = maps.view(-1, width, chunk).amax(dim=0)
-        conv = sign * pooled[:, :rows].T + block.conv.bias  # max(z + b) = max(z) + b: the bias comes after pooling
+        # max(z + b) = max(z) + b: the bias comes after pooling (the padded rows are dropped)
+        conv = sign * pooled[:, :rows].T + block.conv.bias
         outputs.append(_relu_bn(conv, block.bn).view(batch, frames, -1))
     return outputs
 
