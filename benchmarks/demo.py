@@ -46,6 +46,9 @@ def parse_args() -> argparse.Namespace:
         help="changes over config.yaml (repeatable), as snakemake --configfile",
     )  # fmt: skip
     parser.add_argument("--cores", default="all")
+    parser.add_argument(
+        "targets", nargs="*", help="targets to build instead of rule all (to try this script)"
+    )
     parser.add_argument("--workdir", type=Path, help="an empty folder to run in (kept); default: temporary")
     return parser.parse_args()
 
@@ -74,7 +77,7 @@ def run_demo(workdir: Path, args: argparse.Namespace) -> pd.DataFrame:
     """Run the workflow in `workdir` and return the workflow row followed by one row per rule."""
     shutil.copy(REPO / "config.yaml", workdir / "config.yaml")
     command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir)]
-    command += ["--cores", str(args.cores)]
+    command += [*args.targets, "--cores", str(args.cores)]  # targets first: --configfile takes several
     for path in args.configfile:
         command += ["--configfile", str(path.resolve())]
     environment = {
