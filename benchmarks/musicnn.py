@@ -11,9 +11,12 @@ one patch each, as the workflow's default `window: clip`). Stages, each over all
   (`patch_features`: on a CPU, data-parallel over the threads, one intra-op thread each);
 - end to end, original: decode + original front end + original model (batch 1), in sequence;
 - end to end, port: `extract_audio_features`, decoding in a background thread while the model runs.
-Both sides get `--threads` threads. Stages run `--repeats` times in rotating order and the fastest wall
-time of each is kept (the machine may be shared); CPU seconds of the process (all threads) are reported
-beside it. The port's outputs are compared with the original's on the same patches (max abs difference of
+- model, port before: the same with the timbral GEMMs of the port's previous version (strided slices of one
+  [49, 14, rows] array, 64-row chunks; `timbral_before` below), so a change is measured side by side;
+- model, port (1 thread): the port on one thread, to read off how it scales with `--threads`.
+Both sides get `--threads` threads. Stages run `--repeats` rounds in rotating order and each row is the
+median round (benchmarks/common.py; the machine may be shared); CPU seconds of the process (all threads) are
+reported beside it. The port's outputs are compared with the original's on the same patches (max abs difference of
 taggram, pools and penultimate), so "identical outputs" is checked in the same run.
 
 TensorFlow is not a project dependency: the original side runs when `import tensorflow` works (TF 2.x with
@@ -29,21 +32,25 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import platform
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pandas as pd
 import torch
+from common import conditions, rate, run_rotating, summarise, write_results
+from torch import nn
 
 from mvcl.data.decode import decode_audio
 from mvcl.data.synthetic import corpus_segments
+from mvcl.device import pick_device
+from mvcl.features import musicnn
 from mvcl.features.audio import extract_audio_features, layer_features, patch_features
 from mvcl.features.musicnn import (
+    DFT_BINS,
     NUM_TAGS,
     PATCH_FRAMES,
     SAMPLE_RATE,
@@ -56,7 +63,6 @@ from mvcl.features.musicnn import (
 
 # This file is named musicnn.py: keep its folder off the import path, or it would shadow the musicnn package.
 sys.path = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
-
 
 
 def parse_args() -> argparse.Namespace:
@@ -72,13 +78,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--segments-per-video", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu", help="the port's device: cpu, cuda, auto")
     parser.add_argument("--tf-site-packages", type=Path, help="folder with tensorflow, tf-keras, musicnn")
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
+    load_before = os.getloadavg()[0]
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(name)s: %(message)s")
     torch.set_num_threads(args.threads)
     if args.tf_site_packages:
@@ -101,59 +109,60 @@ def main() -> None:
         else:
             original_stage_map, original_outputs = original
             stages.update(original_stage_map)
-        best = run_rotating(stages, args.repeats)
-    rows = [
-        {"stage": name, "segments": len(patches), "seconds": wall, "cpu_seconds": cpu}
-        for name, (wall, cpu) in best.items()
-    ]
-    table = pd.DataFrame(rows)
-    table["segments_per_s"] = table["segments"] / table["seconds"]
+        samples = run_rotating(stages, args.repeats)
+    table = summarise(samples, len(patches))
     table["cpu_ms_per_segment"] = 1000 * table["cpu_seconds"] / table["segments"]
+    table["max_abs_diff_pool_vs_before"] = np.abs(outputs["pool"] - outputs["pool before"]).max()
     if original is not None:
         for name, difference in compare(outputs, original_outputs).items():
             table[f"max_abs_diff_{name}"] = difference
-    table = table.assign(
-        model=args.model,
-        batch_size=args.batch_size,
-        threads=args.threads,
-        load_average=f"{os.getloadavg()[0]:.2f}",
-        processor=platform.processor() or platform.machine(),
-    )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out, index=False)
-    print(
-        table[["stage", "segments", "seconds", "cpu_seconds", "segments_per_s"]]
-        .round(3)
-        .to_string(index=False)
-    )
-    rate = dict(zip(table["stage"], table["segments_per_s"], strict=True))
+    settings = {
+        "model": args.model,
+        "device": args.device,
+        "batch_size": args.batch_size,
+        **conditions(args.threads, load_before),
+    }
+    write_results(table, args.out, settings)
+    rates = rate(table)
+    if "model, port before" in rates:
+        print(
+            f"model, port / port before: {rates['model, port (batched)'] / rates['model, port before']:.2f}x"
+        )
+        print(
+            f"model, port on {args.threads} threads / on 1 thread: "
+            f"{rates['model, port (batched)'] / rates['model, port (1 thread)']:.2f}x"
+        )
     if original is not None:
         for port, baseline in (
             ("model, port (batched)", "model, original (batch 1, as its extractor)"),
             ("model, port (batched)", "model, original (batched)"),
             ("end to end, port", "end to end, original"),
         ):
-            print(f"{port} / {baseline}: {rate[port] / rate[baseline]:.1f}x")
+            print(f"{port} / {baseline}: {rates[port] / rates[baseline]:.1f}x")
         print("max abs difference port vs original:", compare(outputs, original_outputs))
-    print(f"wrote {args.out}")
 
 
 def port_stages(
     segments: pd.DataFrame, waveforms: list[np.ndarray], patches: np.ndarray, args: argparse.Namespace
 ) -> tuple[dict[str, Callable[[], None]], dict[str, np.ndarray]]:
     """The port's stages, and its outputs on `patches`."""
-    model = load_musicnn(args.model)
-    front_end = MelFrontEnd()
-    stacked = torch.from_numpy(np.stack(waveforms))
-    inputs = torch.from_numpy(patches)
+    device = pick_device(args.device)
+    cuda = device.type == "cuda"
+    model = load_musicnn(args.model, device)
+    front_end = MelFrontEnd().to(device)
+    stacked = torch.from_numpy(np.stack(waveforms)).to(device)
+    inputs = torch.from_numpy(patches).to(device)
 
     with torch.inference_mode():  # also the warm-up: first-call allocations, untimed
         outputs = model(inputs)
+        with mock.patch.object(musicnn, "_timbral", timbral_before):
+            before = layer_features(model(inputs), "pool").cpu().numpy()
     port = {
-        "taggram": outputs["taggram"].numpy(),
-        "pool": layer_features(outputs, "pool").numpy(),
-        "penultimate": outputs["penultimate"].numpy(),
+        "taggram": outputs["taggram"].cpu().numpy(),
+        "pool": layer_features(outputs, "pool").cpu().numpy(),
+        "penultimate": outputs["penultimate"].cpu().numpy(),
     }
+    synchronize = torch.cuda.synchronize if cuda else lambda: None
 
     def decode() -> None:
         for segment in segments.itertuples():
@@ -163,17 +172,31 @@ def port_stages(
         with torch.inference_mode():
             for batch in torch.split(stacked, args.batch_size):
                 front_end(batch)[:, :PATCH_FRAMES]
+        synchronize()
 
     def run_model() -> None:
         # as extract_audio_features runs it: on a CPU, data-parallel over the threads
-        with patch_features(model, "pool", torch.device("cpu")) as encode:
+        with patch_features(model, "pool", device) as encode:
             for batch in torch.split(inputs, args.batch_size):
                 encode(batch)
+        synchronize()
+
+    def run_model_before() -> None:
+        with mock.patch.object(musicnn, "_timbral", timbral_before):
+            run_model()
+
+    def run_model_on_one_thread() -> None:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            run_model()
+        finally:
+            torch.set_num_threads(threads)
 
     def end_to_end() -> None:
         extract_audio_features(
             segments, model=args.model, layer="pool", window="clip", sample_rate=SAMPLE_RATE,
-            batch_size=args.batch_size, device="cpu", progress=False,
+            batch_size=args.batch_size, device=device, progress=False,
         )  # fmt: skip
 
     stages = {
@@ -183,7 +206,9 @@ def port_stages(
         "model, port (batched)": run_model,
         "end to end, port": end_to_end,
     }
-    return stages, port
+    if not cuda:  # CPU questions: the previous CPU GEMM layout, and scaling over threads
+        stages |= {"model, port before": run_model_before, "model, port (1 thread)": run_model_on_one_thread}
+    return stages, port | {"pool before": before}
 
 
 def original_stages(
@@ -248,19 +273,33 @@ def compare(port: dict[str, np.ndarray], original: dict[str, np.ndarray]) -> dic
     return {name: float(np.abs(port[name] - original[name]).max()) for name in port}
 
 
-def run_rotating(stages: dict[str, Callable[[], None]], repeats: int) -> dict[str, tuple[float, float]]:
-    """Fastest (wall, CPU) seconds of each stage over `repeats` rounds, the order rotating each round."""
-    best: dict[str, tuple[float, float]] = {}
-    names = list(stages)
-    for repeat in range(repeats):
-        for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
-            wall, cpu = time.perf_counter(), time.process_time()
-            stages[name]()
-            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            print(f"  {name}: {wall:.2f} s", file=sys.stderr, flush=True)
-            if name not in best or wall < best[name][0]:
-                best[name] = (wall, cpu)
-    return best
+def timbral_before(blocks: nn.ModuleList, padded: torch.Tensor) -> list[torch.Tensor]:
+    """The timbral blocks as the port computed them before its GEMM operands were made contiguous per chunk
+    (one [49, 14, rows] array sliced by 64 rows, two filter groups); equal outputs, for timing only."""
+    batch, frames = padded.shape[0], padded.shape[1] - 6
+    rows = batch * frames
+    spectrum = torch.view_as_real(torch.fft.rfft(padded, dim=-1))
+    taps = spectrum.unfold(1, 7, 1).permute(2, 3, 4, 0, 1).reshape(DFT_BINS, 14, rows)
+    outputs = []
+    for block in blocks:
+        sign = musicnn._pooling_sign(block.bn)
+        spectral, inverse = block.spectral_weights(sign)
+        filters = block.conv.out_channels
+        pooled = padded.new_empty(filters, rows)
+        group_size = -(-filters // 2)
+        for first in range(0, filters, group_size):
+            group = spectral[:, :, first : first + group_size]
+            width = group.shape[2]
+            weights = group.reshape(DFT_BINS, 2 * width, 14)
+            for start in range(0, rows, 64):
+                window = taps[:, :, start : start + 64]
+                n = window.shape[-1]
+                correlation = torch.bmm(weights, window)
+                maps = inverse @ correlation.view(2 * DFT_BINS, width * n)
+                pooled[first : first + width, start : start + n] = maps.view(-1, width, n).amax(dim=0)
+        conv = sign * pooled.T + block.conv.bias
+        outputs.append(musicnn._relu_bn(conv, block.bn).view(batch, frames, -1))
+    return outputs
 
 
 if __name__ == "__main__":

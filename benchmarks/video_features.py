@@ -1,16 +1,18 @@
 """Where the time of video feature extraction goes: decode alone, model alone and the whole, in one run.
 
-On a small synthetic corpus (mvcl.data.synthetic, the demo's look), with the demo's settings unless told otherwise:
+On a small synthetic corpus (mvcl.data.synthetic, the demo's look), with the demo's settings unless told otherwise,
+at every `--precisions` (fp32 and bf16 by default; see mvcl.features.precision):
 - decode: `decode_frames` of every segment's clip window (streaming seek + decode + FFmpeg scaling);
 - decode+crop: the same plus cutting and resizing the views (what the background thread does per segment);
-- model: R(2+1)D-18 on clips decoded beforehand, batched, after an untimed warm-up batch (random weights:
-  the cost does not depend on them);
-- whole: `extract_video_features` end to end, decoding in a background thread while the model runs; it
-  includes building the encoder (row "encoder build" shows that cost alone).
-Target: whole >= 80% of the throughput of the slower of decode+crop and model.
+- model <precision>: R(2+1)D-18 on clips decoded beforehand, batched, after an untimed warm-up batch (random
+  weights: the cost does not depend on them);
+- whole <precision>: `extract_video_features` end to end, decoding in background threads while the model
+  runs; it includes building the encoder (row "encoder build" shows that cost alone).
+Target: whole >= 80% of the throughput of the slower of decode+crop and model, at every precision.
+Fidelity: the per-clip cosine of each precision's features with fp32's on the same clips (>= 0.999).
 
-Stages run `--repeats` times in rotating order and the fastest wall time of each is kept, so that other
-processes on a shared machine skew the comparison less; CPU seconds (all threads) are reported beside it.
+Stages run `--repeats` rounds in rotating order and each row is the median round (benchmarks/common.py); CPU
+seconds (all threads) are reported beside it.
 
     .venv/bin/python benchmarks/video_features.py [--clip-frames 30] [--videos 8] [--out results/...csv]
 """
@@ -19,19 +21,22 @@ from __future__ import annotations
 
 import argparse
 import logging
-import platform
+import os
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
+from common import conditions, rate, run_rotating, summarise, write_results
 
 from mvcl.data.decode import decode_frames
 from mvcl.data.synthetic import corpus_segments
 from mvcl.device import pick_device
+from mvcl.features.precision import PRECISIONS, autocast, resolve_precision
 from mvcl.features.r2plus1d import build_video_encoder
 from mvcl.features.video import crop_rng, extract_video_features, segment_clips
 
@@ -52,19 +57,27 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--clip-frames", type=int, default=8)
     parser.add_argument("--crop", type=int, default=112)
     parser.add_argument("--train-views", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--decode-workers", type=int, default=1)
+    parser.add_argument("--batch-size", default="8", help="clips per forward pass, or auto")
+    parser.add_argument("--decode-workers", default="auto", help="decoding threads, or auto")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=PRECISIONS)
+    parser.add_argument("--repeats", type=int, default=3)
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(name)s: %(message)s")
+    load_before = os.getloadavg()[0]
     torch.set_num_threads(args.threads)
     device = pick_device(args.device)
+    cuda = device.type == "cuda"
+    batch_size = (64 if cuda else 8) if args.batch_size == "auto" else int(args.batch_size)
+    decode_workers = (
+        (args.threads if cuda else 1) if args.decode_workers == "auto" else int(args.decode_workers)
+    )
+    precisions = list(dict.fromkeys(resolve_precision(name, device) for name in args.precisions))
     settings = {
         "weights": "none",
         "allow_random": False,
@@ -73,7 +86,7 @@ def main() -> None:
         "crop_scale": [0.5, 1.0],
         "normalize": True,
         "train_views": args.train_views,
-        "batch_size": args.batch_size,
+        "batch_size": batch_size,
         "frame_size": tuple(args.frame_size),
         "seed": 0,
         "device": device,
@@ -83,63 +96,79 @@ def main() -> None:
             args.corpus or Path(temporary), videos=args.videos, segments_per_video=args.segments_per_video,
             fps=args.fps, size=tuple(args.video_size),
         )  # fmt: skip
-        build_s, stages = prepare_stages(segments, settings, args.decode_workers)
-        best: dict[str, tuple[float, float]] = {}
-        for repeat in range(args.repeats):
-            names = list(stages)
-            for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
-                wall, cpu = timed(stages[name])
-                if name not in best or wall < best[name][0]:
-                    best[name] = (wall, cpu)
-    rows = [{"stage": "encoder build", "segments": 0, "seconds": build_s, "cpu_seconds": build_s}]
-    rows += [
-        {"stage": name, "segments": len(segments), "seconds": wall, "cpu_seconds": cpu}
-        for name, (wall, cpu) in best.items()
+        build_s, stages, features = prepare_stages(segments, settings, decode_workers, precisions)
+        samples = run_rotating(stages, args.repeats)
+    table = pd.concat(
+        [
+            pd.DataFrame([{"stage": "encoder build", "segments": 0, "rounds": 1, "seconds": build_s}]),
+            summarise(samples, len(segments)),
+        ],
+        ignore_index=True,
+    )
+    cosines = {name: per_clip_cosine(features["fp32"], value) for name, value in features.items()}
+    table["min_cosine_with_fp32"] = [
+        cosines.get(stage.rsplit(" ", 1)[-1], np.nan) if stage.startswith("model") else np.nan
+        for stage in table["stage"]
     ]
-    table = pd.DataFrame(rows)
-    table["segments_per_s"] = table["segments"] / table["seconds"]
-    table = table.assign(
-        clip_frames=args.clip_frames,
-        crop=args.crop,
-        frame_size=f"{args.frame_size[0]}x{args.frame_size[1]}",
-        video_size=f"{args.video_size[0]}x{args.video_size[1]}",
-        train_views=args.train_views,
-        batch_size=args.batch_size,
-        decode_workers=args.decode_workers,
-        threads=args.threads,
-        device=str(device),
-        machine=platform.machine(),
+    write_results(
+        table,
+        args.out,
+        {
+            "clip_frames": args.clip_frames,
+            "crop": args.crop,
+            "frame_size": f"{args.frame_size[0]}x{args.frame_size[1]}",
+            "video_size": f"{args.video_size[0]}x{args.video_size[1]}",
+            "train_views": args.train_views,
+            "batch_size": batch_size,
+            "decode_workers": decode_workers,
+            "device": str(device),
+            **conditions(args.threads, load_before),
+        },
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out, index=False)
-    print(
-        table[["stage", "segments", "seconds", "cpu_seconds", "segments_per_s"]]
-        .round(3)
-        .to_string(index=False)
-    )
-    rate = dict(zip(table["stage"], table["segments_per_s"], strict=True))
-    cpu = dict(zip(table["stage"], table["cpu_seconds"], strict=True))
-    slower = min(rate["decode+crop"], rate["model"])
-    print(f"whole / slower of (decode+crop, model): {rate['whole'] / slower:.0%} (target >= 80%)")
-    parts = cpu["encoder build"] + cpu["decode+crop"] + cpu["model"]
-    print(
-        f"CPU seconds: whole {cpu['whole']:.1f}, its parts alone {parts:.1f} (overhead of overlapping them)"
-    )
-    print(f"wrote {args.out}")
+    rates = rate(table)
+    for precision in precisions:
+        slower = min(rates["decode+crop"], rates[f"model {precision}"])
+        print(
+            f"{precision}: whole / slower of (decode+crop, model): {rates[f'whole {precision}'] / slower:.0%} "
+            "(target >= 80%)"
+        )
+        if precision != "fp32":
+            speedup = rates[f"model {precision}"] / rates["model fp32"]
+            print(
+                f"{precision}: model {speedup:.2f}x fp32, min per-clip cosine with fp32 {cosines[precision]:.5f}"
+            )
+
+
+def per_clip_cosine(reference: np.ndarray, other: np.ndarray) -> float:
+    """The smallest cosine similarity between matching rows of two [clips, 512] feature arrays."""
+    norms = np.linalg.norm(reference, axis=1) * np.linalg.norm(other, axis=1)
+    return float(((reference * other).sum(axis=1) / norms).min())
 
 
 def prepare_stages(
-    segments: pd.DataFrame, settings: dict, decode_workers: int
-) -> tuple[float, dict[str, Callable[[], None]]]:
-    """Seconds to build the encoder, and the stages to time (their inputs prepared, untimed)."""
+    segments: pd.DataFrame, settings: dict, decode_workers: int, precisions: list[str]
+) -> tuple[float, dict[str, Callable[[], None]], dict[str, np.ndarray]]:
+    """Seconds to build the encoder, the stages to time (their inputs prepared, untimed), and the model's
+    features of every clip at each precision (fp32 always, for the fidelity check)."""
     rows = list(segments.itertuples())
+    device = settings["device"]
+    cuda = device.type == "cuda"
     started = time.perf_counter()
     encoder, _ = build_video_encoder("none", allow_random=False, seed=0)
-    encoder.to(settings["device"])
+    encoder.to(device)
     build_s = time.perf_counter() - started
-    batches = torch.split(torch.cat([clips(segment, settings) for segment in rows]), settings["batch_size"])
-    with torch.inference_mode():
-        encoder(batches[0].to(settings["device"])).cpu()  # warm-up: first-call allocations, untimed
+    clip_batches = torch.split(
+        torch.cat([clips(segment, settings) for segment in rows]), settings["batch_size"]
+    )
+    if cuda:
+        clip_batches = [batch.pin_memory() for batch in clip_batches]
+
+    def encode(precision: str) -> np.ndarray:
+        with torch.inference_mode(), autocast(precision, device):
+            outputs = [encoder(batch.to(device, non_blocking=cuda)).float() for batch in clip_batches]
+            return torch.cat(outputs).cpu().numpy()  # one synchronisation at the end
+
+    features = {precision: encode(precision) for precision in dict.fromkeys(["fp32", *precisions])}  # warm-up
 
     def decode() -> None:
         for segment in rows:
@@ -152,22 +181,13 @@ def prepare_stages(
         for segment in rows:
             clips(segment, settings)
 
-    def model() -> None:
-        with torch.inference_mode():
-            for batch in batches:
-                encoder(batch.to(settings["device"])).cpu()
-
-    def whole() -> None:
-        extract_video_features(segments, **settings, progress=False, decode_workers=decode_workers)
-
-    return build_s, {"decode": decode, "decode+crop": decode_and_crop, "model": model, "whole": whole}
-
-
-def timed(stage: Callable[[], None]) -> tuple[float, float]:
-    """Wall and CPU seconds (all threads of this process) of one run of `stage`."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    stage()
-    return time.perf_counter() - wall, time.process_time() - cpu
+    stages: dict[str, Callable[[], None]] = {"decode": decode, "decode+crop": decode_and_crop}
+    for precision in precisions:
+        stages[f"model {precision}"] = lambda precision=precision: encode(precision)
+        stages[f"whole {precision}"] = lambda precision=precision: extract_video_features(
+            segments, **settings, progress=False, decode_workers=decode_workers, precision=precision
+        )
+    return build_s, stages, features
 
 
 def clips(segment, settings: dict) -> torch.Tensor:

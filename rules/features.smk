@@ -42,6 +42,7 @@ rule video_features:
     params:
         shard=lambda wildcards: int(wildcards.shard),
         video_encoder=config["video_encoder"],
+        precision=config["features"]["precision"],
         frame_size=config["segments"]["size"],
         seed=config["seed"],
         device=config["device"],

@@ -11,6 +11,7 @@ mean_pool <= 8e-6, temporal <= 1e-5, cnn1 <= 7e-6, timbral <= 6e-5, cnn2 <= 5e-5
 
 from __future__ import annotations
 
+import copy
 import functools
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 
+from mvcl.features import musicnn
 from mvcl.features.musicnn import (
     MODELS,
     MUSICNN_OUTPUTS,
@@ -245,3 +247,27 @@ def test_cuda_gives_the_cpu_outputs(name):
         on_cuda = load_musicnn(name, "cuda")(patches.cuda())
     for layer, value in on_cpu.items():
         assert np.abs(on_cuda[layer].cpu().numpy() - value.numpy()).max() <= tolerance(value.numpy())
+
+
+@pytest.mark.parametrize(("rows", "groups"), [(16, 2), (7, 3), (4096, 1)])  # 4096 x 1: the CUDA setting
+def test_timbral_outputs_do_not_depend_on_how_its_gemms_are_chunked(rows, groups, monkeypatch):
+    patches = torch.from_numpy(mel_patches(reference()["drums/mel"]))[:2]
+    with torch.inference_mode():
+        default = model("MTT_musicnn")(patches)["timbral"]
+        monkeypatch.setattr(musicnn, "CPU_TIMBRAL_ROWS", rows)
+        monkeypatch.setattr(musicnn, "CPU_TIMBRAL_GROUPS", groups)
+        chunked = model("MTT_musicnn")(patches)["timbral"]
+    assert np.abs(chunked.numpy() - default.numpy()).max() <= 1e-5 * float(default.abs().max())
+
+
+def test_float32_stays_within_float32_rounding_of_float64_on_inputs_wider_than_the_fixtures():
+    """The reference rule (4e-6 x max) is calibrated on TF's own float32 error on two clips; on wider inputs
+    TF's error grows past it, the port's does not: it stays ~1e-6 x max from its own float64 evaluation."""
+    generator = torch.Generator().manual_seed(0)
+    patches = 4 * torch.rand(4, PATCH_FRAMES, 96, generator=generator)  # log-mel values span 0-4
+    double = copy.deepcopy(model("MTT_musicnn")).double()
+    with torch.inference_mode():
+        single, exact = model("MTT_musicnn")(patches), double(patches.double())
+    for layer in ("max_pool", "mean_pool", "penultimate", "taggram", "timbral", "cnn3"):
+        error = float((single[layer].double() - exact[layer]).abs().max())
+        assert error <= 1e-6 + 3e-6 * float(exact[layer].abs().max()), (layer, error)

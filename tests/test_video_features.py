@@ -10,6 +10,10 @@ import pandas as pd
 import pytest
 import torch
 
+from mvcl.data.synthetic import corpus_segments
+from mvcl.features import precision as precision_module
+from mvcl.features.batched import Batches
+from mvcl.features.precision import cpu_has_native_bf16, resolve_precision
 from mvcl.features.video import crop_rng, extract_video_features
 from tests.helpers import REPO, segment_row
 
@@ -156,7 +160,7 @@ def test_workflow_script_writes_the_features_and_provenance_of_its_shard(segment
             output=types.SimpleNamespace(features={str(tmp_path / "shard_1.npy")!r},
                                          provenance={str(tmp_path / "shard_1.json")!r}),
             params=types.SimpleNamespace(shard=1, video_encoder={encoder!r}, frame_size=[{WIDTH}, {HEIGHT}],
-                                         seed=0, device="cpu"),
+                                         seed=0, device="cpu", precision="fp32"),
             log=[{str(tmp_path / "shard_1.log")!r}],
             threads=1,
         )
@@ -178,3 +182,58 @@ def test_workflow_script_writes_the_features_and_provenance_of_its_shard(segment
 def test_a_weights_error_stops_the_extraction_naming_the_file(segments, tmp_path):
     with pytest.raises(FileNotFoundError, match="no-such-weights.pth"):
         extract_video_features(segments, **{**SETTINGS, "weights": str(tmp_path / "no-such-weights.pth")})
+
+
+def test_provenance_records_the_precision_the_encoder_ran_in(extracted):
+    assert extracted[1]["precision"] == "fp32"
+
+
+def test_auto_precision_is_bf16_only_where_the_device_computes_it_natively(monkeypatch):
+    cpu = torch.device("cpu")
+    for native, expected in [(True, "bf16"), (False, "fp32")]:
+        monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda native=native: native)
+        assert resolve_precision("auto", cpu) == expected
+    assert resolve_precision("bf16", cpu) == "bf16" and resolve_precision("fp32", cpu) == "fp32"
+    with pytest.raises(ValueError, match="features.precision: 'fp64'"):
+        resolve_precision("fp64", cpu)
+
+
+def test_fp16_on_a_cpu_without_it_is_an_error_naming_the_key(monkeypatch):
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_fp16_supported", lambda: False)
+    with pytest.raises(ValueError, match="features.precision: fp16"):
+        resolve_precision("fp16", torch.device("cpu"))
+
+
+def test_auto_batch_size_and_decode_workers_on_a_cpu_give_the_cpu_defaults(segments, extracted, caplog):
+    with caplog.at_level(logging.INFO, logger="mvcl"):
+        features, _ = extract_video_features(
+            segments, **{**SETTINGS, "batch_size": "auto"}, decode_workers="auto"
+        )
+    assert "1 decode workers, batch 8" in caplog.text
+    np.testing.assert_allclose(features, extracted[0], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="pinned memory needs CUDA")
+def test_pinned_batches_hold_the_same_clips():
+    clips = [torch.full((3, 2, 4, 4), value, dtype=torch.uint8) for value in range(3)]
+    seen = []
+    batches = Batches(lambda batch: seen.append(batch) or np.zeros((len(batch), 1)), 2, lambda *_: None, True)
+    for clip in clips:
+        batches.add(clip, None)
+    batches.flush()
+    assert [batch.is_pinned() for batch in seen] == [True, True]
+    assert torch.equal(torch.cat(seen), torch.stack(clips))
+
+
+@pytest.mark.slow  # R(2+1)D on demo-sized clips, twice
+@pytest.mark.skipif(not cpu_has_native_bf16(), reason="bf16 is emulated (slow) on this CPU")
+def test_bf16_features_keep_every_clips_direction_within_cosine_0999(tmp_path):
+    demo = {**SETTINGS, "clip_frames": 8, "crop": 112, "train_views": 1, "frame_size": (224, 128)}
+    clips = corpus_segments(tmp_path, videos=2, segments_per_video=2, fps=8, size=(224, 128))
+    full, _ = extract_video_features(clips, **demo, precision="fp32")
+    half, record = extract_video_features(clips, **demo, precision="bf16")
+    assert record["precision"] == "bf16"
+    full, half = full.reshape(-1, 512), half.reshape(-1, 512)
+    cosine = (full * half).sum(1) / np.linalg.norm(full, axis=1) / np.linalg.norm(half, axis=1)
+    assert len(cosine) == 4 and cosine.min() >= 0.999, cosine
+    assert not np.array_equal(full, half)  # bf16 really ran

@@ -16,6 +16,7 @@ features, provenance = extract_video_features(
     frame_size=tuple(snakemake.params.frame_size),
     seed=snakemake.params.seed,
     device=snakemake.params.device,
+    precision=snakemake.params.precision,
 )
 save_npy(snakemake.output.features, features)
 save_json(snakemake.output.provenance, provenance)

@@ -26,6 +26,8 @@ class Batches:
 
     `encode` maps a stacked batch [B, ...] to outputs [B, D] (numpy); `store(targets, outputs)` puts them
     where they belong. Batches are always the oldest `batch_size` inputs, whatever the segments they came from.
+    With `pin_memory` (for a CUDA model) the batch is stacked into page-locked memory, so that its copy to
+    the GPU can be non-blocking.
     """
 
     def __init__(
@@ -33,8 +35,10 @@ class Batches:
         encode: Callable[[torch.Tensor], np.ndarray],
         batch_size: int,
         store: Callable[[list, np.ndarray], None],
+        pin_memory: bool = False,
     ) -> None:
         self.encode, self.batch_size, self.store = encode, batch_size, store
+        self.pin_memory = pin_memory
         self.inputs: deque[torch.Tensor] = deque()
         self.targets: deque[object] = deque()
         self.seconds = 0.0  # time spent in the model (and storing its outputs)
@@ -51,7 +55,12 @@ class Batches:
 
     def _run(self, count: int) -> None:
         started = time.perf_counter()
-        batch = torch.stack([self.inputs.popleft() for _ in range(count)])
+        items = [self.inputs.popleft() for _ in range(count)]
+        if self.pin_memory:
+            batch = torch.empty((count, *items[0].shape), dtype=items[0].dtype, pin_memory=True)
+            torch.stack(items, out=batch)
+        else:
+            batch = torch.stack(items)
         targets = [self.targets.popleft() for _ in range(count)]
         self.store(targets, self.encode(batch))
         self.seconds += time.perf_counter() - started

@@ -169,8 +169,9 @@ def mel_patches(mel: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
 DFT_LENGTH = N_MELS
 DFT_BINS = DFT_LENGTH // 2 + 1  # 49
 # Rows (patch x frame) and filter groups per timbral GEMM on CPU: keep the spectral intermediate (49 x 2 x
-# filters x rows) near the core's cache; CUDA takes all filters and many rows at once.
-CPU_TIMBRAL_ROWS = 64
+# filters x rows, 640 KB) and the maps it gives in a core's L2 (1 MB on the 2-core benchmark machine; at 64
+# rows they spilled to L3); CUDA takes all filters and many rows at once.
+CPU_TIMBRAL_ROWS = 16
 CPU_TIMBRAL_GROUPS = 2
 CUDA_TIMBRAL_ROWS = 4096
 TEMPORAL_BLOCK = 16  # output frames per temporal GEMM
@@ -233,36 +234,43 @@ class TimbralBlock(nn.Module):
         weight[0] = weight[-1] = 1.0  # DC and Nyquist appear once in a real signal's spectrum
         inverse = torch.stack([weight * torch.cos(angle), -weight * torch.sin(angle)], dim=1) / DFT_LENGTH
         inverse = inverse.reshape(2 * DFT_BINS, self.outputs).T  # [outputs, 98], columns (bin, re/im)
-        return spectral.float().contiguous(), inverse.float().contiguous()
+        dtype = self.conv.weight.dtype
+        return spectral.to(dtype).contiguous(), inverse.to(dtype).contiguous()
 
 
 def _timbral(blocks: nn.ModuleList, padded: torch.Tensor) -> list[torch.Tensor]:
     """Every timbral block on spectrogram `padded` [B, T + 6, 96]; returns [B, T, filters] per block."""
     batch, frames = padded.shape[0], padded.shape[1] - 6
     rows = batch * frames
-    spectrum = torch.view_as_real(torch.fft.rfft(padded, dim=-1))  # [B, T + 6, 49, 2]
-    # per bin, the 7 frames' real then imaginary parts for every row (patch, frame): [49, 14, B * T]
-    taps = spectrum.unfold(1, 7, 1).permute(2, 3, 4, 0, 1).reshape(DFT_BINS, 14, rows)
     chunk, groups = (CUDA_TIMBRAL_ROWS, 1) if padded.is_cuda else (CPU_TIMBRAL_ROWS, CPU_TIMBRAL_GROUPS)
+    chunk = min(chunk, rows)
+    chunks = -(-rows // chunk)
+    spectrum = torch.view_as_real(torch.fft.rfft(padded, dim=-1))  # [B, T + 6, 49, 2]
+    # per row (patch, frame) and bin, the 7 frames' real then imaginary parts: [rows, 49, 14]
+    taps = spectrum.unfold(1, 7, 1).reshape(rows, DFT_BINS, 14)
+    taps = F.pad(taps, (0, 0, 0, 0, 0, chunks * chunk - rows))
+    # [chunks, 49, 14, chunk]: each GEMM reads one contiguous block (a strided slice of [49, 14, rows] read
+    # 686 rows from as many pages and ran the GEMM at a fraction of its speed)
+    taps = taps.view(chunks, chunk, DFT_BINS, 14).permute(0, 2, 3, 1).contiguous()
     outputs = []
     for block in blocks:
         sign = _pooling_sign(block.bn)
         spectral, inverse = block.spectral_weights(sign)
         filters = block.conv.out_channels
-        pooled = padded.new_empty(filters, rows)
+        pooled = padded.new_empty(filters, chunks * chunk)
         group_size = -(-filters // groups)
         for first in range(0, filters, group_size):
             group = spectral[:, :, first : first + group_size]  # [49, 2, width, 14]
             width = group.shape[2]
             weights = group.reshape(DFT_BINS, 2 * width, 14)
-            for start in range(0, rows, chunk):
-                window = taps[:, :, start : start + chunk]
-                n = window.shape[-1]
-                # [49, 2 * width, n], i.e. [98 (bin, re/im), width * n]: the inverse DFT's input
-                correlation = torch.bmm(weights, window)
-                maps = inverse @ correlation.view(2 * DFT_BINS, width * n)  # [outputs, width * n]
-                pooled[first : first + width, start : start + n] = maps.view(-1, width, n).amax(dim=0)
-        conv = sign * pooled.T + block.conv.bias  # max(z + b) = max(z) + b: the bias comes after pooling
+            for index in range(chunks):
+                # [49, 2 * width, chunk], i.e. [98 (bin, re/im), width * chunk]: the inverse DFT's input
+                correlation = torch.bmm(weights, taps[index])
+                maps = inverse @ correlation.view(2 * DFT_BINS, width * chunk)  # [outputs, width * chunk]
+                columns = slice(index * chunk, (index + 1) * chunk)
+                pooled[first : first + width, columns] = maps.view(-1, width, chunk).amax(dim=0)
+        # max(z + b) = max(z) + b: the bias comes after pooling (the padded rows are dropped)
+        conv = sign * pooled[:, :rows].T + block.conv.bias
         outputs.append(_relu_bn(conv, block.bn).view(batch, frames, -1))
     return outputs
 

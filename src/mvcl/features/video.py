@@ -9,6 +9,10 @@ The crops of a segment depend only on (seed, video_id, segment), never on the sh
 
 Decoding and cropping run in a background thread (`decode_workers` of them) while the model works on the
 previous batch; PyAV and torch release the GIL. A segment that fails to decode gets a NaN row and a warning naming the file.
+
+The frozen model runs in `precision` (`mvcl.features.precision`: float32, or autocast to bf16 / fp16). On a
+GPU, decoding is the limit: several decode workers feed it, batches go to it as uint8 from pinned host memory
+with non-blocking copies, and are normalised there.
 """
 
 from __future__ import annotations
@@ -28,10 +32,16 @@ from mvcl.data.decode import decode_frames
 from mvcl.data.segments import video_rng
 from mvcl.device import pick_device
 from mvcl.features.batched import Batches, feed_decoded
+from mvcl.features.precision import autocast, resolve_precision
 from mvcl.features.prefetch import ahead
 from mvcl.features.r2plus1d import FEATURE_DIM, build_video_encoder, centre_box, crop_clips, random_boxes
 
 log = logging.getLogger(__name__)
+
+# Clips per forward pass for batch_size `auto`: a CPU gains nothing from more (its batches only need to fill
+# the cores), a GPU needs many to be busy.
+CPU_BATCH = 8
+GPU_BATCH = 64
 
 
 def crop_rng(seed: int, video_id: str, segment: int) -> np.random.Generator:
@@ -72,12 +82,13 @@ def extract_video_features(
     crop_scale: list[float],
     normalize: bool,
     train_views: int,
-    batch_size: int,
+    batch_size: int | str,
     frame_size: tuple[int, int],
     seed: int,
     device: str | torch.device = "auto",
     progress: bool = True,
-    decode_workers: int = 1,
+    decode_workers: int | str = 1,
+    precision: str = "fp32",
     weights_url: str = "",
 ) -> tuple[np.ndarray, dict]:
     """float32 features [len(segments), train_views, 512] row-aligned with `segments`, and their provenance.
@@ -89,8 +100,15 @@ def extract_video_features(
 
     `decode_workers` threads decode ahead of the model: on a CPU one keeps the model busy (decoding is ~10x
     cheaper there, see benchmarks/video_features.py); on a GPU decoding is the bottleneck, so raise it.
+    `auto`: 1 on a CPU, torch's thread count (the job's threads) on a GPU. `batch_size` `auto`: 8 clips on a
+    CPU, 64 on a GPU. `precision`: fp32, bf16, fp16 or auto (see `mvcl.features.precision`); the provenance
+    record says which ran.
     """
     device = pick_device(device) if isinstance(device, str) else torch.device(device)
+    cuda = device.type == "cuda"
+    used_precision = resolve_precision(precision, device)
+    decode_workers = (torch.get_num_threads() if cuda else 1) if decode_workers == "auto" else decode_workers
+    batch_size = (GPU_BATCH if cuda else CPU_BATCH) if batch_size == "auto" else batch_size
     clip_options = {
         "clip_frames": clip_frames,
         "crop": crop,
@@ -117,10 +135,11 @@ def extract_video_features(
         encoder.to(device)
 
         def encode(batch: torch.Tensor) -> np.ndarray:
-            with torch.inference_mode():
-                return encoder(batch.to(device)).float().cpu().numpy()
+            with torch.inference_mode(), autocast(used_precision, device):
+                # from pinned memory on a GPU: the copy overlaps with what is still queued there
+                return encoder(batch.to(device, non_blocking=cuda)).float().cpu().numpy()
 
-        batches = Batches(encode, batch_size, store)
+        batches = Batches(encode, batch_size, store, pin_memory=cuda)
 
         def feed(row: int, segment, segment_crops: torch.Tensor) -> None:
             # A training view fills its own slot; the one centre view of val/test fills them all.
@@ -132,10 +151,10 @@ def extract_video_features(
         stats = feed_decoded(prepared, feed, on_failure, len(segments), progress)
         batches.flush()
     log.info(
-        "video features of %d segments (%d failed) in %.1f s on %s: model %.1f s, decode+crop %.1f s "
-        "(background), waiting for decode %.1f s",
-        *(len(segments), stats.failed, time.perf_counter() - started, device, batches.seconds),
-        *(stats.decode_s, stats.wait_s),
+        "video features of %d segments (%d failed) in %.1f s on %s (%s, %d decode workers, batch %d): "
+        "model %.1f s, decode+crop %.1f s (background), waiting for decode %.1f s",
+        *(len(segments), stats.failed, time.perf_counter() - started, device, used_precision),
+        *(decode_workers, batch_size, batches.seconds, stats.decode_s, stats.wait_s),
     )
     settings = {
         "clip_frames": clip_frames,
@@ -146,7 +165,8 @@ def extract_video_features(
         "frame_size": list(frame_size),
         "seed": seed,
     }
-    return features, {**weights_record, "extraction": settings, "torchvision": torchvision.__version__}
+    record = {**weights_record, "extraction": settings, "precision": used_precision}
+    return features, {**record, "torchvision": torchvision.__version__}
 
 
 @contextmanager

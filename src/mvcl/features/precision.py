@@ -1,0 +1,56 @@
+"""Arithmetic precision of a frozen encoder's forward pass: float32, or autocast to bfloat16 / float16.
+
+Only the video encoder uses it (`features.precision`): R(2+1)D-18's convolutions run ~2x faster in bf16 on a
+CPU with native bf16 (AVX512-BF16 or AMX) and on a GPU, and its pooled features stay within a cosine of 0.999
+of the float32 ones (tests/test_video_features.py, benchmarks/video_features.py). musicnn always runs in
+float32: in bf16 its pooled features moved by up to 2.0 against the original TF model's.
+"""
+
+from __future__ import annotations
+
+import functools
+import platform
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+
+import torch
+
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX-BF16), not by emulation (slower than
+    float32). Linux only: elsewhere the CPU flags are not read and the answer is no."""
+    if torch.backends.cpu.get_cpu_capability() not in ("AVX512", "AMX") or platform.system() != "Linux":
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """fp32, bf16 or fp16 for `precision` on `device`: `auto` = bf16 where the device computes it natively,
+    else fp32. An explicit choice the device cannot run is an error naming the key."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"features.precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
+    cuda = device.type == "cuda"
+    if precision == "auto":
+        native = torch.cuda.is_bf16_supported() if cuda else cpu_has_native_bf16()
+        return "bf16" if native else "fp32"
+    if precision == "fp16" and not cuda and not torch.ops.mkldnn._is_mkldnn_fp16_supported():
+        raise ValueError(
+            "features.precision: fp16 on this CPU has no hardware support (AVX512-FP16 / AMX-FP16): "
+            "set features.precision: auto, bf16 or fp32"
+        )
+    return precision
+
+
+def autocast(precision: str, device: torch.device) -> AbstractContextManager:
+    """Autocast of the block to a resolved `precision` (fp32: nothing changes)."""
+    if precision == "fp32":
+        return nullcontext()
+    return torch.autocast(device.type, dtype=DTYPES[precision])

@@ -1,0 +1,57 @@
+"""The benchmark scripts' own logic: the demo benchmark's per-rule table and the shared summary."""
+
+import importlib.util
+import sys
+
+import pandas as pd
+import pytest
+
+from tests.helpers import REPO
+
+
+def load(name: str, monkeypatch):
+    """benchmarks/<name>.py as a module (the folder is not a package; benchmarks/musicnn.py must not shadow
+    the musicnn package, so the folder never goes on sys.path)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def demo(monkeypatch):
+    load("common", monkeypatch)
+    return load("demo", monkeypatch)
+
+
+def write_benchmark(path, seconds: float, cpu: float, rss: float) -> None:
+    """A file as Snakemake's `benchmark:` writes it (one job, one repeat)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time"
+    path.write_text(f"{columns}\n{seconds}\t0:00:{seconds:02.0f}\t{rss}\t1\t1\t1\t0\t0\t50\t{cpu}\n")
+
+
+def test_rule_times_sum_every_job_of_a_rule_whatever_its_wildcards(demo, tmp_path):
+    write_benchmark(tmp_path / "video_features" / "shard_0.tsv", 10, 9, 500)
+    write_benchmark(tmp_path / "video_features" / "shard_1.tsv", 30, 25, 700)
+    write_benchmark(tmp_path / "train" / "base" / "seed_0.tsv", 5, 4, 300)
+    table = demo.rule_times(tmp_path)
+    assert table["rule"].tolist() == ["video_features", "train"]  # longest first
+    video = table.iloc[0]
+    assert (video["jobs"], video["wall_s"], video["longest_job_s"], video["cpu_s"]) == (2, 40, 30, 34)
+    assert video["max_rss_mb"] == 700 and set(table["scope"]) == {"rule"}
+
+
+def test_rule_times_of_a_run_without_benchmark_files_is_an_empty_table(demo, tmp_path):
+    table = demo.rule_times(tmp_path / "missing")
+    assert table.empty and "wall_s" in table
+
+
+def test_summaries_are_the_median_round_not_the_best(monkeypatch):
+    common = load("common", monkeypatch)
+    table = common.summarise({"model": [(3.0, 1.0), (1.0, 1.0), (2.0, 1.0)]}, 4)
+    row = table.iloc[0]
+    assert (row["seconds"], row["seconds_min"], row["seconds_max"], row["rounds"]) == (2.0, 1.0, 3.0, 3)
+    assert row["segments_per_s"] == 2.0
+    assert isinstance(table, pd.DataFrame)
