@@ -83,6 +83,13 @@ def _percentiles(values: np.ndarray, level: float) -> tuple[float, float]:
     return float(low), float(high)
 
 
+def _summary(value: float, values: np.ndarray, n_videos: int, level: float) -> tuple[Interval, np.ndarray]:
+    """The interval of `value` from its bootstrap `values` on `n_videos` test videos, and the defined draws."""
+    defined = values[np.isfinite(values)]
+    low, high = _percentiles(defined, level)
+    return Interval(value, low, high, n_videos, len(defined), len(values) - len(defined)), defined
+
+
 def _on_draws(metric: Metric, indices: np.ndarray) -> np.ndarray:
     return np.array([metric(draw) for draw in indices], dtype=np.float64)
 
@@ -92,10 +99,7 @@ def interval(
 ) -> Interval:
     """The metric on all `n_videos` test videos and its percentile-bootstrap interval."""
     value = float(metric(np.arange(n_videos)))
-    values = _on_draws(metric, draws(n_videos, resamples, seed))
-    defined = values[np.isfinite(values)]
-    low, high = _percentiles(defined, level)
-    return Interval(value, low, high, n_videos, len(defined), len(values) - len(defined))
+    return _summary(value, _on_draws(metric, draws(n_videos, resamples, seed)), n_videos, level)[0]
 
 
 def paired(
@@ -110,9 +114,7 @@ def paired(
     value = float(metric_a(np.arange(n_videos)) - metric_b(np.arange(n_videos)))
     indices = draws(n_videos, resamples, seed)
     differences = _on_draws(metric_a, indices) - _on_draws(metric_b, indices)
-    defined = differences[np.isfinite(differences)]
-    low, high = _percentiles(defined, level)
-    difference = Interval(value, low, high, n_videos, len(defined), len(differences) - len(defined))
+    difference, defined = _summary(value, differences, n_videos, level)
     return Comparison(difference, two_sided_p(defined))
 
 
