@@ -27,6 +27,7 @@ SPLITS = ("train", "val", "test")
 # within _END_SLACK_S (containers round durations, and a last video frame may be shorter than the others).
 _TAIL_S = 3.0
 _END_SLACK_S = 1.0
+_SAME_END_S = 1e-3
 
 
 class MetadataError(ValueError):
@@ -135,7 +136,9 @@ def probe_video(path: str | Path, min_duration_s: float) -> VideoProbe:
     # Containers round, pad or estimate what they declare (Matroska by a few ms, MPEG-PS by up to a second): a
     # segment ending at the reported end must still find its last frame and sample, and none of a good file
     # may be lost, so the duration is where the earlier of the two streams really ends.
-    probe = replace(probe, duration_s=min(ends))
+    # (A measured end within a millisecond of the declared one keeps the container's exact number.)
+    if abs(min(ends) - probe.duration_s) > _SAME_END_S:
+        probe = replace(probe, duration_s=min(ends))
     if probe.duration_s < min_duration_s:
         return _with_reason(probe, _too_short(probe.duration_s, min_duration_s))
     return probe
