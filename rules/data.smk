@@ -1,4 +1,11 @@
 # The synthetic demo corpus and ingestion of the user's (or the demo's) videos.
+# (The metadata CSV of the user's videos is checked when the workflow starts: check_metadata in common.smk.)
+from pathlib import Path
+
+
+def demo_tags_csv():
+    """With msd_tags: null the demo still writes its tags CSV beside the metadata; nothing reads it."""
+    return str(Path(config["dataset"]["metadata_csv"]).parent / "msd_tags.csv")
 
 
 if config["demo"]["enabled"]:
@@ -6,7 +13,7 @@ if config["demo"]["enabled"]:
     rule demo_dataset:
         output:
             metadata=config["dataset"]["metadata_csv"],
-            tags=config["dataset"]["msd_tags"],
+            tags=config["dataset"]["msd_tags"] or demo_tags_csv(),
         log:
             log_path("demo_dataset"),
         conda:

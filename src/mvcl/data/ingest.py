@@ -1,5 +1,9 @@
 """Ingestion: read the metadata CSV, probe every video, split by a stable hash, reject what cannot be used.
 
+A video's split is the hash of its group's key (`split_groups`): its value in the column
+dataset.split.group_by (msd_id by default, so versions of one song never straddle train and test), or its
+video_id where that is empty. A video never moves when others are added, and row order plays no part.
+
 One bad video never stops a run: it lands in the rejected table with a specific reason. Problems with the CSV
 itself (missing columns, duplicate ids) do stop it, since nothing downstream could be trusted.
 """
@@ -17,21 +21,33 @@ import numpy as np
 import pandas as pd
 
 from mvcl.data.decode import DecodeError, decoded_frames, file_origin
+from mvcl.data.metadata import (
+    OPTIONAL_COLUMNS,
+    REQUIRED_COLUMNS,
+    SPLITS,
+    MetadataError,
+    fractions_of,
+    group_column,
+    read_metadata,
+)
+
+__all__ = [
+    "MetadataError",
+    "VideoProbe",
+    "assign_split",
+    "ingest",
+    "probe_video",
+    "read_metadata",
+    "split_groups",
+]
 
 log = logging.getLogger(__name__)
 
-REQUIRED_COLUMNS = ("video_id", "path")
-OPTIONAL_COLUMNS = ("genre", "msd_id", "artist", "title")
-SPLITS = ("train", "val", "test")
 # The truncation check decodes each stream's last _TAIL_S seconds and wants it to reach the declared end
 # within _END_SLACK_S (containers round durations, and a last video frame may be shorter than the others).
 _TAIL_S = 3.0
 _END_SLACK_S = 1.0
 _SAME_END_S = 1e-3
-
-
-class MetadataError(ValueError):
-    """The metadata CSV cannot be used as a whole; the message names the file and what to fix."""
 
 
 @dataclass(frozen=True)
@@ -46,49 +62,32 @@ class VideoProbe:
     reason: str = ""
 
 
-def read_metadata(csv_path: str | Path) -> pd.DataFrame:
-    """Read and check the metadata CSV; `path` comes back absolute (relative paths are relative to the CSV)."""
-    csv_path = Path(csv_path)
-    if not csv_path.is_file():
-        raise MetadataError(f"{csv_path}: metadata CSV not found (config key dataset.metadata_csv)")
-    try:
-        table = pd.read_csv(csv_path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise MetadataError(f"{csv_path}: not a readable CSV: {error}") from error
-    table.columns = [str(column).strip() for column in table.columns]
-    missing = [column for column in REQUIRED_COLUMNS if column not in table.columns]
-    if missing:
+def split_groups(metadata: pd.DataFrame, group_by: str) -> pd.Series:
+    """Each video's split key: its `group_by` value, or its video_id where that is empty (or group_by is video_id)."""
+    if group_by == "video_id":
+        return metadata["video_id"].rename("split_group")
+    if group_by not in metadata.columns:
         raise MetadataError(
-            f"{csv_path}: missing required column(s) {', '.join(missing)}; found {', '.join(table.columns)}. "
-            "The CSV needs at least video_id,path (optional: genre,msd_id,artist,title)."
+            f"dataset.split.group_by is '{group_by}', which is not a metadata column "
+            f"({', '.join(metadata.columns)}); name one of them or video_id"
         )
-    table["video_id"] = table["video_id"].str.strip()
-    empty_ids = np.flatnonzero(table["video_id"] == "")
-    if empty_ids.size:
-        rows = ", ".join(str(i + 2) for i in empty_ids[:10])
-        raise MetadataError(f"{csv_path}: empty video_id on line(s) {rows}")
-    duplicated = table["video_id"][table["video_id"].duplicated()].unique()
-    if duplicated.size:
-        raise MetadataError(
-            f"{csv_path}: video_id must be unique; repeated: {', '.join(map(str, duplicated[:10]))}"
-        )
-    for column in OPTIONAL_COLUMNS:
-        if column not in table.columns:
-            table[column] = ""
-    base = csv_path.resolve().parent
-    table["path"] = [_resolve(base, path) for path in table["path"].str.strip()]
-    return table[list(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)].reset_index(drop=True)
+    values = metadata[group_by].astype(str).str.strip()
+    return values.where(values != "", metadata["video_id"]).rename("split_group")
 
 
-def _resolve(base: Path, path: str) -> str:
-    if not path:
-        return ""
-    candidate = Path(path).expanduser()
-    return str(candidate if candidate.is_absolute() else (base / candidate).resolve())
+def assign_splits(metadata: pd.DataFrame, split: dict) -> pd.DataFrame:
+    """split and split_group of every row of `metadata`, for the dataset.split section `split`."""
+    groups = split_groups(metadata, group_column(split))
+    fractions = fractions_of(split)
+    return pd.DataFrame(
+        {"split": [assign_split(group, fractions) for group in groups], "split_group": groups},
+        index=metadata.index,
+    )
 
 
 def assign_split(video_id: str, fractions: dict[str, float]) -> str:
-    """train/val/test from a stable hash of the id alone, so adding videos never moves old ones."""
+    """train/val/test from a stable hash of a key alone (a video_id or a group's key), so adding videos never
+    moves old ones."""
     digest = hashlib.sha256(video_id.encode("utf-8")).digest()
     u = int.from_bytes(digest[:8], "big") / 2**64
     total = sum(fractions[name] for name in SPLITS)
@@ -267,12 +266,20 @@ def ingest(
     metadata: pd.DataFrame,
     *,
     min_duration_s: float,
-    split_fractions: dict[str, float],
+    split_fractions: dict,
     progress: Callable[[Iterable], Iterable] = iter,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Probe every video of `metadata` (from `read_metadata`): (manifest of usable videos, rejected: file, reason)."""
+    """Probe every video of `metadata` (from `read_metadata`): (manifest of usable videos, rejected: file, reason).
+
+    `split_fractions` is the dataset.split section: train/val/test fractions and optionally group_by. The
+    manifest's split_group is the key a video's split was hashed from, split_group_size how many usable
+    videos share it.
+    """
+    splits = assign_splits(metadata, split_fractions)
+    known = [*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS]
     kept, rejected = [], []
-    for row in progress(metadata.itertuples(index=False)):
+    rows = zip(metadata[known].itertuples(index=False), splits.itertuples(index=False), strict=True)
+    for row, (split, group) in progress(rows):
         probe = probe_video(row.path, min_duration_s)
         if probe.reason:
             log.warning("rejected %s (%s): %s", row.video_id, row.path, probe.reason)
@@ -285,10 +292,19 @@ def ingest(
             width=probe.width,
             height=probe.height,
             audio_sample_rate=probe.audio_sample_rate,
-            split=assign_split(row.video_id, split_fractions),
+            split=split,
+            split_group=group,
         )
         kept.append(record)
-    columns = [*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, "duration_s", "fps", "width", "height"]
-    manifest = pd.DataFrame(kept, columns=[*columns, "audio_sample_rate", "split"])
+    columns = [*known, "duration_s", "fps", "width", "height", "audio_sample_rate", "split", "split_group"]
+    manifest = pd.DataFrame(kept, columns=columns)
+    manifest["split_group_size"] = manifest.groupby("split_group")["video_id"].transform("size").astype(int)
     manifest = manifest.sort_values("video_id", kind="stable").reset_index(drop=True)
+    shared = manifest.loc[manifest["split_group_size"] > 1, "split_group"]
+    log.info(
+        "splits grouped by %s: %d groups hold more than one video (%d videos in them)",
+        group_column(split_fractions),
+        shared.nunique(),
+        len(shared),
+    )
     return manifest, pd.DataFrame(rejected, columns=["video_id", "file", "reason"])
