@@ -15,18 +15,18 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/debs" "$work/x" "$work/src/parts" "$work/src/lists/partial" "$media"
 
-(cd "$work/debs" && apt-get download -q linphone-common asc-music python-kivy-examples)
-for deb in "$work"/debs/*.deb; do dpkg-deb -x "$deb" "$work/x"; done
-
-# The libopenshot source package: a private deb-src list derived from the system's own sources, kept in $work.
+# Private package lists (binary and source) derived from the system's own sources and kept in $work: the
+# source package of libopenshot needs deb-src entries, and the system's lists may be absent or stale.
 if [ -f /etc/apt/sources.list.d/debian.sources ]; then
-  sed 's/^Types: deb$/Types: deb-src/' /etc/apt/sources.list.d/debian.sources > "$work/src/parts/src.sources"
+  sed 's/^Types: deb$/Types: deb deb-src/' /etc/apt/sources.list.d/debian.sources > "$work/src/parts/src.sources"
 elif [ -f /etc/apt/sources.list ]; then
-  sed -n 's/^deb /deb-src /p' /etc/apt/sources.list > "$work/src/parts/src.list"
+  sed -n 's/^deb \(.*\)/deb \1\ndeb-src \1/p' /etc/apt/sources.list > "$work/src/parts/src.list"
 fi
-apt_src=(-o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$work/src/parts" -o "Dir::State::Lists=$work/src/lists")
-apt-get -q "${apt_src[@]}" update
-(cd "$work/src" && apt-get -q "${apt_src[@]}" source --download-only libopenshot)
+apt=(-o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$work/src/parts" -o "Dir::State::Lists=$work/src/lists")
+apt-get -q "${apt[@]}" update
+(cd "$work/debs" && apt-get -q "${apt[@]}" download linphone-common asc-music python-kivy-examples)
+for deb in "$work"/debs/*.deb; do dpkg-deb -x "$deb" "$work/x"; done
+(cd "$work/src" && apt-get -q "${apt[@]}" source --download-only libopenshot)
 tar -xJf "$work"/src/libopenshot_*.orig.tar.xz -C "$work/x" --wildcards \
   '*/examples/sintel_trailer-720p.mp4' '*/examples/test_video.mp4' '*/examples/test.avi' '*/examples/run.mp4'
 
