@@ -64,7 +64,7 @@ class VideoProbe:
 
 def split_groups(metadata: pd.DataFrame, group_by: str) -> pd.Series:
     """Each video's split key: its `group_by` value, or its video_id where that is empty (or group_by is video_id)."""
-    if group_by == "video_id":
+    if group_by == "video_id" or (group_by in OPTIONAL_COLUMNS and group_by not in metadata.columns):
         return metadata["video_id"].rename("split_group")
     if group_by not in metadata.columns:
         raise MetadataError(
