@@ -13,9 +13,12 @@ from mvcl.plan import (
     model_path,
     res,
 )
+from mvcl.data.metadata import metadata_problem
 from mvcl.validate import check_config
 
 check_config(config, workflow.configfiles)
+if problem := metadata_problem(config):
+    raise SystemExit(problem)  # a bad metadata CSV: one line, before any job
 PLAN = Plan(config)
 
 

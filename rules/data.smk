@@ -1,12 +1,17 @@
 # The synthetic demo corpus and ingestion of the user's (or the demo's) videos.
-
+# (The metadata CSV of the user's videos is checked when the workflow starts: check_metadata in common.smk.)
+import os
 
 if config["demo"]["enabled"]:
 
     rule demo_dataset:
         output:
             metadata=config["dataset"]["metadata_csv"],
-            tags=config["dataset"]["msd_tags"],
+            # With msd_tags: null the demo's tags CSV (always written beside the metadata) is unused.
+            tags=config["dataset"]["msd_tags"]
+            or os.path.join(
+                os.path.dirname(config["dataset"]["metadata_csv"]), "msd_tags.csv"
+            ),
         log:
             log_path("demo_dataset"),
         conda:

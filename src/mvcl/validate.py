@@ -62,7 +62,7 @@ def check_config(config: dict, configfiles: Iterable[str | Path] = ()) -> None:
             f"segments.clip_seconds ({segments['clip_seconds']}) must not exceed segments.seconds "
             f"({segments['seconds']}): the clip is a window inside the segment"
         )
-    split = config["dataset"]["split"]
+    split = {name: config["dataset"]["split"][name] for name in ("train", "val", "test")}
     if not math.isclose(sum(split.values()), 1.0, abs_tol=1e-6):
         raise ConfigError(f"dataset.split fractions must sum to 1, got {split} (sum {sum(split.values())})")
     if config["demo"]["enabled"]:

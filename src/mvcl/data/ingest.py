@@ -1,5 +1,9 @@
 """Ingestion: read the metadata CSV, probe every video, split by a stable hash, reject what cannot be used.
 
+A video's split is the hash of its group's key (`split_groups`): its value in the column
+dataset.split.group_by (msd_id by default, so versions of one song never straddle train and test), or its
+video_id where that is empty. A video never moves when others are added, and row order plays no part.
+
 One bad video never stops a run: it lands in the rejected table with a specific reason. Problems with the CSV
 itself (missing columns, duplicate ids) do stop it, since nothing downstream could be trusted.
 """
@@ -9,22 +13,41 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import av
 import numpy as np
 import pandas as pd
 
+from mvcl.data.decode import DecodeError, decoded_frames, file_origin
+from mvcl.data.metadata import (
+    OPTIONAL_COLUMNS,
+    REQUIRED_COLUMNS,
+    SPLITS,
+    MetadataError,
+    fractions_of,
+    group_column,
+    read_metadata,
+)
+
+__all__ = [
+    "MetadataError",
+    "VideoProbe",
+    "assign_split",
+    "ingest",
+    "probe_video",
+    "read_metadata",
+    "split_groups",
+]
+
 log = logging.getLogger(__name__)
 
-REQUIRED_COLUMNS = ("video_id", "path")
-OPTIONAL_COLUMNS = ("genre", "msd_id", "artist", "title")
-SPLITS = ("train", "val", "test")
-
-
-class MetadataError(ValueError):
-    """The metadata CSV cannot be used as a whole; the message names the file and what to fix."""
+# The truncation check decodes each stream's last _TAIL_S seconds and wants it to reach the declared end
+# within _END_SLACK_S (containers round durations, and a last video frame may be shorter than the others).
+_TAIL_S = 3.0
+_END_SLACK_S = 1.0
+_SAME_END_S = 1e-3
 
 
 @dataclass(frozen=True)
@@ -39,49 +62,32 @@ class VideoProbe:
     reason: str = ""
 
 
-def read_metadata(csv_path: str | Path) -> pd.DataFrame:
-    """Read and check the metadata CSV; `path` comes back absolute (relative paths are relative to the CSV)."""
-    csv_path = Path(csv_path)
-    if not csv_path.is_file():
-        raise MetadataError(f"{csv_path}: metadata CSV not found (config key dataset.metadata_csv)")
-    try:
-        table = pd.read_csv(csv_path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise MetadataError(f"{csv_path}: not a readable CSV: {error}") from error
-    table.columns = [str(column).strip() for column in table.columns]
-    missing = [column for column in REQUIRED_COLUMNS if column not in table.columns]
-    if missing:
+def split_groups(metadata: pd.DataFrame, group_by: str) -> pd.Series:
+    """Each video's split key: its `group_by` value, or its video_id where that is empty (or group_by is video_id)."""
+    if group_by == "video_id" or (group_by in OPTIONAL_COLUMNS and group_by not in metadata.columns):
+        return metadata["video_id"].rename("split_group")
+    if group_by not in metadata.columns:
         raise MetadataError(
-            f"{csv_path}: missing required column(s) {', '.join(missing)}; found {', '.join(table.columns)}. "
-            "The CSV needs at least video_id,path (optional: genre,msd_id,artist,title)."
+            f"dataset.split.group_by is '{group_by}', which is not a metadata column "
+            f"({', '.join(metadata.columns)}); name one of them or video_id"
         )
-    table["video_id"] = table["video_id"].str.strip()
-    empty_ids = np.flatnonzero(table["video_id"] == "")
-    if empty_ids.size:
-        rows = ", ".join(str(i + 2) for i in empty_ids[:10])
-        raise MetadataError(f"{csv_path}: empty video_id on line(s) {rows}")
-    duplicated = table["video_id"][table["video_id"].duplicated()].unique()
-    if duplicated.size:
-        raise MetadataError(
-            f"{csv_path}: video_id must be unique; repeated: {', '.join(map(str, duplicated[:10]))}"
-        )
-    for column in OPTIONAL_COLUMNS:
-        if column not in table.columns:
-            table[column] = ""
-    base = csv_path.resolve().parent
-    table["path"] = [_resolve(base, path) for path in table["path"].str.strip()]
-    return table[list(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)].reset_index(drop=True)
+    values = metadata[group_by].astype(str).str.strip()
+    return values.where(values != "", metadata["video_id"]).rename("split_group")
 
 
-def _resolve(base: Path, path: str) -> str:
-    if not path:
-        return ""
-    candidate = Path(path).expanduser()
-    return str(candidate if candidate.is_absolute() else (base / candidate).resolve())
+def assign_splits(metadata: pd.DataFrame, split: dict) -> pd.DataFrame:
+    """split and split_group of every row of `metadata`, for the dataset.split section `split`."""
+    groups = split_groups(metadata, group_column(split))
+    fractions = fractions_of(split)
+    return pd.DataFrame(
+        {"split": [assign_split(group, fractions) for group in groups], "split_group": groups},
+        index=metadata.index,
+    )
 
 
 def assign_split(video_id: str, fractions: dict[str, float]) -> str:
-    """train/val/test from a stable hash of the id alone, so adding videos never moves old ones."""
+    """train/val/test from a stable hash of a key alone (a video_id or a group's key), so adding videos never
+    moves old ones."""
     digest = hashlib.sha256(video_id.encode("utf-8")).digest()
     u = int.from_bytes(digest[:8], "big") / 2**64
     total = sum(fractions[name] for name in SPLITS)
@@ -100,67 +106,180 @@ def probe_video(path: str | Path, min_duration_s: float) -> VideoProbe:
     path = Path(path)
     if not path.is_file():
         return VideoProbe(reason=f"file not found: {path}")
+    if path.stat().st_size == 0:
+        return VideoProbe(reason="empty file (0 bytes)")
+    try:
+        container = av.open(str(path))
+    except av.FFmpegError as error:
+        kind = _media_signature(path)
+        if kind:
+            return VideoProbe(
+                reason=f"cannot be decoded: a damaged or truncated {kind} file ({_ffmpeg_words(error)})"
+            )
+        return VideoProbe(reason=f"cannot be decoded: not a media file ({_ffmpeg_words(error)})")
+    try:
+        with container:
+            probe = _declared(container)
+    except (av.FFmpegError, OSError, ValueError) as error:
+        return VideoProbe(reason=f"cannot be decoded: {_ffmpeg_words(error)}")
+    if probe.reason or not np.isfinite(probe.duration_s) or probe.duration_s <= 0:
+        return probe if probe.reason else _with_reason(probe, "unknown or zero duration")
+    if probe.duration_s < min_duration_s:
+        return _with_reason(probe, _too_short(probe.duration_s, min_duration_s))
+    ends = []
+    for kind in ("video", "audio"):
+        problem, end = _check_end(path, kind, probe.duration_s)
+        if problem:
+            return _with_reason(probe, problem)
+        ends.append(end)
+    # Containers round, pad or estimate what they declare (Matroska by a few ms, MPEG-PS by up to a second): a
+    # segment ending at the reported end must still find its last frame and sample, and none of a good file
+    # may be lost, so the duration is where the earlier of the two streams really ends.
+    # (A measured end within a millisecond of the declared one keeps the container's exact number.)
+    if abs(min(ends) - probe.duration_s) > _SAME_END_S:
+        probe = replace(probe, duration_s=min(ends))
+    if probe.duration_s < min_duration_s:
+        return _with_reason(probe, _too_short(probe.duration_s, min_duration_s))
+    return probe
+
+
+def _too_short(duration_s: float, min_duration_s: float) -> str:
+    return (
+        f"too short: {duration_s:.2f} s, but the segments need {min_duration_s:.2f} s "
+        "(segments.count x segments.seconds)"
+    )
+
+
+def _declared(container: av.container.InputContainer) -> VideoProbe:
+    """What the container says about itself; duration counts from the file's start to the earlier stream end."""
+    if not container.streams.video:
+        return VideoProbe(reason="no video stream")
+    if not container.streams.audio:
+        return VideoProbe(reason="no audio track")
+    video, audio = container.streams.video[0], container.streams.audio[0]
+    origin = file_origin(container)
+    duration = min(_stream_end(video, container), _stream_end(audio, container)) - origin
+    return VideoProbe(
+        duration_s=duration,
+        fps=float(video.average_rate) if video.average_rate else float("nan"),
+        width=video.codec_context.width,
+        height=video.codec_context.height,
+        audio_sample_rate=audio.codec_context.sample_rate or 0,
+    )
+
+
+def _check_end(path: Path, kind: str, duration_s: float) -> tuple[str, float]:
+    """('', where it ends) when `kind`'s stream decodes up to the declared duration, else (the reason, nan).
+
+    A truncated file can open fine and still end early, so the last seconds are decoded. Each stream gets a
+    container of its own: after one stream was decoded to its end, a seek for the other can leave its
+    decoder mid-packet (MPEG-PS), and such rejected packets are skipped by `decoded_frames` anyway.
+    """
+    tail = max(duration_s - _TAIL_S, 0.0)
+    end, frames = float("-inf"), 0
     try:
         with av.open(str(path)) as container:
-            if not container.streams.video:
-                return VideoProbe(reason="no video stream")
-            if not container.streams.audio:
-                return VideoProbe(reason="no audio track")
-            video, audio = container.streams.video[0], container.streams.audio[0]
-            duration = min(_stream_seconds(video, container), _stream_seconds(audio, container))
-            fps = float(video.average_rate) if video.average_rate else float("nan")
-            probe = VideoProbe(
-                duration_s=duration,
-                fps=fps,
-                width=video.codec_context.width,
-                height=video.codec_context.height,
-                audio_sample_rate=audio.codec_context.sample_rate or 0,
-            )
-            if not np.isfinite(duration) or duration <= 0:
-                return _with_reason(probe, "unknown or zero duration")
-            if duration < min_duration_s:
-                return _with_reason(
-                    probe, f"too short: {duration:.2f} s < {min_duration_s:.2f} s (segments.count x seconds)"
-                )
-            # A truncated file can open fine and still end early: decode the last second of both streams.
-            tail = max(duration - 1.0, 0.0)
-            for stream in (video, audio):
-                container.seek(int(tail / stream.time_base), stream=stream, backward=True)
-                last = None
-                for frame in container.decode(stream):
-                    last = frame.time if frame.time is not None else last
-                if last is None or last < duration - 1.5:
-                    kind = "video" if stream.type == "video" else "audio"
-                    return _with_reason(
-                        probe, f"truncated or corrupt: {kind} ends before the {duration:.2f} s it declares"
-                    )
-            return probe
-    except (av.FFmpegError, OSError, ValueError) as error:
-        return VideoProbe(reason=f"cannot be decoded: {error}")
+            stream = getattr(container.streams, kind)[0]
+            origin = file_origin(container)
+            try:
+                for frame in decoded_frames(container, stream, tail + origin):
+                    frames += 1
+                    end = max(end, frame.time - origin + _frame_seconds(frame, stream))
+            except av.FFmpegError as error:  # the demuxer gave up: the readable data ends here
+                log.debug("%s: %s demuxing stops: %s", path, kind, error)
+    except DecodeError as error:
+        return f"corrupt: {str(error).removeprefix(f'{path}: ')}", float("nan")
+    except (av.FFmpegError, OSError) as error:
+        return f"cannot be decoded: {kind}: {_ffmpeg_words(error)}", float("nan")
+    if end >= duration_s - _END_SLACK_S:
+        return "", end
+    if frames == 0:
+        end = _last_packet_seconds(path, kind)
+    if not np.isfinite(end):
+        return f"corrupt: no {kind} frame decodes ({duration_s:.1f} s declared)", float("nan")
+    reason = f"truncated: {kind} ends at {max(end, 0.0):.1f} s of the {duration_s:.1f} s it declares"
+    return reason, float("nan")
 
 
-def _stream_seconds(stream: av.stream.Stream, container: av.container.InputContainer) -> float:
+def _last_packet_seconds(path: Path, kind: str) -> float:
+    """Where the last demuxable packet of `kind` ends, reading the file from its start (no decoding)."""
+    end = float("-inf")
+    try:
+        with av.open(str(path)) as container:
+            stream = getattr(container.streams, kind)[0]
+            origin = file_origin(container)
+            for packet in container.demux(stream):
+                if packet.pts is not None:
+                    length = float((packet.duration or 0) * stream.time_base)
+                    end = max(end, float(packet.pts * stream.time_base) - origin + length)
+    except (av.FFmpegError, OSError) as error:
+        log.debug("%s: reading %s packets stops: %s", path, kind, error)
+    return end
+
+
+def _frame_seconds(frame: av.frame.Frame, stream: av.stream.Stream) -> float:
+    """How long a decoded frame lasts: its samples for audio, one frame interval for video."""
+    if isinstance(frame, av.AudioFrame):
+        return frame.samples / frame.sample_rate if frame.sample_rate else 0.0
+    return 1.0 / float(stream.average_rate) if stream.average_rate else 0.0
+
+
+def _stream_end(stream: av.stream.Stream, container: av.container.InputContainer) -> float:
+    """Where a stream declares its end, on its own clock (seconds)."""
+    origin = file_origin(container)
+    start = float(stream.start_time * stream.time_base) if stream.start_time is not None else origin
     if stream.duration is not None and stream.time_base is not None:
-        return float(stream.duration * stream.time_base)
+        return start + float(stream.duration * stream.time_base)
     if container.duration is not None:
-        return container.duration / av.time_base
+        return origin + container.duration / av.time_base
     return float("nan")
 
 
+def _media_signature(path: Path) -> str:
+    """The container a file's first bytes announce ('' when none is recognised)."""
+    with path.open("rb") as file:
+        head = file.read(12)
+    if head[4:8] == b"ftyp":
+        return "MP4/MOV"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "AVI"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "Matroska/WebM"
+    if head[:4] == b"\x00\x00\x01\xba":
+        return "MPEG-PS"
+    if head[:4] == b"OggS":
+        return "Ogg"
+    return ""
+
+
+def _ffmpeg_words(error: Exception) -> str:
+    """FFmpeg's message without its errno and the function name: 'Invalid data found when processing input'."""
+    strerror = getattr(error, "strerror", None)
+    return strerror or str(error)
+
+
 def _with_reason(probe: VideoProbe, reason: str) -> VideoProbe:
-    return VideoProbe(probe.duration_s, probe.fps, probe.width, probe.height, probe.audio_sample_rate, reason)
+    return replace(probe, reason=reason)
 
 
 def ingest(
     metadata: pd.DataFrame,
     *,
     min_duration_s: float,
-    split_fractions: dict[str, float],
+    split_fractions: dict,
     progress: Callable[[Iterable], Iterable] = iter,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Probe every video of `metadata` (from `read_metadata`): (manifest of usable videos, rejected: file, reason)."""
+    """Probe every video of `metadata` (from `read_metadata`): (manifest of usable videos, rejected: file, reason).
+
+    `split_fractions` is the dataset.split section: train/val/test fractions and optionally group_by. The
+    manifest's split_group is the key a video's split was hashed from, split_group_size how many usable
+    videos share it.
+    """
+    splits = assign_splits(metadata, split_fractions)
+    known = [*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS]
     kept, rejected = [], []
-    for row in progress(metadata.itertuples(index=False)):
+    rows = zip(metadata[known].itertuples(index=False), splits.itertuples(index=False), strict=True)
+    for row, (split, group) in progress(rows):
         probe = probe_video(row.path, min_duration_s)
         if probe.reason:
             log.warning("rejected %s (%s): %s", row.video_id, row.path, probe.reason)
@@ -173,10 +292,19 @@ def ingest(
             width=probe.width,
             height=probe.height,
             audio_sample_rate=probe.audio_sample_rate,
-            split=assign_split(row.video_id, split_fractions),
+            split=split,
+            split_group=group,
         )
         kept.append(record)
-    columns = [*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, "duration_s", "fps", "width", "height"]
-    manifest = pd.DataFrame(kept, columns=[*columns, "audio_sample_rate", "split"])
+    columns = [*known, "duration_s", "fps", "width", "height", "audio_sample_rate", "split", "split_group"]
+    manifest = pd.DataFrame(kept, columns=columns)
+    manifest["split_group_size"] = manifest.groupby("split_group")["video_id"].transform("size").astype(int)
     manifest = manifest.sort_values("video_id", kind="stable").reset_index(drop=True)
+    shared = manifest.loc[manifest["split_group_size"] > 1, "split_group"]
+    log.info(
+        "splits grouped by %s: %d groups hold more than one video (%d videos in them)",
+        group_column(split_fractions),
+        shared.nunique(),
+        len(shared),
+    )
     return manifest, pd.DataFrame(rejected, columns=["video_id", "file", "reason"])
