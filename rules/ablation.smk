@@ -20,6 +20,8 @@ rule ablation_table:
         ),
     log:
         log_path("ablation_table"),
+    benchmark:
+        benchmark_path("ablation_table")
     conda:
         "../envs/mvcl.yaml"
     params:
@@ -42,6 +44,8 @@ rule figure_ablation:
         ),
     log:
         log_path("figure_ablation"),
+    benchmark:
+        benchmark_path("figure_ablation")
     conda:
         "../envs/mvcl.yaml"
     script:

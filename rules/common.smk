@@ -9,6 +9,7 @@ from mvcl.plan import (
     PROBE_REPRESENTATIONS,
     STUDY_CONFIGURATIONS,
     Plan,
+    benchmark_path,
     log_path,
     model_path,
     res,

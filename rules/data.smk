@@ -14,6 +14,8 @@ if config["demo"]["enabled"]:
             ),
         log:
             log_path("demo_dataset"),
+        benchmark:
+            benchmark_path("demo_dataset")
         conda:
             "../envs/mvcl.yaml"
         threads: 2
@@ -33,6 +35,8 @@ rule ingest:
         rejected=res("data", "rejected.csv"),
     log:
         log_path("ingest"),
+    benchmark:
+        benchmark_path("ingest")
     conda:
         "../envs/mvcl.yaml"
     params:

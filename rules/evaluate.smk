@@ -10,6 +10,8 @@ rule retrieval:
         ranks=res("metrics", "{configuration}", "ranks.parquet"),
     log:
         log_path("retrieval", "{configuration}"),
+    benchmark:
+        benchmark_path("retrieval", "{configuration}")
     conda:
         "../envs/mvcl.yaml"
     resources:
@@ -30,6 +32,8 @@ rule loss_floor:
         record=res("metrics", "{configuration}", "loss_floor.json"),
     log:
         log_path("loss_floor", "{configuration}"),
+    benchmark:
+        benchmark_path("loss_floor", "{configuration}")
     conda:
         "../envs/mvcl.yaml"
     params:
@@ -57,6 +61,8 @@ rule table1:
         markdown=res("table1.md"),
     log:
         log_path("table1"),
+    benchmark:
+        benchmark_path("table1")
     conda:
         "../envs/mvcl.yaml"
     params:
@@ -82,6 +88,8 @@ rule figure_training:
         ),
     log:
         log_path("figure_training"),
+    benchmark:
+        benchmark_path("figure_training")
     conda:
         "../envs/mvcl.yaml"
     params:

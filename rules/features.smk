@@ -8,6 +8,8 @@ rule audio_features:
         features=res("features", "musicnn", "shard_{shard}.npy"),
     log:
         log_path("audio_features", "shard_{shard}"),
+    benchmark:
+        benchmark_path("audio_features", "shard_{shard}")
     conda:
         "../envs/mvcl.yaml"
     threads: config["features"]["threads"]
@@ -32,6 +34,8 @@ rule video_features:
         provenance=res("features", "r2plus1d", "shard_{shard}.json"),
     log:
         log_path("video_features", "shard_{shard}"),
+    benchmark:
+        benchmark_path("video_features", "shard_{shard}")
     conda:
         "../envs/mvcl.yaml"
     threads: config["features"]["threads"]
@@ -58,6 +62,8 @@ rule gather_features:
         features=res("features", "{encoder}.npy"),
     log:
         log_path("gather_features", "{encoder}"),
+    benchmark:
+        benchmark_path("gather_features", "{encoder}")
     wildcard_constraints:
         encoder="musicnn|r2plus1d",
     conda:
@@ -73,6 +79,8 @@ rule provenance:
         provenance=res("provenance.json"),
     log:
         log_path("provenance"),
+    benchmark:
+        benchmark_path("provenance")
     conda:
         "../envs/mvcl.yaml"
     params:

@@ -28,6 +28,8 @@ rule figure_neighbours_videos:
         ),
     log:
         log_path("figure_neighbours_videos", "{mode}"),
+    benchmark:
+        benchmark_path("figure_neighbours_videos", "{mode}")
     wildcard_constraints:
         mode="|".join(NEIGHBOUR_MODES),
     conda:
@@ -64,6 +66,8 @@ rule figure_neighbours_segments:
         ),
     log:
         log_path("figure_neighbours_segments", "{mode}"),
+    benchmark:
+        benchmark_path("figure_neighbours_segments", "{mode}")
     wildcard_constraints:
         mode="|".join(NEIGHBOUR_MODES),
     conda:
@@ -85,6 +89,8 @@ rule neighbours_html:
         page=res("neighbours.html"),
     log:
         log_path("neighbours_html"),
+    benchmark:
+        benchmark_path("neighbours_html")
     conda:
         "../envs/mvcl.yaml"
     params:
@@ -101,6 +107,8 @@ rule diagnostics:
         diagnostics=res("metrics", "{configuration}", "diagnostics.json"),
     log:
         log_path("diagnostics", "{configuration}"),
+    benchmark:
+        benchmark_path("diagnostics", "{configuration}")
     wildcard_constraints:
         configuration="|".join(PLAN.configurations),
     conda:
@@ -126,6 +134,8 @@ rule gather_diagnostics:
         ),
     log:
         log_path("gather_diagnostics"),
+    benchmark:
+        benchmark_path("gather_diagnostics")
     conda:
         "../envs/mvcl.yaml"
     params:
@@ -146,6 +156,8 @@ rule figure_diagnostics:
         ),
     log:
         log_path("figure_diagnostics"),
+    benchmark:
+        benchmark_path("figure_diagnostics")
     conda:
         "../envs/mvcl.yaml"
     script:
@@ -168,6 +180,8 @@ rule figure_similarities:
         ),
     log:
         log_path("figure_similarities"),
+    benchmark:
+        benchmark_path("figure_similarities")
     conda:
         "../envs/mvcl.yaml"
     resources:
@@ -193,6 +207,8 @@ rule figure_embedding_map:
         ),
     log:
         log_path("figure_embedding_map", "{configuration}"),
+    benchmark:
+        benchmark_path("figure_embedding_map", "{configuration}")
     wildcard_constraints:
         configuration="|".join(PLAN.configurations),
     conda:
@@ -229,6 +245,8 @@ rule figure_coupling:
         ),
     log:
         log_path("figure_coupling"),
+    benchmark:
+        benchmark_path("figure_coupling")
     conda:
         "../envs/mvcl.yaml"
     params:

@@ -24,6 +24,8 @@ rule embeddings:
         segments=res("embeddings", "{configuration}_segments.parquet"),
     log:
         log_path("embeddings", "{configuration}"),
+    benchmark:
+        benchmark_path("embeddings", "{configuration}")
     wildcard_constraints:
         configuration="|".join(PLAN.trained),
     conda:
@@ -41,6 +43,8 @@ if PLAN.demo_makes_new_videos:
             metadata=PLAN.new_videos,
         log:
             log_path("demo_new_videos"),
+        benchmark:
+            benchmark_path("demo_new_videos")
         conda:
             "../envs/mvcl.yaml"
         params:
@@ -60,6 +64,8 @@ if PLAN.new_videos:
             rejected=res("new", "data", "rejected.csv"),
         log:
             log_path("ingest_new"),
+        benchmark:
+            benchmark_path("ingest_new")
         params:
             split=NEW_VIDEOS_SPLIT,
 
@@ -71,6 +77,8 @@ if PLAN.new_videos:
             segments=res("new", "data", "segments.parquet"),
         log:
             log_path("segments_new"),
+        benchmark:
+            benchmark_path("segments_new")
         conda:
             "../envs/mvcl.yaml"
         params:
@@ -85,6 +93,8 @@ if PLAN.new_videos:
             segments=res("new", "segments", "{key}.parquet"),
         log:
             log_path("new_video_segments", "{key}"),
+        benchmark:
+            benchmark_path("new_video_segments", "{key}")
         wildcard_constraints:
             key=KEY_PATTERN,
         conda:
@@ -101,6 +111,8 @@ if PLAN.new_videos:
             features=res("new", "features", "musicnn", "{key}.npy"),
         log:
             log_path("audio_features_new", "{key}"),
+        benchmark:
+            benchmark_path("audio_features_new", "{key}")
         params:
             shard=0,
 
@@ -112,6 +124,8 @@ if PLAN.new_videos:
             provenance=res("new", "features", "r2plus1d", "{key}.json"),
         log:
             log_path("video_features_new", "{key}"),
+        benchmark:
+            benchmark_path("video_features_new", "{key}")
         params:
             shard=0,
 
@@ -126,6 +140,8 @@ if PLAN.new_videos:
             segments=res("new", "embeddings", "{configuration}_segments.parquet"),
         log:
             log_path("embed_new", "{configuration}"),
+        benchmark:
+            benchmark_path("embed_new", "{configuration}")
         wildcard_constraints:
             configuration="|".join(PLAN.trained),
         conda:
@@ -146,6 +162,8 @@ if PLAN.new_videos:
             table=res("recommendations", "{configuration}.csv"),
         log:
             log_path("recommend", "{configuration}"),
+        benchmark:
+            benchmark_path("recommend", "{configuration}")
         wildcard_constraints:
             configuration="|".join(PLAN.trained),
         conda:
@@ -162,6 +180,8 @@ if PLAN.new_videos:
             page=res("recommendations.html"),
         log:
             log_path("recommendations_html"),
+        benchmark:
+            benchmark_path("recommendations_html")
         conda:
             "../envs/mvcl.yaml"
         params:
@@ -189,6 +209,8 @@ rule judge:
         triplets=res("rq2", "triplets.csv"),
     log:
         log_path("judge"),
+    benchmark:
+        benchmark_path("judge")
     conda:
         "../envs/mvcl.yaml"
     params:
@@ -209,6 +231,8 @@ if config["demo"]["enabled"]:
             judgements=PLAN.demo_file("judgements.csv"),
         log:
             log_path("simulate_judgements"),
+        benchmark:
+            benchmark_path("simulate_judgements")
         conda:
             "../envs/mvcl.yaml"
         params:
@@ -229,6 +253,8 @@ rule rq2:
         annotators=res("rq2_annotators.csv"),
     log:
         log_path("rq2"),
+    benchmark:
+        benchmark_path("rq2")
     conda:
         "../envs/mvcl.yaml"
     params:

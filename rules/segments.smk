@@ -8,6 +8,8 @@ checkpoint segments:
         segments=res("data", "segments.parquet"),
     log:
         log_path("segments"),
+    benchmark:
+        benchmark_path("segments")
     conda:
         "../envs/mvcl.yaml"
     params:
@@ -30,6 +32,8 @@ rule figure_segments:
         ),
     log:
         log_path("figure_segments"),
+    benchmark:
+        benchmark_path("figure_segments")
     conda:
         "../envs/mvcl.yaml"
     params:

@@ -11,6 +11,8 @@ rule sweep_run:
         ],
     log:
         log_path("sweep_run", "coupling_{coupling}"),
+    benchmark:
+        benchmark_path("sweep_run", "coupling_{coupling}")
     conda:
         "../envs/mvcl.yaml"
     threads: 8

@@ -12,6 +12,8 @@ if config["dataset"]["msd_tags"]:
             tags=res("data", "msd_tags.parquet"),
         log:
             log_path("msd_tags"),
+        benchmark:
+            benchmark_path("msd_tags")
         conda:
             "../envs/mvcl.yaml"
         resources:

@@ -10,6 +10,8 @@ rule autoencoder:
         autoencoders=model_path("{configuration}", "autoencoders.pt"),
     log:
         log_path("autoencoder", "{configuration}"),
+    benchmark:
+        benchmark_path("autoencoder", "{configuration}")
     conda:
         "../envs/mvcl.yaml"
     threads: 2
@@ -34,6 +36,8 @@ rule train:
         embeddings=model_path("{configuration}", "embeddings.npz"),
     log:
         log_path("train", "{configuration}"),
+    benchmark:
+        benchmark_path("train", "{configuration}")
     conda:
         "../envs/mvcl.yaml"
     threads: 2

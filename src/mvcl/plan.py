@@ -48,6 +48,11 @@ def log_path(rule_name: str, *parts: object) -> str:
     return res("logs", rule_name, *parts) + ".log"
 
 
+def benchmark_path(rule_name: str, *parts: object) -> str:
+    """Snakemake's `benchmark:` file of a job (wall time, memory, I/O): what benchmarks/demo.py aggregates."""
+    return res("benchmarks", "rules", rule_name, *(parts or ["job"])) + ".tsv"
+
+
 def model_path(configuration: str, name: str) -> str:
     return res("models", configuration, name)
 
