@@ -49,10 +49,40 @@ def test_video_vector_is_the_mean_of_its_segments():
     assert videos.X.dtype == np.float32
 
 
-def test_views_are_averaged_before_segments():
+def test_view_zero_is_read_before_segments_are_averaged():
     segments = segments_table(["a"], ["train"], per_video=2)
     features = np.array([[[0.0, 0.0], [2.0, 4.0]], [[4.0, 4.0], [6.0, 8.0]]])  # [segments, views, D]
-    np.testing.assert_allclose(video_level(features, segments).X, [[3.0, 4.0]])
+    np.testing.assert_allclose(video_level(features, segments).X, [[2.0, 2.0]])
+
+
+def test_frozen_and_contrastive_rows_see_the_same_crops():
+    """R(2+1)D and CL video rows must both read view 0 (what learn/embed.py embeds), not an average of views."""
+    segments = segments_table(["a", "b"], ["train", "test"], per_video=2)
+    rng = np.random.default_rng(0)
+    views = rng.normal(size=(4, 3, 5)).astype(np.float32)  # three different crops per segment
+    # Stand-in heads that pass view 0 through: a CL embedding of what the heads saw.
+    embeddings = views[:, 0].copy()
+    for level in ("video", "segment"):
+        frozen = video_representation("r2plus1d", segments, level=level, video_features=views)
+        contrastive = video_representation("cl_v", segments, level=level, video_embeddings=embeddings)
+        np.testing.assert_allclose(frozen.X, contrastive.X)
+        both = video_representation(
+            "both", segments, level=level, audio_features=np.zeros((4, 2)), video_features=views
+        )
+        np.testing.assert_allclose(both.X[:, 2:], contrastive.X)
+
+
+def test_segment_level_rows_are_segments_labelled_by_their_video():
+    segments = segments_table(["b", "a"], ["train", "test"], per_video=3)
+    features = np.arange(12, dtype=np.float32).reshape(6, 2)
+    features[4] = np.nan
+    with pytest.warns(ProbeWarning, match="dropped 1 of 6 segments"):
+        rows = video_representation("musicnn", segments, level="segment", audio_features=features)
+    assert rows.video_ids.tolist() == ["b", "b", "b", "a", "a"]
+    assert rows.split.tolist() == ["train"] * 3 + ["test"] * 2
+    np.testing.assert_allclose(rows.X, features[[0, 1, 2, 3, 5]])
+    with pytest.raises(ValueError, match="probe.level"):
+        video_representation("musicnn", segments, level="clip", audio_features=features)
 
 
 def test_non_finite_segments_are_dropped_with_a_warning():
@@ -78,9 +108,9 @@ def test_representations_concatenate_or_average_modalities():
     audio = np.array([[1.0, 3.0], [3.0, 5.0]])
     video = np.array([[[0.0, 0.0], [2.0, 2.0]], [[4.0, 4.0], [6.0, 6.0]]])  # two crop views
     both = video_representation("both", segments, audio_features=audio, video_features=video)
-    np.testing.assert_allclose(both.X, [[2.0, 4.0, 3.0, 3.0]])
+    np.testing.assert_allclose(both.X, [[2.0, 4.0, 2.0, 2.0]])  # video: view 0 of each segment
     agg = video_representation("cl_agg", segments, audio_embeddings=audio, video_embeddings=video)
-    np.testing.assert_allclose(agg.X, [[2.5, 3.5]])
+    np.testing.assert_allclose(agg.X, [[2.0, 3.0]])
     with pytest.raises(ValueError, match=r"'cl_v' needs \['video_embeddings'\]"):
         video_representation("cl_v", segments, video_features=video)
     with pytest.raises(ValueError, match="must have the same size"):
