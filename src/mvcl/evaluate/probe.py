@@ -108,7 +108,9 @@ def probe_settings(cfg: dict[str, Any]) -> dict[str, Any]:
     if settings["level"] not in LEVELS:
         raise ValueError(f"probe.level must be one of {LEVELS}, got {settings['level']!r}")
     if settings["f1_threshold"] not in F1_THRESHOLDS:
-        raise ValueError(f"probe.f1_threshold must be one of {F1_THRESHOLDS}, got {settings['f1_threshold']!r}")
+        raise ValueError(
+            f"probe.f1_threshold must be one of {F1_THRESHOLDS}, got {settings['f1_threshold']!r}"
+        )
     return settings
 
 
@@ -230,7 +232,8 @@ def run_probe_repeats(*args: Any, **kwargs: Any) -> dict[str, Any]:
     runs = [run_probe(**{**given, "seed": given["seed"] + i}) for i in range(repeats)]
     first = runs[0]
     summary: dict[str, Any] = {
-        key: first[key] for key in ("task", "n_train", "n_val", "n_test", "n_test_videos", "n_classes", "labels")
+        key: first[key]
+        for key in ("task", "n_train", "n_val", "n_test", "n_test_videos", "n_classes", "labels")
     }
     summary.update(repeats=repeats, seeds=[run["seed"] for run in runs])
     summary["mean"] = {metric: float(np.mean([run[metric] for run in runs])) for metric in METRICS[task]}
