@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
@@ -13,7 +14,9 @@ from mvcl.evaluate.probe import run_probe_repeats
 from mvcl.evaluate.probe_intervals import compare, metric_intervals, predictions, seed_mean
 from mvcl.evaluate.probe_metrics import genre_metrics, metric_on_videos, tagging_metrics
 from mvcl.plan import Plan, res
+from mvcl.report.figures.probes import plot_probes
 from mvcl.report.tables import rq1, rq1_markdown, rq1_sentence, table2, table2_markdown, table2_notes
+from tests.helpers import run_snakemake
 from tests.test_plan import CONFIG
 from tests.test_probe import SMALL, synthetic_videos
 
@@ -205,3 +208,22 @@ def test_rq1_pairs_each_cl_row_with_its_frozen_counterpart():
             assert (task, f"cl_agg@{configuration}", "both") in pairs
     assert set(plan.rq1_inputs()) <= set(plan.table2_inputs())
     assert res("rq1.csv") in plan.final_targets()
+
+
+def test_the_probe_figure_has_an_rq1_panel(tmp_path):
+    results = {("genre", key): probed("genre", seed=i, noise=i) for i, key in enumerate(["both", "cl_agg"])}
+    table = table2(results, resamples=50, seed=0)
+    answer = rq1(results, [("genre", "cl_agg", "both")], resamples=50, seed=0)
+    plot_probes(table, tmp_path / "without.png")
+    plot_probes(table, tmp_path / "with.png", answer)
+    width = {name: plt.imread(tmp_path / f"{name}.png").shape[1] for name in ("without", "with")}
+    assert width["with"] > width["without"] * 1.4  # a third panel beside ROC-AUC and F1
+
+
+@pytest.mark.slow
+def test_rq1_builds_only_the_probes_it_compares(tiny_workdir):
+    printed = run_snakemake(tiny_workdir, "results/rq1.csv", "-n").stdout
+    stats = printed[printed.index("Job stats") : printed.index("total")]
+    jobs = {line.split()[0] for line in stats.splitlines()[3:] if line.strip()}
+    assert {"rq1", "probe", "probe_configuration", "train"} <= jobs
+    assert not jobs & {"table2", "table1", "retrieval", "figure_probes"}
