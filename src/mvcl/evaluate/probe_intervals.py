@@ -23,8 +23,9 @@ from mvcl.evaluate.bootstrap import DEFAULT_RESAMPLES, Comparison, Interval, Met
 from mvcl.evaluate.probe_metrics import metric_on_videos
 
 TABLE_METRICS = ("roc_auc", "f1", "pr_auc")
-# Below these sizes a number is reported but flagged: an AUC over fewer than 30 test videos has an interval
-# about ±0.15 wide (benchmarks/ci_width.py), and a label with fewer than 2 test videos has no AUC to speak of.
+# Below these sizes a number is reported but flagged: an AUC over fewer than 30 test videos has a 95% interval
+# wider than about 0.13 (benchmarks/ci_width.py: 0.19 at 17), and a label on fewer than 2 test videos has no
+# AUC or F1 to speak of.
 SMALL_TEST_SET = 30
 SMALL_LABEL = 2
 
