@@ -41,8 +41,11 @@ class Predictions(NamedTuple):
     labels: list[str]
 
 
-def predictions(result: dict[str, Any], name: str) -> Predictions | None:
-    """The stored predictions of probe result `name`; None when the probe could not train."""
+def predictions(result: dict[str, Any], name: str, required: bool = True) -> Predictions | None:
+    """The stored predictions of probe result `name`; None when the probe could not train (or, unless
+    `required`, when the result holds none: a number without an interval rather than no table)."""
+    if "predictions" not in result and not required:
+        return None
     if "predictions" not in result:
         raise ValueError(
             f"probe result {name} holds no test predictions (written by an older mvcl); delete it and rerun "
@@ -87,7 +90,7 @@ def metric_intervals(
     result: dict[str, Any], name: str, resamples: int = DEFAULT_RESAMPLES, seed: int = 0
 ) -> dict[str, Interval]:
     """A 95% bootstrap interval over test videos for each of `TABLE_METRICS` (NaN where it has no value)."""
-    found = predictions(result, name)
+    found = predictions(result, name, required=False)
     n = 0 if found is None else len(found.video_ids)
     intervals = {}
     for metric in TABLE_METRICS:
@@ -142,7 +145,7 @@ def label_counts(found: Predictions | None) -> dict[str, int]:
 
 def small_labels(result: dict[str, Any], name: str) -> list[str]:
     """'label (n)' for each class or tag with fewer than `SMALL_LABEL` test videos."""
-    counts = label_counts(predictions(result, name))
+    counts = label_counts(predictions(result, name, required=False))
     return [f"{label} ({count})" for label, count in counts.items() if count < SMALL_LABEL]
 
 

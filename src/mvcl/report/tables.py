@@ -62,7 +62,7 @@ def table2(
         row.update(
             n_train=result.get("n_train"),
             n_test=result.get("n_test"),
-            n_test_videos=intervals["roc_auc"].n_videos,
+            n_test_videos=result.get("n_test_videos", result.get("n_test")),
             resamples=resamples,
             repeats=result.get("repeats"),
             level=result.get("level", "video"),
