@@ -159,7 +159,7 @@ def small_collection_notes(sizes: dict[str, int], small: dict[str, Sequence[str]
     ]
     notes += [
         f"{task}: {', '.join(labels)} {'has' if len(labels) == 1 else 'have'} fewer than {SMALL_LABEL} test "
-        "videos; their AUC and F1 are noise (or left out, at 0)"
+        "videos (in brackets): noise in the macro AUC and F1, or left out of them at 0"
         for task, labels in small.items()
         if labels
     ]

@@ -199,7 +199,7 @@ def rq1_sentence(row: dict) -> str:
     """'CL aggregated is worse than the concatenated features by 0.04 [0.01, 0.07] (p = 0.003, 17 test videos).'"""
     name = representation_name(row["representation"])
     baseline = BASELINE_NAMES.get(row["baseline"], representation_name(row["baseline"]))
-    task = TASK_NAMES[row["task"]].lower()
+    task = {"tagging": "music tagging (MSD overlap)", "genre": "genre classification"}[row["task"]]
     d, low, high = row["difference"], row["ci_low"], row["ci_high"]
     if not all(math.isfinite(value) for value in (d, low, high)):
         return f"{name} and {baseline} cannot be compared on {task}: no test video with a defined AUC."
