@@ -67,13 +67,36 @@ rule table2:
         "../envs/mvcl.yaml"
     params:
         configuration=config["probe"]["configuration"],
+        resamples=config["evaluation"]["bootstrap"],
+        seed=config["seed"],
     script:
         "../workflow_scripts/table2.py"
+
+
+# RQ1: each CL representation against its frozen counterpart, a paired bootstrap over the same test videos.
+rule rq1:
+    input:
+        results=PLAN.rq1_inputs(),
+        provenance=res("provenance.json"),
+    output:
+        table=report(res("rq1.csv"), caption="../report/rq1.rst", category="Tables"),
+        markdown=res("rq1.md"),
+    log:
+        log_path("rq1"),
+    conda:
+        "../envs/mvcl.yaml"
+    params:
+        pairs=PLAN.rq1_pairs(),
+        resamples=config["evaluation"]["bootstrap"],
+        seed=config["seed"],
+    script:
+        "../workflow_scripts/rq1.py"
 
 
 rule figure_probes:
     input:
         table=res("table2.csv"),
+        rq1=res("rq1.csv"),
     output:
         figure=report(
             res("figures", "probes.png"),

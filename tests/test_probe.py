@@ -7,6 +7,7 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
+from mvcl.data.tags import tag_matrix
 from mvcl.evaluate.probe import probe_task, run_probe, run_probe_repeats
 from mvcl.evaluate.probe_data import ProbeWarning, task_labels, video_level, video_representation
 from mvcl.evaluate.probe_metrics import f1_thresholds, genre_metrics, tagging_metrics
@@ -49,10 +50,40 @@ def test_video_vector_is_the_mean_of_its_segments():
     assert videos.X.dtype == np.float32
 
 
-def test_views_are_averaged_before_segments():
+def test_view_zero_is_read_before_segments_are_averaged():
     segments = segments_table(["a"], ["train"], per_video=2)
     features = np.array([[[0.0, 0.0], [2.0, 4.0]], [[4.0, 4.0], [6.0, 8.0]]])  # [segments, views, D]
-    np.testing.assert_allclose(video_level(features, segments).X, [[3.0, 4.0]])
+    np.testing.assert_allclose(video_level(features, segments).X, [[2.0, 2.0]])
+
+
+def test_frozen_and_contrastive_rows_see_the_same_crops():
+    """R(2+1)D and CL video rows must both read view 0 (what learn/embed.py embeds), not an average of views."""
+    segments = segments_table(["a", "b"], ["train", "test"], per_video=2)
+    rng = np.random.default_rng(0)
+    views = rng.normal(size=(4, 3, 5)).astype(np.float32)  # three different crops per segment
+    # Stand-in heads that pass view 0 through: a CL embedding of what the heads saw.
+    embeddings = views[:, 0].copy()
+    for level in ("video", "segment"):
+        frozen = video_representation("r2plus1d", segments, level=level, video_features=views)
+        contrastive = video_representation("cl_v", segments, level=level, video_embeddings=embeddings)
+        np.testing.assert_allclose(frozen.X, contrastive.X)
+        both = video_representation(
+            "both", segments, level=level, audio_features=np.zeros((4, 2)), video_features=views
+        )
+        np.testing.assert_allclose(both.X[:, 2:], contrastive.X)
+
+
+def test_segment_level_rows_are_segments_labelled_by_their_video():
+    segments = segments_table(["b", "a"], ["train", "test"], per_video=3)
+    features = np.arange(12, dtype=np.float32).reshape(6, 2)
+    features[4] = np.nan
+    with pytest.warns(ProbeWarning, match="dropped 1 of 6 segments"):
+        rows = video_representation("musicnn", segments, level="segment", audio_features=features)
+    assert rows.video_ids.tolist() == ["b", "b", "b", "a", "a"]
+    assert rows.split.tolist() == ["train"] * 3 + ["test"] * 2
+    np.testing.assert_allclose(rows.X, features[[0, 1, 2, 3, 5]])
+    with pytest.raises(ValueError, match="probe.level"):
+        video_representation("musicnn", segments, level="clip", audio_features=features)
 
 
 def test_non_finite_segments_are_dropped_with_a_warning():
@@ -78,9 +109,9 @@ def test_representations_concatenate_or_average_modalities():
     audio = np.array([[1.0, 3.0], [3.0, 5.0]])
     video = np.array([[[0.0, 0.0], [2.0, 2.0]], [[4.0, 4.0], [6.0, 6.0]]])  # two crop views
     both = video_representation("both", segments, audio_features=audio, video_features=video)
-    np.testing.assert_allclose(both.X, [[2.0, 4.0, 3.0, 3.0]])
+    np.testing.assert_allclose(both.X, [[2.0, 4.0, 2.0, 2.0]])  # video: view 0 of each segment
     agg = video_representation("cl_agg", segments, audio_embeddings=audio, video_embeddings=video)
-    np.testing.assert_allclose(agg.X, [[2.5, 3.5]])
+    np.testing.assert_allclose(agg.X, [[2.0, 3.0]])
     with pytest.raises(ValueError, match=r"'cl_v' needs \['video_embeddings'\]"):
         video_representation("cl_v", segments, video_features=video)
     with pytest.raises(ValueError, match="must have the same size"):
@@ -305,3 +336,82 @@ def test_default_probe_settings_learn_on_cpu():
     X, genre, _, split = synthetic_videos(seed=0, n=1000, dim=64)
     result = run_probe(X, genre, split, "genre", {"max_epochs": 60}, seed=0, device="cpu")
     assert result["roc_auc"] > 0.9
+
+
+# --- the test split never shapes the probe ---------------------------------------------------------------
+
+
+def _training_and_choices(result: dict) -> tuple:
+    """What the train and validation splits decide: the training curve and the F1 thresholds."""
+    return result["epochs"], result["best_epoch"], result["best_val_loss"], result["predictions"]["thresholds"]
+
+
+def test_test_rows_do_not_move_the_scaler_or_the_training():
+    """A scaler fitted on train+test would standardise the train rows differently once test rows change."""
+    X, _, tags, split = synthetic_videos(seed=4, n=200)
+    cfg = {**SMALL, "max_epochs": 15}
+    reference = run_probe(X, tags, split, "tagging", cfg, seed=0, device="cpu")
+    shifted = X.copy()
+    shifted[split == "test"] = shifted[split == "test"] * 5 + 3  # only the test rows change
+    moved = run_probe(shifted, tags, split, "tagging", cfg, seed=0, device="cpu")
+    assert _training_and_choices(moved) == _training_and_choices(reference)
+    assert moved["predictions"]["scores"] != reference["predictions"]["scores"]  # the test rows did change
+
+
+def test_test_labels_do_not_choose_the_f1_thresholds():
+    X, _, tags, split = synthetic_videos(seed=5, n=200)
+    cfg = {**SMALL, "max_epochs": 15}
+    reference = run_probe(X, tags, split, "tagging", cfg, seed=0, device="cpu")
+    flipped = tags.copy()
+    flipped[split == "test"] = 1 - flipped[split == "test"]  # only the test labels change
+    moved = run_probe(X, flipped, split, "tagging", cfg, seed=0, device="cpu")
+    assert _training_and_choices(moved) == _training_and_choices(reference)
+    assert moved["f1"] != reference["f1"]  # the test labels did change
+    fixed = run_probe(X, tags, split, "tagging", {**cfg, "f1_threshold": 0.5}, seed=0, device="cpu")
+    assert fixed["predictions"]["thresholds"] == [0.5] * tags.shape[1]
+
+
+def test_min_tag_count_reaches_the_tag_matrix():
+    """probe.min_tag_count goes from the probe settings through probe_task and task_labels to tag_matrix."""
+    n = 60
+    ids = [f"v{i}" for i in range(n)]
+    rng = np.random.default_rng(0)
+    videos = pd.DataFrame({"video_id": ids, "msd_id": [f"TR{i}" for i in range(n)]})
+    # "rock" is on every track but weakly (count 10) on most; "pop" and "jazz" strongly on fewer tracks.
+    tags = pd.DataFrame(
+        [(f"TR{i}", "rock", 90.0 if i < 10 else 10.0) for i in range(n)]
+        + [(f"TR{i}", "pop", 80.0) for i in range(0, n, 2)]
+        + [(f"TR{i}", "jazz", 70.0) for i in range(0, n, 3)],
+        columns=["msd_id", "tag", "count"],
+    )
+    segments = segments_table(ids, rng.choice(["train", "val", "test"], n, p=[0.6, 0.2, 0.2]).tolist(), 1)
+    representation = video_representation(
+        "musicnn", segments, audio_features=rng.normal(size=(n, 4)).astype(np.float32)
+    )
+    cfg = {**SMALL, "repeats": 1, "max_epochs": 2, "top_tags": 2}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ProbeWarning)
+        loose = probe_task("tagging", representation, videos, {**cfg, "min_tag_count": 0}, 0, "cpu", tags)
+        strict = probe_task("tagging", representation, videos, {**cfg, "min_tag_count": 50}, 0, "cpu", tags)
+    assert loose["labels"] == ["rock", "pop"]  # rock counts on all 60 tracks
+    assert strict["labels"] == ["pop", "jazz"]  # at >= 50, rock is on 10 tracks only
+    assert strict["n_labelled"] == len(tag_matrix(videos, tags, top_k=2, min_count=50).video_ids)
+
+
+def test_a_segment_level_probe_is_scored_per_test_video():
+    X, genre, _, split = synthetic_videos(seed=3, n=150)
+    ids = [f"v{i}" for i in range(len(X))]
+    segments = segments_table(ids, split.tolist(), per_video=3)
+    features = np.repeat(X, 3, axis=0) + np.random.default_rng(0).normal(scale=0.1, size=(450, X.shape[1]))
+    videos = pd.DataFrame({"video_id": ids, "genre": genre})
+    rows = video_representation(
+        "musicnn", segments, level="segment", audio_features=features.astype(np.float32)
+    )
+    result = probe_task(
+        "genre", rows, videos, {**SMALL, "repeats": 1, "level": "segment"}, seed=0, device="cpu"
+    )
+    n_test = int((split == "test").sum())
+    assert result["n_test"] == 3 * n_test and result["n_test_videos"] == n_test
+    assert result["predictions"]["video_ids"] == [i for i, s in zip(ids, split, strict=True) if s == "test"]
+    assert len(result["predictions"]["scores"][0]) == n_test and result["level"] == "segment"
+    assert result["mean"]["roc_auc"] > 0.85

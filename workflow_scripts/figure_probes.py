@@ -1,4 +1,4 @@
-"""Rule figure_probes: bar chart of Table 2 with error bars (std over seeds)."""
+"""Rule figure_probes: bar chart of Table 2 with 95% intervals, and RQ1's paired differences."""
 
 import pandas as pd
 
@@ -8,4 +8,4 @@ from mvcl.report.figures.probes import plot_probes
 
 log_to(snakemake.log[0])
 with atomic_path(snakemake.output.figure) as temporary:
-    plot_probes(pd.read_csv(snakemake.input.table), temporary)
+    plot_probes(pd.read_csv(snakemake.input.table), temporary, pd.read_csv(snakemake.input.rq1))

@@ -5,7 +5,7 @@ import pandas as pd
 import torch
 
 from mvcl.data.tags import read_msd_tags
-from mvcl.evaluate.probe import probe_task
+from mvcl.evaluate.probe import probe_settings, probe_task
 from mvcl.evaluate.probe_data import video_representation
 from mvcl.io import save_json
 from mvcl.logs import log_to
@@ -22,7 +22,8 @@ if "embeddings" in inputs.keys():
     embeddings = np.load(inputs.embeddings)
     arrays.update(audio_embeddings=embeddings["audio"], video_embeddings=embeddings["video"])
 segments = pd.read_parquet(inputs.segments, columns=["video_id", "segment", "split"])
-representation = video_representation(snakemake.wildcards.representation, segments, **arrays)
+level = probe_settings(snakemake.params.probe)["level"]
+representation = video_representation(snakemake.wildcards.representation, segments, level=level, **arrays)
 tags = read_msd_tags(inputs.tags) if "tags" in inputs.keys() else None
 result = probe_task(
     snakemake.wildcards.task,
@@ -37,6 +38,6 @@ log.info(
     "%s / %s: %s",
     snakemake.wildcards.task,
     snakemake.wildcards.representation,
-    {key: result[key] for key in ("n_train", "n_test", "mean", "std") if key in result},
+    {key: result[key] for key in ("n_train", "n_test_videos", "mean", "std") if key in result},
 )
 save_json(snakemake.output.result, result)

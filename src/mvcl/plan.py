@@ -28,6 +28,8 @@ PROBE_REPRESENTATIONS = ("musicnn", "r2plus1d", "both", "cl_a", "cl_v", "cl_agg"
 CL_REPRESENTATIONS = ("cl_a", "cl_v", "cl_agg")
 # Table 2 adds these CL rows of each configuration beyond the study's six (add cl_a, cl_v for more rows).
 TABLE2_EXTRA_REPRESENTATIONS = ("cl_agg",)
+# RQ1: each CL representation against the frozen features it was learned from (results/rq1.csv).
+RQ1_BASELINES = {"cl_a": ("musicnn",), "cl_v": ("r2plus1d",), "cl_agg": ("both",)}
 # Recall cut-offs of Table 1 (recall@k: the positive ranks k or better).
 RECALL_AT = (1, 5, 10)
 NEIGHBOUR_MODES = ("agg", "audio", "video")
@@ -170,6 +172,25 @@ class Plan:
             for representation in TABLE2_EXTRA_REPRESENTATIONS
         ]
         return study + extra
+
+    def rq1_pairs(self) -> list[tuple[str, str, str]]:
+        """(task, CL row key, frozen baseline) for every CL row of Table 2, study's rows first."""
+        keys = [*CL_REPRESENTATIONS] + [
+            probe_key(representation, configuration)
+            for configuration in self.table2_configurations
+            for representation in TABLE2_EXTRA_REPRESENTATIONS
+        ]
+        return [
+            (task, key, baseline)
+            for task in self.probe_tasks
+            for key in keys
+            for baseline in RQ1_BASELINES[parse_probe_key(key)[0]]
+        ]
+
+    def rq1_inputs(self) -> list[str]:
+        """The probe results RQ1 compares (each once), a subset of Table 2's cells."""
+        paths = [res("probes", task, f"{key}.json") for task, *keys in self.rq1_pairs() for key in keys]
+        return list(dict.fromkeys(paths))
 
     def probe_settings(self, configuration: str | None) -> dict:
         """The `probe` section; the probes of an ablation entry run `ablation.probe_repeats` seeds."""
@@ -356,6 +377,7 @@ class Plan:
             res("table1.csv"),
             res("figures", "training.png"),
             res("table2.csv"),
+            res("rq1.csv"),
             res("figures", "probes.png"),
         ]
         targets += self.figure_targets(

@@ -5,7 +5,13 @@ a video's segments (`video_level`), standardised with train statistics, and fed 
 D -> 512 -> 256 -> out with ReLU and dropout. Genre is multi-class (softmax cross-entropy), tagging is
 multi-label (sigmoid binary cross-entropy). The probe trains on the train split, stops early on validation
 loss and is scored on the test split: ROC-AUC (macro; one-vs-rest for genre), F1 (macro; genre by argmax,
-tagging with per-tag thresholds chosen on validation) and, for tagging, PR-AUC (macro average precision).
+tagging with per-tag thresholds chosen on validation, or 0.5 with `probe.f1_threshold: 0.5`) and, for tagging,
+PR-AUC (macro average precision).
+
+Test data never shapes the probe: the scaler is fitted on the train split, early stopping and F1 thresholds
+use the validation split. A segment-level probe (`probe.level: segment`) trains on segments but is scored per
+video, on the mean of its segments' predictions, so that every Table 2 number and interval is over test videos.
+Each result keeps every seed's test predictions (`predictions`), from which the report bootstraps intervals.
 
 Degenerate cases never crash and never give a silent NaN: a label absent from the test split is left out of
 the macro averages and listed under `excluded`; an undefined metric is NaN with its reason in `nan_reasons`;
@@ -23,7 +29,9 @@ import torch
 from torch import nn
 
 from mvcl.device import pick_device
+from mvcl.evaluate.bootstrap import video_codes
 from mvcl.evaluate.probe_data import (
+    LEVELS,
     SPLITS,
     VideoLevel,
     check_task,
@@ -52,7 +60,10 @@ PROBE_DEFAULTS: dict[str, Any] = {
     "batch_size": 256,
     "top_tags": 10,
     "min_tag_count": 0.0,
+    "level": "video",
+    "f1_threshold": "validation",
 }
+F1_THRESHOLDS = ("validation", 0.5)
 
 
 class ProbeMLP(nn.Module):
@@ -94,6 +105,12 @@ def probe_settings(cfg: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"probe.hidden must list positive integers, got {settings['hidden']!r}")
     if not 0 <= settings["dropout"] < 1:
         raise ValueError(f"probe.dropout must lie in [0, 1), got {settings['dropout']!r}")
+    if settings["level"] not in LEVELS:
+        raise ValueError(f"probe.level must be one of {LEVELS}, got {settings['level']!r}")
+    if settings["f1_threshold"] not in F1_THRESHOLDS:
+        raise ValueError(
+            f"probe.f1_threshold must be one of {F1_THRESHOLDS}, got {settings['f1_threshold']!r}"
+        )
     return settings
 
 
@@ -106,13 +123,18 @@ def run_probe(
     seed: int,
     device: str | torch.device = "auto",
     label_names: Sequence[str] | None = None,
+    video_ids: Sequence[str] | np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Train one probe on the train split, stop early on validation loss, score it on the test split.
 
     genre: `y` is one class label per row (any sortable values; classes are its sorted unique values).
     tagging: `y` is a 0/1 matrix [n, k] with column names `label_names`. `cfg` is the `probe` config section.
-    Same seed, same numbers on CPU. Returns metrics (see `genre_metrics`, `tagging_metrics`), the split sizes,
-    n_classes, training history and every warning raised on the way.
+    `video_ids` names each row's video (default: each row is its own video); rows of one video train as
+    separate examples and their validation and test predictions are averaged per video.
+    Same seed, same numbers on CPU. Returns metrics (see `genre_metrics`, `tagging_metrics`), the split sizes
+    (rows) and n_test_videos, n_classes, training history, every warning raised on the way, and `predictions`:
+    the test videos (`video_ids`), their `targets` (genre: class index; tagging: 0/1 per tag), this run's
+    `scores` [videos, labels] and tagging's F1 `thresholds` (None when the probe could not train).
     """
     check_task(task)
     settings = probe_settings(cfg)
@@ -127,10 +149,14 @@ def run_probe(
     unknown = sorted(set(split) - set(SPLITS))
     if unknown:
         raise ValueError(f"run_probe: split values must be one of {SPLITS}, found {unknown}")
+    video_ids = np.arange(len(X)).astype(str) if video_ids is None else np.asarray(video_ids).astype(str)
+    if len(video_ids) != len(X):
+        raise ValueError(f"run_probe: {len(video_ids)} video_ids for {len(X)} rows")
 
     notes: list[str] = []
     targets, names = _encode_targets(task, y, split, label_names, notes)
     sizes = {f"n_{name}": int((split == name).sum()) for name in SPLITS}
+    sizes["n_test_videos"] = len(np.unique(video_ids[split == "test"]))
     result: dict[str, Any] = {"task": task, "seed": seed, **sizes, "n_classes": len(names), "labels": names}
     reason = _cannot_train(task, names, sizes)
     if reason:
@@ -143,6 +169,7 @@ def run_probe(
             "epochs": 0,
             "best_epoch": 0,
             "best_val_loss": math.nan,
+            "predictions": None,
         }
 
     parts = {name: split == name for name in SPLITS}
@@ -165,15 +192,30 @@ def run_probe(
         note(notes, f"the validation split is empty: no early stopping, {settings['max_epochs']} epochs")
 
     model, history = _fit(x, t, task, len(names), settings, seed, device)
+    scored = {
+        name: _per_video(video_ids[parts[name]], targets[parts[name]], _predict(model, x[name], task))
+        for name in ("val", "test")
+    }
+    test_ids, test_targets, test_scores = scored["test"]
+    thresholds = None
     if task == "genre":
-        metrics = genre_metrics(targets[parts["test"]], _predict(model, x["test"], task), names)
+        metrics = genre_metrics(test_targets, test_scores, names)
     else:
-        val_scores = _predict(model, x["val"], task)
-        thresholds, threshold_notes = f1_thresholds(targets[parts["val"]], val_scores, names)
-        notes += threshold_notes
-        metrics = tagging_metrics(targets[parts["test"]], _predict(model, x["test"], task), thresholds, names)
+        if settings["f1_threshold"] == "validation":
+            _, val_targets, val_scores = scored["val"]
+            thresholds, threshold_notes = f1_thresholds(val_targets, val_scores, names)
+            notes += threshold_notes
+        else:
+            thresholds = np.full(len(names), float(settings["f1_threshold"]))
+        metrics = tagging_metrics(test_targets, test_scores, thresholds, names)
     notes += metrics.pop("warnings")
-    return {**result, **metrics, **history, "warnings": notes}
+    predictions = {
+        "video_ids": test_ids.tolist(),
+        "targets": test_targets.astype(int).tolist(),
+        "scores": test_scores.tolist(),
+        "thresholds": None if thresholds is None else thresholds.tolist(),
+    }
+    return {**result, **metrics, **history, "warnings": notes, "predictions": predictions}
 
 
 def run_probe_repeats(*args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -190,13 +232,22 @@ def run_probe_repeats(*args: Any, **kwargs: Any) -> dict[str, Any]:
     runs = [run_probe(**{**given, "seed": given["seed"] + i}) for i in range(repeats)]
     first = runs[0]
     summary: dict[str, Any] = {
-        key: first[key] for key in ("task", "n_train", "n_val", "n_test", "n_classes", "labels")
+        key: first[key]
+        for key in ("task", "n_train", "n_val", "n_test", "n_test_videos", "n_classes", "labels")
     }
     summary.update(repeats=repeats, seeds=[run["seed"] for run in runs])
     summary["mean"] = {metric: float(np.mean([run[metric] for run in runs])) for metric in METRICS[task]}
     summary["std"] = {metric: float(np.std([run[metric] for run in runs])) for metric in METRICS[task]}
     summary["excluded"] = first["excluded"]
     summary["nan_reasons"] = first["nan_reasons"]
+    # Test videos and targets once, every seed's scores and thresholds: what Table 2's intervals resample.
+    predictions = [run.pop("predictions") for run in runs]
+    summary["predictions"] = predictions[0] and {
+        "video_ids": predictions[0]["video_ids"],
+        "targets": predictions[0]["targets"],
+        "scores": [p["scores"] for p in predictions],
+        "thresholds": [p["thresholds"] for p in predictions],
+    }
     summary["runs"] = runs
     return summary
 
@@ -210,7 +261,11 @@ def probe_task(
     device: str | torch.device = "auto",
     tags: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
-    """One Table 2 cell: label the videos of `representation` for `task`, then `run_probe_repeats`."""
+    """One Table 2 cell: label the rows of `representation` for `task`, then `run_probe_repeats`.
+
+    The tagging task is the `probe.top_tags` most frequent tags with Last.fm weight at least
+    `probe.min_tag_count` (`tag_matrix`).
+    """
     settings = probe_settings(cfg)
     labels = task_labels(
         task, representation.video_ids, videos, tags, settings["top_tags"], settings["min_tag_count"]
@@ -224,8 +279,14 @@ def probe_task(
         seed,
         device,
         label_names=labels.label_names if task == "tagging" else None,
+        video_ids=representation.video_ids[labels.mask],
     )
-    return {"n_videos": len(representation.video_ids), "n_labelled": int(labels.mask.sum()), **result}
+    return {
+        "n_videos": len(np.unique(representation.video_ids)),
+        "n_labelled": len(np.unique(representation.video_ids[labels.mask])),
+        "level": settings["level"],
+        **result,
+    }
 
 
 def _encode_targets(
@@ -308,6 +369,18 @@ def _fit(
     model.eval()
     best_loss = stopping.best_loss if stopping.best_state is not None else math.nan
     return model, {"epochs": epoch, "best_epoch": stopping.best_epoch or epoch, "best_val_loss": best_loss}
+
+
+def _per_video(
+    video_ids: np.ndarray, targets: np.ndarray, scores: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(videos in order of appearance, one target per video, the mean score of each video's rows)."""
+    videos, codes = video_codes(video_ids)
+    counts = np.bincount(codes, minlength=len(videos))
+    sums = np.zeros((len(videos), scores.shape[1]))
+    np.add.at(sums, codes, scores)
+    first = np.unique(codes, return_index=True)[1]  # each video's first row
+    return videos, targets[first], sums / np.maximum(counts, 1)[:, None]
 
 
 def _predict(model: nn.Module, x: torch.Tensor, task: str, chunk: int = 8192) -> np.ndarray:

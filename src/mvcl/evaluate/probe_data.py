@@ -1,7 +1,14 @@
-"""The inputs of a probe: video-level vectors of a Table 2 representation, and the task's labels.
+"""The inputs of a probe: the rows of a Table 2 representation, and the task's labels.
 
 A representation (musicnn, R(2+1)D, both, or the contrastive embeddings CL_a, CL_v, CL_agg) is averaged over
-a video's segments (`video_level`); genre labels come from the metadata, tagging labels from the MSD tags.
+a video's segments (`video_level`, `probe.level: video`, the paper) or kept one row per segment
+(`segment_level`, `probe.level: segment`, the study's code); genre labels come from the metadata, tagging
+labels from the MSD tags.
+
+Crop views. R(2+1)D features of training segments hold `video_encoder.train_views` random crops ([n, V, D];
+validation and test rows repeat the centre crop). Every representation reads view 0: the centre crop for
+validation and test, one random crop for training, which is exactly what the CL embeddings were computed from
+(learn/embed.py embeds view 0). So the frozen and the contrastive rows of Table 2 see the same pixels.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ TASKS = PROBE_TASKS
 
 
 SPLITS = ("train", "val", "test")
+LEVELS = ("video", "segment")
 
 
 # Which segment arrays each representation of Table 2 reads, and how two of them combine per segment.
@@ -39,7 +47,11 @@ class ProbeWarning(UserWarning):
 
 
 class VideoLevel(NamedTuple):
-    """One row per video: `X[i]` is the mean of video `video_ids[i]`'s segment vectors, in split `split[i]`."""
+    """The rows of a probe: `X[i]` belongs to video `video_ids[i]`, in split `split[i]`.
+
+    From `video_level` a row is a video (the mean of its segment vectors); from `segment_level` a row is a
+    segment, and a video's rows share its id.
+    """
 
     video_ids: np.ndarray
     X: np.ndarray
@@ -64,21 +76,13 @@ def video_level(
 ) -> VideoLevel:
     """Average segment vectors per video (DESIGN: a video vector is the mean over its segments).
 
-    `features` is one array row-aligned with `segments` ([n_segments, D], or [n_segments, V, D] whose V crop
-    views are averaged first), or several such arrays whose per-segment vectors are concatenated. Segments with
-    a non-finite value are dropped with a warning (a video left without segments is dropped too). Works in
-    chunks, so memory-mapped features of the full study fit in memory. Videos keep their order of appearance.
+    `features` is one array row-aligned with `segments` ([n_segments, D], or [n_segments, V, D] of which view 0
+    is read, see the module's note on crop views), or several such arrays whose per-segment vectors are
+    concatenated. Segments with a non-finite value are dropped with a warning (a video left without segments is
+    dropped too). Works in chunks, so memory-mapped features of the full study fit in memory. Videos keep their
+    order of appearance.
     """
-    arrays = [features] if isinstance(features, np.ndarray) else list(features)
-    missing = [column for column in ("video_id", "split") if column not in segments.columns]
-    if missing:
-        raise ValueError(f"segments table lacks column(s) {missing}; has {list(segments.columns)}")
-    for i, array in enumerate(arrays):
-        if array.ndim not in (2, 3) or len(array) != len(segments):
-            raise ValueError(
-                f"feature array {i} has shape {array.shape}; expected [{len(segments)}, D] or "
-                f"[{len(segments)}, views, D], row-aligned with the segments table"
-            )
+    arrays = _view_zero(features, segments)
     codes, video_ids = pd.factorize(segments["video_id"], sort=False)
     split = _split_per_video(codes, video_ids, segments["split"].to_numpy())
     finite = finite_rows(*arrays)
@@ -96,6 +100,45 @@ def video_level(
         )
     X = np.concatenate(means, axis=1)[kept]
     return VideoLevel(video_ids=np.asarray(video_ids)[kept], X=X, split=split[kept])
+
+
+def segment_level(features: np.ndarray | Sequence[np.ndarray], segments: pd.DataFrame) -> VideoLevel:
+    """One row per segment (the study's code: its genre probe trained on segments), labels from its video.
+
+    Same inputs as `video_level`; segments with a non-finite value are dropped with a warning. Reads every
+    usable row into memory (about 8 kB per segment for `both` at the study's sizes).
+    """
+    arrays = _view_zero(features, segments)
+    codes, video_ids = pd.factorize(segments["video_id"], sort=False)
+    _split_per_video(codes, video_ids, segments["split"].to_numpy())  # refuses a video in several splits
+    finite = finite_rows(*arrays)
+    if not finite.all():
+        warnings.warn(
+            f"dropped {int((~finite).sum())} of {len(segments)} segments with non-finite feature values",
+            ProbeWarning,
+            stacklevel=2,
+        )
+    X = np.concatenate([np.asarray(array[finite], dtype=np.float32) for array in arrays], axis=1)
+    return VideoLevel(
+        video_ids=np.asarray(video_ids)[codes[finite]],
+        X=X,
+        split=segments["split"].to_numpy().astype(str)[finite],
+    )
+
+
+def _view_zero(features: np.ndarray | Sequence[np.ndarray], segments: pd.DataFrame) -> list[np.ndarray]:
+    """The feature arrays, checked against `segments`, with view 0 of any [n, V, D] array (a view, no copy)."""
+    arrays = [features] if isinstance(features, np.ndarray) else list(features)
+    missing = [column for column in ("video_id", "split") if column not in segments.columns]
+    if missing:
+        raise ValueError(f"segments table lacks column(s) {missing}; has {list(segments.columns)}")
+    for i, array in enumerate(arrays):
+        if array.ndim not in (2, 3) or len(array) != len(segments):
+            raise ValueError(
+                f"feature array {i} has shape {array.shape}; expected [{len(segments)}, D] or "
+                f"[{len(segments)}, views, D], row-aligned with the segments table"
+            )
+    return [array[:, 0] if array.ndim == 3 else array for array in arrays]
 
 
 def _split_per_video(codes: np.ndarray, video_ids: pd.Index, split: np.ndarray) -> np.ndarray:
@@ -116,18 +159,21 @@ def video_representation(
     name: str,
     segments: pd.DataFrame,
     *,
+    level: str = "video",
     audio_features: np.ndarray | None = None,
     video_features: np.ndarray | None = None,
     audio_embeddings: np.ndarray | None = None,
     video_embeddings: np.ndarray | None = None,
 ) -> VideoLevel:
-    """The video-level matrix of one Table 2 representation (see `REPRESENTATIONS`).
+    """The probe rows of one Table 2 representation (see `REPRESENTATIONS`), per video or per segment (`level`).
 
     `both` concatenates musicnn and R(2+1)D vectors; `cl_agg` is the mean of the audio and video embeddings
-    (DESIGN: the aggregated vector). Arrays are row-aligned with `segments`.
+    (DESIGN: the aggregated vector). Arrays are row-aligned with `segments`; video features contribute view 0.
     """
     if name not in REPRESENTATIONS:
         raise ValueError(f"unknown representation {name!r}; choose one of {list(REPRESENTATIONS)}")
+    if level not in LEVELS:
+        raise ValueError(f"unknown probe level {level!r} (probe.level); choose one of {LEVELS}")
     given = {
         "audio_features": audio_features,
         "video_features": video_features,
@@ -144,7 +190,7 @@ def video_representation(
             f"representation {name!r} averages {needed[0]} ({arrays[0].shape[-1]}-d) and {needed[1]} "
             f"({arrays[1].shape[-1]}-d), which must have the same size"
         )
-    videos = video_level(arrays, segments)
+    videos = (video_level if level == "video" else segment_level)(arrays, segments)
     if combine == "mean":
         half = arrays[0].shape[-1]
         videos = videos._replace(X=(videos.X[:, :half] + videos.X[:, half:]) / 2)

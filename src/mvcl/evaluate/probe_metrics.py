@@ -3,6 +3,11 @@ tagging at per-tag thresholds chosen on validation) and, for tagging, PR-AUC (ma
 
 A label absent from the test split is left out of the macro averages and listed under `excluded`; an
 undefined metric is NaN with its reason in `nan_reasons`.
+
+`metric_on_videos` recomputes one of these macro averages on any subset (or resample) of the test videos from
+the stored labels and scores, without the bookkeeping: it is what the bootstrap of Table 2's intervals calls
+a thousand times per cell, so it works on arrays only (ranks for ROC-AUC, cumulative counts for PR-AUC). On the
+whole test set it gives the numbers of `genre_metrics` and `tagging_metrics`.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from scipy.stats import rankdata
 from sklearn.metrics import average_precision_score, f1_score, precision_recall_curve, roc_auc_score
 
 from mvcl.evaluate.probe_data import note
@@ -135,3 +141,70 @@ def undefined(result: dict[str, Any], reason: str, metrics: Sequence[str]) -> di
         result[metric] = math.nan
         result["nan_reasons"][metric] = reason
     return result
+
+
+def metric_on_videos(
+    task: str, metric: str, labels: np.ndarray, scores: np.ndarray, thresholds: np.ndarray | None = None
+) -> float:
+    """`metric` ('roc_auc', 'f1', 'pr_auc') of `task` on the given test videos, as the macro average of
+    `genre_metrics` / `tagging_metrics`; NaN where it is undefined (a draw holding a single class).
+
+    genre: `labels` [n] class indices into the columns of `scores` [n, classes]; macro over the classes present,
+    F1 by argmax. tagging: `labels` [n, tags] 0/1; macro over the tags with positive and negative videos, F1 at
+    `thresholds` [tags].
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if task == "genre":
+        if metric == "pr_auc":
+            return math.nan
+        truth = np.asarray(labels)[:, None] == np.arange(scores.shape[1])  # one-vs-rest, [n, classes]
+        if metric == "roc_auc":
+            return _macro_roc_auc(truth, scores)
+        present = truth.any(axis=0)
+        predicted = scores.argmax(axis=1)[:, None] == np.arange(scores.shape[1])
+        return float(_f1(truth, predicted)[present].mean()) if present.any() else math.nan
+    truth = np.asarray(labels).astype(bool)
+    if metric == "roc_auc":
+        return _macro_roc_auc(truth, scores)
+    positives = truth.sum(axis=0)
+    usable = (positives > 0) & (positives < len(truth))
+    if not usable.any():
+        return math.nan
+    if metric == "f1":
+        if thresholds is None:
+            raise ValueError("metric_on_videos: tagging F1 needs the per-tag thresholds")
+        return float(_f1(truth, scores >= np.asarray(thresholds))[usable].mean())
+    if metric == "pr_auc":
+        return float(np.mean([_average_precision(truth[:, j], scores[:, j]) for j in np.flatnonzero(usable)]))
+    raise ValueError(f"metric_on_videos: unknown metric {metric!r}; choose roc_auc, f1 or pr_auc")
+
+
+def _macro_roc_auc(truth: np.ndarray, scores: np.ndarray) -> float:
+    """Mean over the columns with both classes of the Mann-Whitney AUC (ties share their mean rank)."""
+    positives = truth.sum(axis=0)
+    negatives = len(truth) - positives
+    usable = (positives > 0) & (negatives > 0)
+    if not usable.any():
+        return math.nan
+    ranks = rankdata(scores[:, usable], axis=0)
+    p, n = positives[usable], negatives[usable]
+    auc = ((ranks * truth[:, usable]).sum(axis=0) - p * (p + 1) / 2) / (p * n)
+    return float(auc.mean())
+
+
+def _f1(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """Per-column F1 = 2TP / (2TP + FP + FN), 0 where nothing is positive in either."""
+    tp = (truth & predicted).sum(axis=0)
+    denominator = truth.sum(axis=0) + predicted.sum(axis=0)
+    return np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 0.0)
+
+
+def _average_precision(truth: np.ndarray, scores: np.ndarray) -> float:
+    """Average precision as scikit-learn computes it: sum over distinct thresholds of (R_i - R_{i-1}) P_i."""
+    order = np.argsort(-scores, kind="mergesort")
+    scores, truth = scores[order], truth[order]
+    last = np.r_[np.flatnonzero(np.diff(scores)), len(scores) - 1]  # last row of each distinct score
+    true_positives = np.cumsum(truth)[last]
+    precision = true_positives / (last + 1)
+    recall = true_positives / true_positives[-1]
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))

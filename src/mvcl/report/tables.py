@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import pandas as pd
 
+from mvcl.evaluate.bootstrap import DEFAULT_RESAMPLES, Interval
+from mvcl.evaluate.probe_intervals import compare, metric_intervals, small_collection_notes, small_labels
 from mvcl.evaluate.retrieval import SMALL_TEST_VIDEOS
 from mvcl.plan import RECALL_AT, parse_probe_key
 from mvcl.provenance import footnote
@@ -29,31 +32,43 @@ def representation_name(key: str) -> str:
     return f"{name} ({configuration})" if configuration else name
 
 
-def table2(results: dict[tuple[str, str], dict]) -> pd.DataFrame:
+def table2(
+    results: dict[tuple[str, str], dict], resamples: int = DEFAULT_RESAMPLES, seed: int = 0
+) -> pd.DataFrame:
     """One row per (representation, task) from probe results keyed by (task, representation).
 
-    A representation key `cl_x@name` is configuration `name`'s CL representation (the rows beyond the study); they
-    follow the study's six rows, by configuration in the order given, and carry `configuration`.
+    Each figure (mean over seeds) has a 95% bootstrap interval over the test videos beside it (`auc_ci_low`,
+    `auc_ci_high`, ...; `resamples` draws, seeded), the spread over seeds its own column (`auc_std`, ...), and the
+    draws left out as undefined (`auc_ci_undefined`, ...). `small_labels` lists the classes or tags with fewer
+    than 2 test videos. A representation key `cl_x@name` is configuration `name`'s CL representation (the rows
+    beyond the study); they follow the study's six rows, by configuration in the order given.
     """
     rows = []
     for (task, representation), result in results.items():
+        name = f"{task}/{representation}"
         mean, std = result.get("mean", {}), result.get("std", {})
-        rows.append(
-            {
-                "representation": representation,
-                "configuration": parse_probe_key(representation)[1],
-                "task": task,
-                "auc": mean.get("roc_auc", math.nan),
-                "auc_std": std.get("roc_auc", math.nan),
-                "f1": mean.get("f1", math.nan),
-                "f1_std": std.get("f1", math.nan),
-                "pr_auc": mean.get("pr_auc", math.nan),
-                "pr_auc_std": std.get("pr_auc", math.nan),
-                "n_train": result.get("n_train"),
-                "n_test": result.get("n_test"),
-                "repeats": result.get("repeats"),
-            }
+        intervals = metric_intervals(result, name, resamples, seed)
+        row = {
+            "representation": representation,
+            "configuration": parse_probe_key(representation)[1],
+            "task": task,
+        }
+        for metric, column in (("roc_auc", "auc"), ("f1", "f1"), ("pr_auc", "pr_auc")):
+            found = intervals[metric]
+            row[column] = mean.get(metric, math.nan)
+            row[f"{column}_ci_low"], row[f"{column}_ci_high"] = found.low, found.high
+            row[f"{column}_std"] = std.get(metric, math.nan)
+            row[f"{column}_ci_undefined"] = found.undefined
+        row.update(
+            n_train=result.get("n_train"),
+            n_test=result.get("n_test"),
+            n_test_videos=result.get("n_test_videos", result.get("n_test")),
+            resamples=resamples,
+            repeats=result.get("repeats"),
+            level=result.get("level", "video"),
+            small_labels="; ".join(small_labels(result, name)),
         )
+        rows.append(row)
     table = pd.DataFrame(rows)
     configurations = list(dict.fromkeys(["", *table["configuration"]]))  # the study's rows first
     order = {name: i for i, name in enumerate(REPRESENTATION_NAMES)}
@@ -67,14 +82,26 @@ def table2(results: dict[tuple[str, str], dict]) -> pd.DataFrame:
     ).reset_index(drop=True)
 
 
-def _cell(mean: float, std: float) -> str:
+def _cell(mean: float, low: float, high: float) -> str:
+    """'0.83 [0.71, 0.92]': the seed-mean figure and its interval over test videos."""
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return "n/a"
-    return f"{mean:.3f} ± {std:.3f}"
+    return Interval(float(mean), float(low), float(high), 0, 0).text()
+
+
+def table2_notes(table: pd.DataFrame) -> list[str]:
+    """Warnings for Table 2: a task with fewer than 30 test videos, classes or tags with fewer than 2."""
+    first = table.groupby("task", sort=False).first()
+    sizes = {task: int(n) for task, n in first["n_test_videos"].items()}
+    small = {
+        task: [label for label in str(row.small_labels).split("; ") if label]
+        for task, row in first.iterrows()
+    }
+    return small_collection_notes(sizes, small)
 
 
 def table2_markdown(table: pd.DataFrame, provenance: dict, configuration: str) -> str:
-    """Rows: representations; per task a ROC-AUC and an F1 column (mean ± std over repeats), like Table 2."""
+    """Rows: representations; per task a ROC-AUC and an F1 column (mean over seeds [95% interval]), like Table 2."""
     tasks = [task for task in ("tagging", "genre") if task in set(table["task"])]
     header = ["Representation"] + [
         f"{TASK_NAMES[task]} {metric}" for task in tasks for metric in ("ROC-AUC", "F1")
@@ -86,25 +113,142 @@ def table2_markdown(table: pd.DataFrame, provenance: dict, configuration: str) -
         for task in tasks:
             row = rows.loc[task] if task in rows.index else None
             cells += [
-                _cell(row["auc"], row["auc_std"]) if row is not None else "n/a",
-                _cell(row["f1"], row["f1_std"]) if row is not None else "n/a",
+                _cell(row["auc"], row["auc_ci_low"], row["auc_ci_high"]) if row is not None else "n/a",
+                _cell(row["f1"], row["f1_ci_low"], row["f1_ci_high"]) if row is not None else "n/a",
             ]
         lines.append("| " + " | ".join(cells) + " |")
-    counts = table.groupby("task")[["n_train", "n_test"]].first()
+    counts = table.groupby("task")[["n_train", "n_test_videos"]].first()
     sizes = "; ".join(
-        f"{task}: {int(r.n_train)} train / {int(r.n_test)} test videos"
+        f"{task}: {int(r.n_train)} train rows, {int(r.n_test_videos)} test videos"
         for task, r in counts.iterrows()
         if pd.notna(r.n_train)
     )
+    undefined = table[[f"{metric}_ci_undefined" for metric in ("auc", "f1", "pr_auc")]].to_numpy().max()
+    left_out = (
+        f" Up to {int(undefined)} draws per interval held a single class and were left out "
+        "(table2.csv: *_ci_undefined)."
+        if undefined
+        else ""
+    )
+    resamples = int(table["resamples"].iloc[0])
+    notes = table2_notes(table)
     return "\n".join(
         [
-            "# Table 2: downstream probes (mean ± std over seeds)",
+            "# Table 2: downstream probes (mean over seeds [95% interval over test videos])",
             "",
             *lines,
             "",
-            f"CL rows use the `{configuration}` configuration unless another is named in brackets. {sizes}.",
+            f"CL rows use the `{configuration}` configuration unless another is named in brackets. {sizes}. "
+            f"Each interval is a percentile bootstrap over the test videos ({resamples} draws) of the mean over "
+            f"{int(table['repeats'].max())} seeds; the spread over seeds is in table2.csv (*_std).{left_out}",
+            *(["", *(f"**Small collection:** {note}." for note in notes)] if notes else []),
             "",
             f"{footnote(provenance)}",
+            "",
+        ]
+    )
+
+
+# Frozen counterparts in RQ1's sentences.
+BASELINE_NAMES = {
+    "musicnn": "the musicnn features",
+    "r2plus1d": "the R(2+1)D features",
+    "both": "the concatenated features",
+}
+
+
+def rq1(
+    results: dict[tuple[str, str], dict],
+    pairs: Sequence[tuple[str, str, str]],
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """RQ1: per (task, CL representation, frozen baseline) the ROC-AUC difference, paired over test videos."""
+    rows = []
+    for task, representation, baseline in pairs:
+        comparison, auc, baseline_auc = compare(
+            results[(task, representation)],
+            results[(task, baseline)],
+            (f"{task}/{representation}", f"{task}/{baseline}"),
+            "roc_auc",
+            resamples,
+            seed,
+        )
+        difference = comparison.difference
+        row = {
+            "task": task,
+            "representation": representation,
+            "configuration": parse_probe_key(representation)[1],
+            "baseline": baseline,
+            "auc": auc,
+            "baseline_auc": baseline_auc,
+            "difference": difference.value,
+            "ci_low": difference.low,
+            "ci_high": difference.high,
+            "p_value": comparison.p_value,
+            "n_test_videos": difference.n_videos,
+            "resamples": resamples,
+            "undefined": difference.undefined,
+        }
+        row["sentence"] = rq1_sentence(row)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def rq1_sentence(row: dict) -> str:
+    """'CL aggregated is worse than the concatenated features by 0.04 [0.01, 0.07] (p = 0.003, 17 test videos).'"""
+    name = representation_name(row["representation"])
+    baseline = BASELINE_NAMES.get(row["baseline"], representation_name(row["baseline"]))
+    task = {"tagging": "music tagging (MSD overlap)", "genre": "genre classification"}[row["task"]]
+    d, low, high = row["difference"], row["ci_low"], row["ci_high"]
+    if not all(math.isfinite(value) for value in (d, low, high)):
+        return f"{name} and {baseline} cannot be compared on {task}: no test video with a defined AUC."
+    evidence = f"(p = {row['p_value']:.3g}, {row['n_test_videos']} test videos)"
+    if low > 0 or high < 0:
+        verdict, size, bounds = ("better", d, (low, high)) if low > 0 else ("worse", -d, (-high, -low))
+        return (
+            f"{name} is {verdict} than {baseline} at {task} by {size:.2f} "
+            f"[{bounds[0]:.2f}, {bounds[1]:.2f}] ROC-AUC {evidence}."
+        )
+    return (
+        f"{name} and {baseline} do not differ clearly at {task}: {name} − {baseline.removeprefix('the ')} = "
+        f"{d:+.2f} [{low:+.2f}, {high:+.2f}] ROC-AUC {evidence}."
+    )
+
+
+def rq1_markdown(table: pd.DataFrame, provenance: dict) -> str:
+    """RQ1's comparisons as a table and one sentence each."""
+    header = ["Task", "CL representation", "Frozen baseline", "ROC-AUC (CL − frozen)", "p", "test videos"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in table.to_dict("records"):
+        difference = Interval(row["difference"], row["ci_low"], row["ci_high"], 0, 0)
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    TASK_NAMES[row["task"]],
+                    representation_name(row["representation"]),
+                    representation_name(row["baseline"]),
+                    difference.text(),
+                    f"{row['p_value']:.3g}",
+                    str(row["n_test_videos"]),
+                ]
+            )
+            + " |"
+        )
+    resamples = int(table["resamples"].iloc[0]) if len(table) else DEFAULT_RESAMPLES
+    return "\n".join(
+        [
+            "# RQ1: does contrastive learning beat the frozen features it starts from?",
+            "",
+            *lines,
+            "",
+            *(f"- {sentence}" for sentence in table["sentence"]),
+            "",
+            f"Differences of the probes' ROC-AUC (mean over seeds), each pair scored on the same test videos; 95% "
+            f"interval and two-sided p-value from a paired bootstrap over those videos ({resamples} draws).",
+            "",
+            footnote(provenance),
             "",
         ]
     )

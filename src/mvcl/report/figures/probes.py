@@ -1,4 +1,5 @@
-"""Table 2 as a picture: ROC-AUC and F1 per representation and task, with the spread over seeds."""
+"""Table 2 as a picture: ROC-AUC and F1 per representation and task with 95% intervals over test videos, and
+RQ1's paired differences of each CL representation from its frozen counterpart."""
 
 from __future__ import annotations
 
@@ -8,21 +9,33 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from mvcl.report.tables import REPRESENTATION_NAMES, TASK_NAMES
+from mvcl.report.tables import REPRESENTATION_NAMES, TASK_NAMES, representation_name
 
 
-def plot_probes(table: pd.DataFrame, out: str | Path) -> None:
+def _error_bars(values: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """[2, n] distances below and above each value (0 where the interval is undefined)."""
+    return np.nan_to_num(np.stack([values - low, high - values]), nan=0.0).clip(min=0.0)
+
+
+def plot_probes(table: pd.DataFrame, out: str | Path, rq1: pd.DataFrame | None = None) -> None:
     tasks = [task for task in ("tagging", "genre") if task in set(table["task"])]
-    figure, axes = plt.subplots(1, 2 * len(tasks), figsize=(4.2 * 2 * len(tasks), 3.8), squeeze=False)
+    rq1_tasks = [] if rq1 is None else [task for task in tasks if task in set(rq1["task"])]
+    panels = 2 * len(tasks) + len(rq1_tasks)
+    figure, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.8), squeeze=False)
     representations = [name for name in REPRESENTATION_NAMES if name in set(table["representation"])]
     colours = plt.cm.tab10(np.arange(len(representations)))
     for column, (task, metric) in enumerate((task, metric) for task in tasks for metric in ("auc", "f1")):
         axis = axes[0, column]
         rows = table[table["task"] == task].set_index("representation").reindex(representations)
+        values = rows[metric].to_numpy(dtype=float)
         axis.bar(
             np.arange(len(representations)),
-            rows[metric].to_numpy(dtype=float),
-            yerr=rows[f"{metric}_std"].to_numpy(dtype=float),
+            values,
+            yerr=_error_bars(
+                values,
+                rows[f"{metric}_ci_low"].to_numpy(dtype=float),
+                rows[f"{metric}_ci_high"].to_numpy(dtype=float),
+            ),
             color=colours,
             capsize=3,
         )
@@ -35,6 +48,32 @@ def plot_probes(table: pd.DataFrame, out: str | Path) -> None:
         )
         axis.set_ylim(0, 1)
         axis.set_title(f"{TASK_NAMES[task]}\n{'ROC-AUC' if metric == 'auc' else 'macro F1'}", fontsize=10)
+    for column, task in enumerate(rq1_tasks, start=2 * len(tasks)):
+        axis = axes[0, column]
+        rows = rq1[rq1["task"] == task].reset_index(drop=True)
+        values = rows["difference"].to_numpy(dtype=float)
+        positions = np.arange(len(rows))[::-1]
+        axis.errorbar(
+            values,
+            positions,
+            xerr=_error_bars(
+                values, rows["ci_low"].to_numpy(dtype=float), rows["ci_high"].to_numpy(dtype=float)
+            ),
+            fmt="o",
+            color="black",
+            capsize=3,
+        )
+        axis.axvline(0.0, color="grey", linestyle=":", linewidth=1)
+        axis.set_yticks(positions)
+        axis.set_yticklabels(
+            [
+                f"{representation_name(row.representation)} − {representation_name(row.baseline)}"
+                for row in rows.itertuples()
+            ],
+            fontsize=7,
+        )
+        axis.set_xlabel("ROC-AUC difference (95% paired interval)", fontsize=8)
+        axis.set_title(f"RQ1: {TASK_NAMES[task]}\nCL minus frozen", fontsize=10)
     figure.tight_layout()
     figure.savefig(out, dpi=110)
     plt.close(figure)

@@ -1,0 +1,230 @@
+"""Table 2's intervals over test videos and RQ1's paired comparisons, from the probes' stored predictions."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
+
+from mvcl.evaluate.probe import run_probe_repeats
+from mvcl.evaluate.probe_intervals import compare, metric_intervals, predictions, seed_mean
+from mvcl.evaluate.probe_metrics import genre_metrics, metric_on_videos, tagging_metrics
+from mvcl.plan import Plan, res
+from mvcl.report.figures.probes import plot_probes
+from mvcl.report.tables import rq1, rq1_markdown, rq1_sentence, table2, table2_markdown, table2_notes
+from tests.helpers import run_snakemake
+from tests.test_plan import CONFIG
+from tests.test_probe import SMALL, synthetic_videos
+
+PROVENANCE = {"encoders": {}}
+
+
+def probed(task: str, seed: int = 0, n: int = 240, noise: float = 0.0, repeats: int = 2) -> dict:
+    """A probe result as workflow_scripts/probe.py writes it (through JSON)."""
+    X, genre, tags, split = synthetic_videos(seed=0, n=n)
+    X = X + np.random.default_rng(seed + 100).normal(scale=noise, size=X.shape).astype(np.float32)
+    ids = [f"v{i}" for i in range(n)]
+    result = run_probe_repeats(
+        X,
+        genre if task == "genre" else tags,
+        split,
+        task,
+        {**SMALL, "repeats": repeats, "max_epochs": 30},
+        seed=seed,
+        device="cpu",
+        video_ids=ids,
+    )
+    return json.loads(json.dumps(result))
+
+
+# --- metrics on a subset of test videos ------------------------------------------------------------------
+
+
+def test_metric_on_videos_matches_the_probe_metrics_with_ties():
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        y = (rng.random((15, 4)) < 0.4).astype(int)
+        scores = np.round(rng.random((15, 4)), 1)  # many ties
+        thresholds = rng.random(4)
+        expected = tagging_metrics(y, scores, thresholds, list("abcd"))
+        for metric in ("roc_auc", "f1", "pr_auc"):
+            value = metric_on_videos("tagging", metric, y, scores, thresholds)
+            assert value == pytest.approx(expected[metric], nan_ok=True)
+        classes = rng.integers(0, 3, 15)
+        proba = np.round(rng.dirichlet(np.ones(3), 15), 1)
+        expected = genre_metrics(classes, proba, list("abc"))
+        for metric in ("roc_auc", "f1"):
+            assert metric_on_videos("genre", metric, classes, proba) == pytest.approx(expected[metric])
+
+
+def test_metric_on_videos_matches_scikit_learn_directly():
+    y = np.array([[1, 0], [0, 1], [1, 1], [0, 0], [1, 0]])
+    s = np.array([[0.9, 0.2], [0.3, 0.8], [0.6, 0.6], [0.6, 0.1], [0.2, 0.3]])
+    assert metric_on_videos("tagging", "roc_auc", y, s) == pytest.approx(roc_auc_score(y, s, average="macro"))
+    assert metric_on_videos("tagging", "pr_auc", y, s) == pytest.approx(average_precision_score(y, s))
+    t = np.array([0.5, 0.5])
+    assert metric_on_videos("tagging", "f1", y, s, t) == pytest.approx(f1_score(y, s >= t, average="macro"))
+
+
+def test_a_single_class_draw_is_undefined():
+    assert math.isnan(metric_on_videos("genre", "roc_auc", np.zeros(4, int), np.full((4, 2), 0.5)))
+    assert math.isnan(metric_on_videos("tagging", "roc_auc", np.ones((4, 2)), np.full((4, 2), 0.5)))
+
+
+# --- Table 2's intervals ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("task", ["genre", "tagging"])
+def test_each_figure_gets_an_interval_around_its_seed_mean(task):
+    result = probed(task)
+    found = predictions(result, "x")
+    assert found.scores.shape[:2] == (2, result["n_test_videos"])  # every seed, every test video
+    intervals = metric_intervals(result, "x", resamples=200, seed=0)
+    for metric in ("roc_auc", "f1") + (("pr_auc",) if task == "tagging" else ()):
+        ci = intervals[metric]
+        assert ci.value == pytest.approx(result["mean"][metric])  # the mean over seeds of the stored metric
+        assert ci.low < ci.value < ci.high and ci.n_videos == result["n_test_videos"]
+        assert ci.resamples + ci.undefined == 200
+    assert math.isnan(intervals["pr_auc"].value) if task == "genre" else True
+
+
+def test_the_interval_resamples_videos_not_seeds():
+    """The seed-mean on a draw is the mean over seeds of each seed's metric on the same drawn videos."""
+    result = probed("genre")
+    found = predictions(result, "x")
+    draw = np.array([0, 0, 3, 5, 7, 9, 11, 2])
+    expected = np.mean(
+        [metric_on_videos("genre", "roc_auc", found.targets[draw], scores[draw]) for scores in found.scores]
+    )
+    assert seed_mean(found, "roc_auc")(draw) == pytest.approx(expected)
+
+
+def test_draws_with_a_single_class_are_left_out_and_counted():
+    result = {
+        "task": "genre",
+        "labels": ["a", "b"],
+        "predictions": {
+            "video_ids": ["v1", "v2", "v3"],
+            "targets": [0, 0, 1],
+            "scores": [[[0.9, 0.1], [0.6, 0.4], [0.3, 0.7]]],
+            "thresholds": [None],
+        },
+    }
+    ci = metric_intervals(result, "x", resamples=300, seed=1)["roc_auc"]
+    # P(all three drawn videos of one class) = (2/3)^3 + (1/3)^3 = 1/3
+    assert 60 < ci.undefined < 140 and ci.resamples == 300 - ci.undefined
+
+
+def test_an_old_result_without_predictions_gets_no_interval_and_cannot_be_compared():
+    assert math.isnan(metric_intervals({"task": "genre", "labels": []}, "genre/musicnn")["roc_auc"].low)
+    with pytest.raises(ValueError, match="genre/musicnn holds no test predictions.*delete it and rerun"):
+        compare({"task": "genre"}, probed("genre"), ("genre/musicnn", "genre/both"))
+
+
+def test_table2_reports_intervals_beside_figures_and_std_apart():
+    results = {("genre", "musicnn"): probed("genre"), ("genre", "cl_agg"): probed("genre", seed=1, noise=1.0)}
+    table = table2(results, resamples=100, seed=0)
+    for column in ("auc", "f1", "pr_auc"):
+        assert {f"{column}_ci_low", f"{column}_ci_high", f"{column}_std", f"{column}_ci_undefined"} <= set(
+            table.columns
+        )
+    row = table.iloc[0]
+    assert row["auc_ci_low"] < row["auc"] < row["auc_ci_high"] and row["auc_std"] >= 0
+    markdown = table2_markdown(table, PROVENANCE, "base")
+    assert f"{row['auc']:.2f} [{row['auc_ci_low']:.2f}, {row['auc_ci_high']:.2f}]" in markdown
+    assert f"{int(row['n_test_videos'])} test videos" in markdown and "100 draws" in markdown
+
+
+def test_small_collections_are_told_so():
+    result = probed("genre", n=80)  # about 20 test videos
+    table = table2({("genre", "musicnn"): result}, resamples=50, seed=0)
+    notes = table2_notes(table)
+    assert any(f"only {result['n_test_videos']} test videos" in note for note in notes)
+    assert "Small collection" in table2_markdown(table, PROVENANCE, "base")
+    big = table2({("genre", "musicnn"): probed("genre", n=600, repeats=1)}, resamples=20, seed=0)
+    assert table2_notes(big) == []
+    rare = json.loads(json.dumps(result))
+    rare["labels"][0] = "polka"
+    targets = np.asarray(rare["predictions"]["targets"])
+    rare["predictions"]["targets"] = np.where(targets == 0, 1, targets).tolist()  # no polka left in test
+    notes = table2_notes(table2({("genre", "musicnn"): rare}, resamples=20, seed=0))
+    assert any("polka (0) has fewer than 2 test videos" in note for note in notes)
+
+
+# --- RQ1 -------------------------------------------------------------------------------------------------
+
+
+def test_a_representation_against_itself_differs_by_nothing():
+    result = probed("genre")
+    comparison, a, b = compare(result, result, ("x", "x"), resamples=100, seed=0)
+    assert comparison.difference.value == 0 and comparison.difference.low == comparison.difference.high == 0
+    assert comparison.p_value == 1.0 and a == b
+
+
+def test_paired_comparison_intersects_the_test_videos():
+    result, baseline = probed("genre"), probed("genre", seed=1, noise=2.0)
+    dropped = json.loads(json.dumps(baseline))
+    for key in ("video_ids", "targets"):
+        dropped["predictions"][key] = dropped["predictions"][key][1:]
+    dropped["predictions"]["scores"] = [scores[1:] for scores in dropped["predictions"]["scores"]]
+    comparison, a, _ = compare(result, dropped, ("a", "b"), resamples=50, seed=0)
+    assert comparison.difference.n_videos == result["n_test_videos"] - 1
+    found = predictions(result, "a")
+    assert a == pytest.approx(
+        seed_mean(found, "roc_auc", np.arange(1, len(found.video_ids)))(np.arange(len(found.video_ids) - 1))
+    )
+
+
+def test_a_clear_loss_is_called_worse_with_its_interval():
+    good, bad = probed("genre"), probed("genre", seed=1, noise=3.0)
+    pairs = [("genre", "cl_agg", "both")]
+    table = rq1({("genre", "cl_agg"): bad, ("genre", "both"): good}, pairs, resamples=200, seed=0)
+    row = table.iloc[0]
+    assert row["difference"] < 0 and row["ci_high"] < 0 and row["p_value"] < 0.05
+    assert row["sentence"].startswith("CL aggregated is worse than the concatenated features at genre")
+    assert f"by {-row['difference']:.2f} [{-row['ci_high']:.2f}, {-row['ci_low']:.2f}]" in row["sentence"]
+    assert f"{row['n_test_videos']} test videos)." in row["sentence"]
+    assert row["sentence"] in rq1_markdown(table, PROVENANCE)
+
+
+def test_an_interval_over_zero_is_not_called_a_difference():
+    row = {"representation": "cl_a@clip_style", "baseline": "musicnn", "task": "tagging", "difference": 0.02,
+           "ci_low": -0.05, "ci_high": 0.09, "p_value": 0.6, "n_test_videos": 17}  # fmt: skip
+    sentence = rq1_sentence(row)
+    assert sentence.startswith("CL audio (clip_style) and the musicnn features do not differ clearly")
+    assert "+0.02 [-0.05, +0.09]" in sentence and "(p = 0.6, 17 test videos)" in sentence
+
+
+def test_rq1_pairs_each_cl_row_with_its_frozen_counterpart():
+    plan = Plan(CONFIG)
+    pairs = plan.rq1_pairs()
+    for task in plan.probe_tasks:
+        assert (task, "cl_a", "musicnn") in pairs and (task, "cl_v", "r2plus1d") in pairs
+        assert (task, "cl_agg", "both") in pairs
+        for configuration in plan.table2_configurations:
+            assert (task, f"cl_agg@{configuration}", "both") in pairs
+    assert set(plan.rq1_inputs()) <= set(plan.table2_inputs())
+    assert res("rq1.csv") in plan.final_targets()
+
+
+def test_the_probe_figure_has_an_rq1_panel(tmp_path):
+    results = {("genre", key): probed("genre", seed=i, noise=i) for i, key in enumerate(["both", "cl_agg"])}
+    table = table2(results, resamples=50, seed=0)
+    answer = rq1(results, [("genre", "cl_agg", "both")], resamples=50, seed=0)
+    plot_probes(table, tmp_path / "without.png")
+    plot_probes(table, tmp_path / "with.png", answer)
+    width = {name: plt.imread(tmp_path / f"{name}.png").shape[1] for name in ("without", "with")}
+    assert width["with"] > width["without"] * 1.4  # a third panel beside ROC-AUC and F1
+
+
+@pytest.mark.slow
+def test_rq1_builds_only_the_probes_it_compares(tiny_workdir):
+    printed = run_snakemake(tiny_workdir, "results/rq1.csv", "-n").stdout
+    stats = printed[printed.index("Job stats") : printed.index("total")]
+    jobs = {line.split()[0] for line in stats.splitlines()[3:] if line.strip()}
+    assert {"rq1", "probe", "probe_configuration", "train"} <= jobs
+    assert not jobs & {"table2", "table1", "retrieval", "figure_probes"}
