@@ -8,6 +8,8 @@ rule probe:
         result=res("probes", "{task}", "{representation}.json"),
     log:
         log_path("probe", "{task}_{representation}"),
+    benchmark:
+        benchmark_path("probe", "{task}_{representation}")
     wildcard_constraints:
         task="|".join(PLAN.probe_tasks),
         representation="|".join(PROBE_REPRESENTATIONS),
@@ -34,6 +36,8 @@ rule probe_configuration:
         result=res("probes", "{task}", "{representation}@{configuration}.json"),
     log:
         log_path("probe", "{task}_{representation}@{configuration}"),
+    benchmark:
+        benchmark_path("probe", "{task}_{representation}@{configuration}")
     wildcard_constraints:
         task="|".join(PLAN.probe_tasks),
         representation="|".join(CL_REPRESENTATIONS),
@@ -63,6 +67,8 @@ rule table2:
         markdown=res("table2.md"),
     log:
         log_path("table2"),
+    benchmark:
+        benchmark_path("table2")
     conda:
         "../envs/mvcl.yaml"
     params:
@@ -83,6 +89,8 @@ rule rq1:
         markdown=res("rq1.md"),
     log:
         log_path("rq1"),
+    benchmark:
+        benchmark_path("rq1")
     conda:
         "../envs/mvcl.yaml"
     params:
@@ -105,6 +113,8 @@ rule figure_probes:
         ),
     log:
         log_path("figure_probes"),
+    benchmark:
+        benchmark_path("figure_probes")
     conda:
         "../envs/mvcl.yaml"
     script:
