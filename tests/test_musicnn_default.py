@@ -27,3 +27,12 @@ def test_an_msd_model_logs_the_tagging_leak(monkeypatch, caplog, name, warns):
     leaks = [r.getMessage() for r in caplog.records if MSD_LEAK_NOTE in r.getMessage()]
     assert bool(leaks) == warns
     assert "tagging probe" in MSD_LEAK_NOTE and "MSD" in MSD_LEAK_NOTE
+
+
+def test_msd_weights_put_the_leak_caveat_in_every_table_footnote():
+    from mvcl.provenance import footnote
+
+    video = {"description": "random weights"}
+    assert "Caution" not in footnote({"audio": {"name": "MTT_musicnn", "sha256": "ab"}, "video": video})
+    msd = footnote({"audio": {"name": "MSD_musicnn", "sha256": "ab"}, "video": video})
+    assert MSD_LEAK_NOTE in msd

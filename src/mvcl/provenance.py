@@ -7,6 +7,12 @@ import importlib.util
 import json
 from pathlib import Path
 
+# Said wherever MSD-trained musicnn weights are chosen: in the extraction log and in every table's footnote.
+MSD_LEAK_NOTE = (
+    "MSD_* musicnn weights were trained on Million Song Dataset tags, which overlap the MSD tagging probe's "
+    "labels: its musicnn scores are optimistic (the study's code used an MTAT-trained musicnn, MTT_musicnn)"
+)
+
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
@@ -44,4 +50,7 @@ def footnote(provenance: dict) -> str:
     video = provenance.get("video", {})
     video_text = video.get("description") or video.get("name") or json.dumps(video, sort_keys=True)
     audio_text = f"{audio.get('name')} (sha256 {str(audio.get('sha256'))[:12]})"
-    return f"Audio encoder: musicnn {audio_text}. Video encoder: R(2+1)D-18, {video_text}."
+    text = f"Audio encoder: musicnn {audio_text}. Video encoder: R(2+1)D-18, {video_text}."
+    if str(audio.get("name", "")).startswith("MSD_"):
+        text += f" Caution: {MSD_LEAK_NOTE}."
+    return text

@@ -27,6 +27,7 @@ from torch import nn
 
 from mvcl.features.tf_checkpoint import CheckpointError, CheckpointReader
 from mvcl.io import atomic_path
+from mvcl.provenance import MSD_LEAK_NOTE
 
 log = logging.getLogger(__name__)
 
@@ -631,12 +632,6 @@ def musicnn_state_dict(model: str) -> dict[str, torch.Tensor]:
     except OSError as error:  # a read-only cache costs a conversion per load, not a failure
         log.warning("cannot cache converted %s weights at %s: %s", model, cached, error)
     return state
-
-
-MSD_LEAK_NOTE = (
-    "MSD_* musicnn weights were trained on Million Song Dataset tags, which overlap the MSD tagging probe's "
-    "labels: its musicnn scores are optimistic (the study's code used an MTAT-trained musicnn, MTT_musicnn)"
-)
 
 
 def load_musicnn(name: str = "MTT_musicnn", device: str | torch.device = "cpu") -> Musicnn | Vgg:
