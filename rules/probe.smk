@@ -1,6 +1,8 @@
 # Downstream probes (Table 2): genre classification and MSD-overlap tagging on six representations.
 
 
+# 8 GB: at the study's size (94k videos) preparing a probe's video-level inputs peaks near 4 GB
+# (benchmarks/scale.py); retries double it.
 rule probe:
     input:
         unpack(probe_inputs),
@@ -17,7 +19,7 @@ rule probe:
         "../envs/mvcl.yaml"
     threads: 1
     resources:
-        mem_mb=memory(4000),
+        mem_mb=memory(8000),
         runtime=runtime(60),
     params:
         probe=config["probe"],
@@ -46,7 +48,7 @@ rule probe_configuration:
         "../envs/mvcl.yaml"
     threads: 1
     resources:
-        mem_mb=memory(4000),
+        mem_mb=memory(8000),
         runtime=runtime(60),
     params:
         probe=probe_settings,
