@@ -59,3 +59,23 @@ def run_snakemake(
             f"snakemake failed ({result.returncode}):\n{result.stdout[-5000:]}\n{result.stderr[-8000:]}"
         )
     return result
+
+
+def save_random_r2plus1d(path: Path, seed: int) -> Path:
+    """A full, seeded random r2plus1d_18 state dict (classifier included, like torchvision's file) at `path`."""
+    import torch
+    from torchvision.models.video import r2plus1d_18
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        torch.save(r2plus1d_18(weights=None).state_dict(), path)
+    return path
+
+
+def watch_page(page, url: str):
+    """Open `url` in a browser tab, collecting its JavaScript errors; yields the tab, then checks there were none."""
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(url)
+    yield page
+    assert not errors, f"JavaScript errors on the page: {errors}"

@@ -15,6 +15,7 @@ import pytest
 
 from mvcl.evaluate.neighbours import LEVELS, MODES, neighbours_for
 from mvcl.report.html import write_neighbours_page
+from tests.helpers import watch_page
 from tests.test_neighbours import ANGLES, segment_embeddings, write_tiny_corpus
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -79,12 +80,8 @@ def neighbours_page(tmp_path_factory):
 def page(browser, neighbours_page):
     path, _ = neighbours_page
     tab = browser.new_page(viewport={"width": 1200, "height": 900})
-    errors: list[str] = []
-    tab.on("pageerror", lambda error: errors.append(str(error)))
-    tab.goto(path.as_uri())
-    yield tab
+    yield from watch_page(tab, path.as_uri())
     tab.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
 
 
 def test_the_page_loads_and_lists_every_seed_of_every_section(page, neighbours_page):

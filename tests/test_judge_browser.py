@@ -15,6 +15,7 @@ import pytest
 
 from mvcl.evaluate.rq2 import RANDOM, agreement_table, make_space, random_space, read_judgements
 from mvcl.report.judge import write_judge_page
+from tests.helpers import watch_page
 from tests.test_browser import browser  # noqa: F401 - the fixture
 from tests.test_neighbours import write_tiny_corpus
 
@@ -40,13 +41,8 @@ def judge_page(tmp_path_factory):
 def tab(browser, judge_page):  # noqa: F811 - the fixture
     page, _, _ = judge_page
     context = browser.new_context(accept_downloads=True)
-    tab = context.new_page()
-    errors: list[str] = []
-    tab.on("pageerror", lambda error: errors.append(str(error)))
-    tab.goto(page.as_uri())
-    yield tab
+    yield from watch_page(context.new_page(), page.as_uri())
     context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
 
 
 def test_players_show_the_first_triplet_from_files_next_to_the_page(tab, judge_page):

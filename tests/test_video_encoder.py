@@ -20,6 +20,7 @@ from mvcl.features.r2plus1d import (
     random_boxes,
 )
 from mvcl.provenance import sha256_file
+from tests.helpers import save_random_r2plus1d
 
 SCALE = (0.5, 1.0)
 
@@ -140,10 +141,7 @@ def test_building_the_encoder_leaves_the_global_random_state_alone():
 @pytest.fixture(scope="module")
 def kinetics_like_file(tmp_path_factory):
     """A full r2plus1d_18 state dict (classifier included, like torchvision's file) and its sha256."""
-    path = tmp_path_factory.mktemp("weights") / "r2plus1d_18_test.pth"
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(5)
-        torch.save(r2plus1d_18(weights=None).state_dict(), path)
+    path = save_random_r2plus1d(tmp_path_factory.mktemp("weights") / "r2plus1d_18_test.pth", seed=5)
     return path, sha256_file(path)
 
 

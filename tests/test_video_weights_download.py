@@ -8,10 +8,10 @@ import threading
 
 import pytest
 import torch
-from torchvision.models.video import r2plus1d_18
 
 from mvcl.features import r2plus1d as video
 from mvcl.features.r2plus1d import WeightsUnavailable, build_video_encoder
+from tests.helpers import save_random_r2plus1d
 
 
 class Checkpoints(http.server.ThreadingHTTPServer):
@@ -65,11 +65,7 @@ def torch_home(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def state_dict_bytes(tmp_path_factory):
     """A full r2plus1d_18 state dict as torch.save writes it, and its sha256."""
-    path = tmp_path_factory.mktemp("weights") / "state.pth"
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(11)
-        torch.save(r2plus1d_18(weights=None).state_dict(), path)
-    data = path.read_bytes()
+    data = save_random_r2plus1d(tmp_path_factory.mktemp("weights") / "state.pth", seed=11).read_bytes()
     return data, hashlib.sha256(data).hexdigest()
 
 

@@ -205,22 +205,24 @@ def _check_hits(connection: sqlite3.Connection, path: Path) -> None:
     names = (
         "FROM temp.hits LEFT JOIN tids ON tids.ROWID = hits.tid LEFT JOIN tags ON tags.ROWID = hits.tag "
     )
-    dangling = "WHERE tids.ROWID IS NULL OR tags.ROWID IS NULL"
-    (count,) = connection.execute(f"SELECT count(*) {names}{dangling}").fetchone()
-    if count:
-        example = connection.execute(f"SELECT hits.tid, hits.tag {names}{dangling} LIMIT 1").fetchone()
-        raise ValueError(
-            f"Last.fm tag database {path}: {count} tid_tag row(s) point at no row of tids/tags "
-            f"(first: tid={example[0]}, tag={example[1]}); the file is damaged, re-download lastfm_tags.db"
-        )
-    non_numeric = "WHERE typeof(hits.val) NOT IN ('real', 'integer')"
-    (count,) = connection.execute(f"SELECT count(*) FROM temp.hits {non_numeric}").fetchone()
-    if count:
-        example = connection.execute(f"SELECT tids.tid, tags.tag, hits.val {names}{non_numeric} LIMIT 1").fetchone()
-        raise ValueError(
-            f"Last.fm tag database {path}: tid_tag.val must be numeric, {count} row(s) are not "
-            f"(first: msd_id={example[0]!r}, tag={example[1]!r}, val={example[2]!r})"
-        )
+    problems = (
+        (
+            "WHERE tids.ROWID IS NULL OR tags.ROWID IS NULL",
+            "hits.tid, hits.tag",
+            "{count} tid_tag row(s) point at no row of tids/tags (first: tid={0}, tag={1}); the file is "
+            "damaged, re-download lastfm_tags.db",
+        ),
+        (
+            "WHERE typeof(hits.val) NOT IN ('real', 'integer')",
+            "tids.tid, tags.tag, hits.val",
+            "tid_tag.val must be numeric, {count} row(s) are not (first: msd_id={0!r}, tag={1!r}, val={2!r})",
+        ),
+    )
+    for where, columns, message in problems:
+        (count,) = connection.execute(f"SELECT count(*) {names}{where}").fetchone()
+        if count:
+            example = connection.execute(f"SELECT {columns} {names}{where} LIMIT 1").fetchone()
+            raise ValueError(f"Last.fm tag database {path}: {message.format(*example, count=count)}")
 
 
 def _check_lastfm_schema(connection: sqlite3.Connection, path: Path) -> None:
