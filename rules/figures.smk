@@ -124,7 +124,7 @@ rule diagnostics:
 rule gather_diagnostics:
     input:
         # The loss floor (rule loss_floor, rules/evaluate.smk) joins where the workflow has that stage.
-        parts=lambda wildcards: PLAN.diagnostics_inputs(hasattr(rules, "loss_floor")),
+        parts=lambda wildcards: PLAN.diagnostics_inputs(workflow.is_rule("loss_floor")),
     output:
         table=report(
             res("diagnostics.csv"),
