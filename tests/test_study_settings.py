@@ -2,9 +2,11 @@
 segments, no random weights) end to end on real media, with `video_encoder.weights: auto` downloading a
 checkpoint from a local HTTP server (as tests/test_video_weights_download.py does, but through the workflow).
 
-The collection: three accepted files built as tests/test_realmedia.py builds its own (Debian footage and music
-from tests/realmedia/fetch.sh's cache): sintel's trailer as it is (H.264 + AAC in MP4), and two muxes, H.264 +
-MP3 in MOV and MPEG-2 + MP3 in MPEG-PS, long enough for the study's 6 x 5 s segments."""
+The collection: six accepted files built as tests/test_realmedia.py builds its own (Debian footage and music
+from tests/realmedia/fetch.sh's cache): sintel's trailer as it is (H.264 + AAC in MP4) and five muxes in
+Matroska, MPEG-PS, AVI, MOV and MP4, long enough for the study's 6 x 5 s segments. Six, not three: contrastive
+training needs batches of two or more videos in both train and validation (a batch never holds two segments
+of one video), so three videos (one per split) cannot train at all."""
 
 from __future__ import annotations
 
@@ -30,9 +32,10 @@ from tests.test_video_weights_download import Checkpoints
 pytestmark = pytest.mark.slow
 
 SECONDS = 33.0  # each mux: past the study's 6 segments x 5 s = 30 s
-CHOSEN = ("traffic_strike", "city_strike")  # H.264 + MP3 in MOV, MPEG-2 + MP3 in MPEG-PS
-# The hash of these three ids under these fractions puts one video in each split (checked below): the study's
-# 80/10/10 by msd_id cannot split three videos three ways.
+# With sintel: two videos per split under SPLIT's hash (checked below). train: H.264 + Opus in Matroska;
+# val: MPEG-2 + MP3 in MPEG-PS, MS-MPEG4v2 + MP3 in AVI; test: H.264 + MP3 in MOV, H.264 + Opus in MP4.
+CHOSEN = ("traffic_game", "city_strike", "street_strike", "traffic_strike", "run_snow")
+# The study's 80/10/10 by msd_id cannot split six videos into train, validation and test.
 SPLIT = {"train": 0.4, "val": 0.3, "test": 0.3, "group_by": "video_id"}
 
 
@@ -109,7 +112,8 @@ def test_the_study_settings_run_end_to_end_on_real_media_with_downloaded_weights
     # The workflow's jobs inherit it: the user's torch hub cache is never read or written.
     monkeypatch.setenv("TORCH_HOME", str(torch_home))
     metadata = build_study_collection(real_media, tmp_path)
-    assert set(assign_splits(metadata, SPLIT)["split"]) == {"train", "val", "test"}
+    splits = assign_splits(metadata, SPLIT)["split"]
+    assert splits.value_counts().to_dict() == {"train": 2, "val": 2, "test": 2}
     write_config(tmp_path, study_config(url))
     config = yaml.safe_load((tmp_path / "config.yaml").read_text())
     # Table 1's `base` row only (each configuration trains in seconds, but each adds its probes), no ablation.
@@ -125,12 +129,12 @@ def test_the_study_settings_run_end_to_end_on_real_media_with_downloaded_weights
         tmp_path, "results/table1.csv", "results/table2.csv", "results/provenance.json", timeout=900
     )
     manifest = pd.read_parquet(tmp_path / "results/data/manifest.parquet")
-    assert sorted(manifest["video_id"]) == sorted(metadata["video_id"])  # all three accepted
+    assert sorted(manifest["video_id"]) == sorted(metadata["video_id"])  # all six accepted
     segments = pd.read_parquet(tmp_path / "results/data/segments.parquet")
-    assert len(segments) == 3 * 6 and set(segments["split"]) == {"train", "val", "test"}
+    assert len(segments) == 6 * 6 and set(segments["split"]) == {"train", "val", "test"}
     audio = np.load(tmp_path / "results/features/musicnn.npy")
     video = np.load(tmp_path / "results/features/r2plus1d.npy")
-    assert audio.shape == (18, 1506) and video.shape == (18, 4, 512)
+    assert audio.shape == (36, 1506) and video.shape == (36, 4, 512)
     assert np.isfinite(audio).all() and np.isfinite(video).all()
     train = (segments["split"] == "train").to_numpy()
     # Training rows hold four different crops; validation and test rows one centre crop in every slot.
