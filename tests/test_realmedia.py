@@ -127,7 +127,7 @@ def test_the_workflow_runs_on_real_music_videos_through_both_tables(real_media, 
                 "msd_tags": None,
                 "split": SPLIT,
             },
-            "segments": {"count": 3, "seconds": 3, "clip_seconds": 3, "frames": 8, "size": [64, 48]},
+            "segments": {"count": 3, "seconds": 3, "clip_seconds": 3, "size": [64, 48]},
             "features": {"shard_videos": 5, "threads": 1},
             "video_encoder": {
                 "weights": "none",
