@@ -31,13 +31,14 @@ import argparse
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+
+from scratch import clean_up, write_rows
 
 REPO = Path(__file__).resolve().parents[1]
 VIDEOS = 94_000
@@ -354,17 +355,9 @@ def main() -> None:
             fraction = fractions.get(step, 1.0)
             setting = {"train": "base", "retrieval": "pool 1000 + whole test set"}.get(step, "musicnn")
             record(step, setting, fraction, child("--child", step, str(work), str(fraction)))
-        import pandas as pd  # only now: the parent stays small while it measures
-
-        from mvcl.io import save_csv
-
-        save_csv(args.out, pd.DataFrame(rows))
-        print(f"wrote {args.out}")
+        write_rows(args.out, rows)  # pandas only now: the parent stays small while it measures
     finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work)
+        clean_up(work, args.keep)
 
 
 if __name__ == "__main__":

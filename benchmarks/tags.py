@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scratch import clean_up, write_rows
 
 from mvcl.data.tags import read_msd_tags
-from mvcl.io import save_csv
 
 REPO = Path(__file__).resolve().parents[1]
 # The MSD Last.fm dataset's own counts.
@@ -184,16 +184,9 @@ def main() -> None:
                     }
                 )
                 print(results[-1], flush=True)
-        save_csv(args.out, pd.DataFrame(results))
-        print(f"wrote {args.out}")
+        write_rows(args.out, results)
     finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            database.unlink(missing_ok=True)
-            for path in work.iterdir():
-                path.unlink()
-            work.rmdir()
+        clean_up(work, args.keep)
 
 
 if __name__ == "__main__":

@@ -133,14 +133,12 @@ def permutation_p(
     n: int,
     permutations: int = DEFAULT_RESAMPLES,
     seed: int = 0,
-    smaller_is_better: bool = True,
 ) -> float:
     """One-sided permutation p-value: how often a random pairing (`statistic(permutation)`) is as good as the
-    observed one (`<= observed` when smaller is better, as for a median rank)."""
+    observed one, i.e. `<= observed` (smaller is better, as for a median rank)."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, n, 1]))
     values = np.array([statistic(rng.permutation(n)) for _ in range(permutations)])
-    as_good = values <= observed if smaller_is_better else values >= observed
-    return float((int(as_good.sum()) + 1) / (permutations + 1))
+    return float((int((values <= observed).sum()) + 1) / (permutations + 1))
 
 
 def video_codes(video_ids: Sequence[str] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -39,9 +39,11 @@ is how often a random pairing ranks as well as the real one.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -208,22 +210,16 @@ def rank_set(
     return RankSet(codes, pooled, full, chance, full_chance)
 
 
-def median_rank(
-    audio_emb: np.ndarray,
-    video_emb: np.ndarray,
-    pool_size: int,
-    seed: int,
-    codes: np.ndarray | None = None,
-    candidates: str = "all_segments",
-) -> dict[str, float]:
+def median_rank(*args: Any, **kwargs: Any) -> dict[str, float]:
     """Correct ranks both ways (a2v: audio query, video candidates) in pools and over the whole test set.
 
-    Keys: n_queries, pool_size, n_pools, chance_median_rank, {median_rank, mean_rank, recall@1/5/10}_{a2v,v2a},
-    and the same for the whole set prefixed `full_` (full_pool_size = n_queries). `codes` (each row's video)
-    with candidates='other_videos' leaves a query's own video's other segments out of its candidates.
+    Takes `rank_set`'s arguments (audio_emb, video_emb, pool_size, seed, codes, candidates). Keys: n_queries,
+    pool_size, n_pools, chance_median_rank, {median_rank, mean_rank, recall@1/5/10}_{a2v,v2a}, and the same
+    for the whole set prefixed `full_` (full_pool_size = n_queries). `codes` (each row's video) with
+    candidates='other_videos' leaves a query's own video's other segments out of its candidates.
     """
-    ranked = rank_set(audio_emb, video_emb, pool_size, seed, codes, candidates)
-    return _rank_summary(ranked, pool_size)
+    arguments = inspect.signature(rank_set).bind(*args, **kwargs)
+    return _rank_summary(rank_set(*args, **kwargs), arguments.arguments["pool_size"])
 
 
 def _rank_summary(ranked: RankSet, pool_size: int) -> dict[str, float]:
