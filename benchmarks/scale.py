@@ -132,6 +132,7 @@ def write_workflow_config(work: Path, shard_videos: int) -> None:
         videos_dir=str(work / "videos"),
         metadata_csv=str(work / "metadata.csv"),
         msd_tags=str(work / "msd_tags.csv"),
+        new_videos=None,  # the demo's re-encoded new videos do not exist here
     )
     config["features"]["shard_videos"] = shard_videos
     (work / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
