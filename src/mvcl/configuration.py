@@ -49,12 +49,12 @@ def load_schema(path: str | Path | None = None) -> dict:
         return yaml.safe_load(f)
 
 
-def _defaults(properties: dict) -> dict:
+def schema_defaults(properties: dict) -> dict:
     """Defaults of a schema `properties` block; nested objects with their own properties recurse."""
     out = {}
     for key, spec in properties.items():
         if "properties" in spec:
-            out[key] = deep_merge(spec.get("default", {}), _defaults(spec["properties"]))
+            out[key] = deep_merge(spec.get("default", {}), schema_defaults(spec["properties"]))
         elif "default" in spec:
             out[key] = copy.deepcopy(spec["default"])
     return out
@@ -112,5 +112,5 @@ def resolve_configuration(config: dict, name: str, schema: dict | None = None) -
         _check_keys(base, properties, section)
         _check_keys(override.get(section) or {}, properties, f"configurations.{name}.{section}")
         _check_values(override.get(section) or {}, schema, section, f"configurations.{name}.{section}")
-        resolved[section] = deep_merge(deep_merge(_defaults(properties), base), override.get(section) or {})
+        resolved[section] = deep_merge(deep_merge(schema_defaults(properties), base), override.get(section) or {})
     return resolved

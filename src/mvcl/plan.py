@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import PurePosixPath
 
-from mvcl.configuration import deep_merge, load_schema, resolve_configuration
+from mvcl.configuration import deep_merge, load_schema, resolve_configuration, schema_defaults
 
 RESULTS = "results"
 # The six configurations of the study's Table 1, listed first and marked in Table 1 when present.
@@ -309,11 +309,9 @@ class Plan:
         return bool(self.config["demo"]["enabled"]) and self.new_videos == self.demo_file("new/metadata.csv")
 
     def _section(self, name: str) -> dict:
-        return {**self.schema_defaults(name), **(self.config.get(name) or {})}
-
-    def schema_defaults(self, name: str) -> dict:
+        """Config section `name` over its schema defaults."""
         properties = self.schema["properties"][name].get("properties", {})
-        return {key: value["default"] for key, value in properties.items() if "default" in value}
+        return deep_merge(schema_defaults(properties), self.config.get(name) or {})
 
     @property
     def recommend(self) -> dict:

@@ -20,7 +20,7 @@ import pandas as pd
 from mvcl.evaluate.neighbours import LEVELS, MODE_NAMES, MODES
 from mvcl.io import atomic_path
 
-_STYLE = """
+STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
 nav a { margin-right: 1em; }
 section { margin-top: 2.5em; }
@@ -32,7 +32,7 @@ figcaption { font-size: 0.8em; line-height: 1.35; }
 .same { color: #1a7f37; } .other { color: #c62828; }
 """
 
-_SCRIPT = """
+SCRIPT = """
 const players = Array.from(document.querySelectorAll('video'));
 // Load a player's metadata (its first frame, at the fragment's start) only once it is scrolled into view.
 const observer = new IntersectionObserver((entries) => {
@@ -70,7 +70,7 @@ def render_page(tables: dict[tuple[str, str], pd.DataFrame], page_dir: str | Pat
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>Nearest neighbours, configuration {html.escape(configuration)}</title>",
-        f"<style>{_STYLE}</style></head><body>",
+        f"<style>{STYLE}</style></head><body>",
         f"<h1>Nearest test neighbours, configuration <code>{html.escape(configuration)}</code></h1>",
         "<p>Each row is a random test seed (grey) and its nearest test neighbours by cosine similarity of the "
         "learned embeddings. Watch and listen: do the neighbours look and sound like the seed? A neighbour's "
@@ -84,7 +84,7 @@ def render_page(tables: dict[tuple[str, str], pd.DataFrame], page_dir: str | Pat
     ]
     for level, mode in keys:
         parts.append(_section(tables[(level, mode)], level, mode, page_dir))
-    parts.append(f"<script>{_SCRIPT}</script></body></html>")
+    parts.append(f"<script>{SCRIPT}</script></body></html>")
     return "\n".join(parts)
 
 

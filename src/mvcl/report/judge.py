@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from mvcl.io import atomic_path
-from mvcl.report.html import _STYLE, media_source
+from mvcl.report.html import STYLE, media_source
 
 _JUDGE_STYLE = """
 .triplet { display: flex; gap: 1.2em; align-items: flex-start; }
@@ -120,7 +120,7 @@ def render_judge_page(
             "<!doctype html>",
             '<html lang="en"><head><meta charset="utf-8">',
             "<title>Which is more similar to the seed?</title>",
-            f"<style>{_STYLE}{_JUDGE_STYLE}</style></head><body>",
+            f"<style>{STYLE}{_JUDGE_STYLE}</style></head><body>",
             "<h1>Which candidate is more similar to the seed?</h1>",
             "<p>Watch and listen to the seed, then to candidates A and B, and choose the one more similar to the "
             "seed as a music video: sound and picture together, as you would judge a recommendation. Your "

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from mvcl.io import atomic_path
-from mvcl.report.html import _SCRIPT, _STYLE, media_source
+from mvcl.report.html import SCRIPT, STYLE, media_source
 
 
 def render_recommendations(table: pd.DataFrame, page_dir: str | Path, configuration: str) -> str:
@@ -21,7 +21,7 @@ def render_recommendations(table: pd.DataFrame, page_dir: str | Path, configurat
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>Recommendations for new videos, configuration {html.escape(configuration)}</title>",
-        f"<style>{_STYLE}</style></head><body>",
+        f"<style>{STYLE}</style></head><body>",
         f"<h1>Recommendations for new videos, configuration <code>{html.escape(configuration)}</code></h1>",
         "<p>Each row is a new video (grey), embedded by the heads trained on the catalog (no retraining), and "
         "its most similar catalog videos by cosine similarity of the aggregated audio+video embedding. "
@@ -54,7 +54,7 @@ def render_recommendations(table: pd.DataFrame, page_dir: str | Path, configurat
                 )
             )
         parts.append("</div>")
-    parts.append(f"<script>{_SCRIPT}</script></body></html>")
+    parts.append(f"<script>{SCRIPT}</script></body></html>")
     return "\n".join(parts)
 
 
