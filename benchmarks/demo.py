@@ -7,9 +7,11 @@ does, e.g. `.test/config_tiny.yaml` to try this script in minutes.
 
 Measured: wall seconds of the whole run; CPU seconds (user + system) and the peak resident memory of the
 Snakemake process tree, from getrusage(RUSAGE_CHILDREN) (the peak is that of its largest single process,
-which is what a machine must hold when jobs do not overlap); and per rule, from the `benchmark:` files that
-the rules write under results/benchmarks/rules/<rule>/<wildcards>.tsv (whichever exist): jobs, summed and
-longest wall seconds, summed CPU seconds and the largest max_rss. One CSV, a `scope` column telling the
+which is what a machine must hold when jobs do not overlap), with its kernel share (system_s), page faults
+(minor: memory the kernel had to map in, e.g. each large allocation that malloc returned to the system
+and asked for again) and involuntary context switches (threads fighting over the cores); and per rule, from the
+`benchmark:` files that the rules write under results/benchmarks/rules/<rule>/<wildcards>.tsv (whichever
+exist): jobs, summed and longest wall seconds, summed CPU seconds and the largest max_rss. One CSV, a `scope` column telling the
 workflow row from the rule rows:
 
     .venv/bin/python benchmarks/demo.py [--out results/benchmarks/demo.csv] [--configfile .test/config_tiny.yaml]
@@ -99,7 +101,11 @@ def run_demo(workdir: Path, args: argparse.Namespace) -> pd.DataFrame:
         "jobs": int(rules["jobs"].sum()) if len(rules) else None,
         "wall_s": wall,
         "cpu_s": (usage.ru_utime - usage_before.ru_utime) + (usage.ru_stime - usage_before.ru_stime),
+        "system_s": usage.ru_stime - usage_before.ru_stime,
         "max_rss_mb": usage.ru_maxrss / 1024,  # kilobytes on Linux
+        "minor_faults": usage.ru_minflt - usage_before.ru_minflt,
+        "major_faults": usage.ru_majflt - usage_before.ru_majflt,
+        "involuntary_switches": usage.ru_nivcsw - usage_before.ru_nivcsw,
     }
     table = pd.concat([pd.DataFrame([workflow]), rules], ignore_index=True)
     cores = os.cpu_count() if args.cores == "all" else int(args.cores)

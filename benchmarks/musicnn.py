@@ -46,7 +46,7 @@ from torch import nn
 
 from mvcl.data.decode import decode_audio
 from mvcl.data.synthetic import corpus_segments
-from mvcl.device import pick_device
+from mvcl.device import keep_freed_memory, pick_device
 from mvcl.features import musicnn
 from mvcl.features.audio import extract_audio_features, layer_features, patch_features
 from mvcl.features.musicnn import (
@@ -79,6 +79,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--default-malloc", action="store_true",
+        help="leave glibc's malloc at its defaults (the jobs' setting is mvcl.device.keep_freed_memory)",
+    )  # fmt: skip
     parser.add_argument("--device", default="cpu", help="the port's device: cpu, cuda, auto")
     parser.add_argument("--tf-site-packages", type=Path, help="folder with tensorflow, tf-keras, musicnn")
     return parser.parse_args()
@@ -89,6 +93,8 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(name)s: %(message)s")
     torch.set_num_threads(args.threads)
+    if not args.default_malloc:
+        keep_freed_memory()  # as the workflow's jobs (mvcl.device.start_torch_job)
     if args.tf_site_packages:
         sys.path.append(str(args.tf_site_packages))
     with tempfile.TemporaryDirectory() as temporary:

@@ -5,7 +5,8 @@ at every `--precisions` (fp32 and bf16 by default; see mvcl.features.precision):
 - decode: `decode_frames` of every segment's clip window (streaming seek + decode + FFmpeg scaling);
 - decode+crop: the same plus cutting and resizing the views (what the background thread does per segment);
 - model <precision>: R(2+1)D-18 on clips decoded beforehand, batched, after an untimed warm-up batch (random
-  weights: the cost does not depend on them);
+  weights: the cost does not depend on them), as the workflow runs it (`VideoEncoder.compute_in`: weights
+  cast once, channels-last); `model <precision> (autocast)`: the float32 model under torch.autocast instead;
 - whole <precision>: `extract_video_features` end to end, decoding in background threads while the model
   runs; it includes building the encoder (row "encoder build" shows that cost alone).
 Target: whole >= 80% of the throughput of the slower of decode+crop and model, at every precision.
@@ -20,6 +21,8 @@ seconds (all threads) are reported beside it.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import copy
 import logging
 import os
 import sys
@@ -35,8 +38,8 @@ from common import conditions, rate, run_rotating, summarise, write_results
 
 from mvcl.data.decode import decode_frames
 from mvcl.data.synthetic import corpus_segments
-from mvcl.device import pick_device
-from mvcl.features.precision import PRECISIONS, autocast, resolve_precision
+from mvcl.device import keep_freed_memory, pick_device
+from mvcl.features.precision import DTYPES, PRECISIONS, resolve_precision
 from mvcl.features.r2plus1d import build_video_encoder
 from mvcl.features.video import crop_rng, extract_video_features, segment_clips
 
@@ -63,6 +66,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=PRECISIONS)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--default-malloc", action="store_true",
+        help="leave glibc's malloc at its defaults (the jobs' setting is mvcl.device.keep_freed_memory)",
+    )  # fmt: skip
     return parser.parse_args()
 
 
@@ -71,6 +78,8 @@ def main() -> None:
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(name)s: %(message)s")
     load_before = os.getloadavg()[0]
     torch.set_num_threads(args.threads)
+    if not args.default_malloc:
+        keep_freed_memory()  # as the workflow's jobs (mvcl.device.start_torch_job)
     device = pick_device(args.device)
     cuda = device.type == "cuda"
     batch_size = (64 if cuda else 8) if args.batch_size == "auto" else int(args.batch_size)
@@ -162,13 +171,21 @@ def prepare_stages(
     )
     if cuda:
         clip_batches = [batch.pin_memory() for batch in clip_batches]
+    # the same weights in every precision, as extract_video_features runs them (VideoEncoder.compute_in)
+    encoders = {
+        precision: copy.deepcopy(encoder).compute_in(DTYPES[precision])
+        for precision in dict.fromkeys(["fp32", *precisions])
+    }
 
-    def encode(precision: str) -> np.ndarray:
-        with torch.inference_mode(), autocast(precision, device):
-            outputs = [encoder(batch.to(device, non_blocking=cuda)).float() for batch in clip_batches]
+    def encode(precision: str, autocast: bool = False) -> np.ndarray:
+        # autocast: the float32 model under torch.autocast, the previous way of running reduced precision
+        model = encoders["fp32" if autocast else precision]
+        context = torch.autocast(device.type, DTYPES[precision]) if autocast else contextlib.nullcontext()
+        with torch.inference_mode(), context:
+            outputs = [model(batch.to(device, non_blocking=cuda)).float() for batch in clip_batches]
             return torch.cat(outputs).cpu().numpy()  # one synchronisation at the end
 
-    features = {precision: encode(precision) for precision in dict.fromkeys(["fp32", *precisions])}  # warm-up
+    features = {precision: encode(precision) for precision in encoders}  # also the warm-up
 
     def decode() -> None:
         for segment in rows:
@@ -184,6 +201,8 @@ def prepare_stages(
     stages: dict[str, Callable[[], None]] = {"decode": decode, "decode+crop": decode_and_crop}
     for precision in precisions:
         stages[f"model {precision}"] = lambda precision=precision: encode(precision)
+        if precision != "fp32":
+            stages[f"model {precision} (autocast)"] = lambda precision=precision: encode(precision, True)
         stages[f"whole {precision}"] = lambda precision=precision: extract_video_features(
             segments, **settings, progress=False, decode_workers=decode_workers, precision=precision
         )

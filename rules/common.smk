@@ -68,7 +68,7 @@ def probe_inputs(wildcards):
     if wildcards.representation in CL_REPRESENTATIONS:
         configuration = wildcards.get("configuration", config["probe"]["configuration"])
         inputs["embeddings"] = model_path(configuration, "embeddings.npz")
-    if wildcards.task == "tagging" and config["dataset"]["msd_tags"]:
+    if "tagging" in PLAN.probe_tasks:
         inputs["tags"] = res("data", "msd_tags.parquet")
     return inputs
 

@@ -1,4 +1,10 @@
 # Downstream probes (Table 2): genre classification and MSD-overlap tagging on six representations.
+# One job per representation runs every task and seed (its results stay one file per task and
+# representation): the inputs are read once and torch starts once, not once per cell.
+
+
+def probe_outputs(representation):
+    return [res("probes", task, representation + ".json") for task in PLAN.probe_tasks]
 
 
 # 8 GB: at the study's size (94k videos) preparing a probe's video-level inputs peaks near 4 GB
@@ -7,21 +13,21 @@ rule probe:
     input:
         unpack(probe_inputs),
     output:
-        result=res("probes", "{task}", "{representation}.json"),
+        results=probe_outputs("{representation}"),
     log:
-        log_path("probe", "{task}_{representation}"),
+        log_path("probe", "{representation}"),
     benchmark:
-        benchmark_path("probe", "{task}_{representation}")
+        benchmark_path("probe", "{representation}")
     wildcard_constraints:
-        task="|".join(PLAN.probe_tasks),
         representation="|".join(PROBE_REPRESENTATIONS),
     conda:
         "../envs/mvcl.yaml"
     threads: 1
     resources:
         mem_mb=memory(8000),
-        runtime=runtime(60),
+        runtime=runtime(60 * len(PLAN.probe_tasks)),
     params:
+        tasks=PLAN.probe_tasks,
         probe=config["probe"],
         seed=config["seed"],
         device=config["device"],
@@ -35,13 +41,12 @@ rule probe_configuration:
     input:
         unpack(probe_inputs),
     output:
-        result=res("probes", "{task}", "{representation}@{configuration}.json"),
+        results=probe_outputs("{representation}@{configuration}"),
     log:
-        log_path("probe", "{task}_{representation}@{configuration}"),
+        log_path("probe", "{representation}@{configuration}"),
     benchmark:
-        benchmark_path("probe", "{task}_{representation}@{configuration}")
+        benchmark_path("probe", "{representation}@{configuration}")
     wildcard_constraints:
-        task="|".join(PLAN.probe_tasks),
         representation="|".join(CL_REPRESENTATIONS),
         configuration=NAME_PATTERN,
     conda:
@@ -49,8 +54,9 @@ rule probe_configuration:
     threads: 1
     resources:
         mem_mb=memory(8000),
-        runtime=runtime(60),
+        runtime=runtime(60 * len(PLAN.probe_tasks)),
     params:
+        tasks=PLAN.probe_tasks,
         probe=probe_settings,
         seed=config["seed"],
         device=config["device"],

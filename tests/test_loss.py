@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mvcl.learn.loss import chance_loss, contrastive_loss, loss_floor
+from mvcl.learn.bounds import chance_loss, loss_floor
+from mvcl.learn.loss import contrastive_loss
 
 TEMPERATURES = [0.05, 0.3, 1.0, 3.0]
 

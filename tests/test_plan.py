@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import subprocess
 import sys
 
@@ -91,3 +92,24 @@ def test_reading_the_workflow_never_imports_torch(tiny_workdir):
     imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line]
     assert "snakemake" in imported and "mvcl.plan" in imported  # the listing works
     assert not [name for name in imported if name == "torch" or name.startswith("torch.")]
+
+
+# The workflow scripts whose jobs compute with torch; every other job starts without it (~1.5 s each).
+TORCH_SCRIPTS = {"audio_features", "autoencoder", "embed_new", "probe", "train", "video_features"}
+
+
+@pytest.mark.slow  # a Python process per script (~30 s)
+def test_only_the_scripts_that_compute_with_torch_import_it():
+    scripts = sorted((REPO / "workflow_scripts").glob("*.py"))
+    assert TORCH_SCRIPTS <= {script.stem for script in scripts}
+    importing = []
+    for script in scripts:
+        # the script's own imports (its body needs the `snakemake` object of a job)
+        imports = [
+            line for line in script.read_text().splitlines() if re.match(r"(import|from) \S+", line)
+        ]
+        code = "\n".join([*imports, "import sys", "print('torch' in sys.modules)"])
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        if run.stdout.strip() == "True":
+            importing.append(script.stem)
+    assert set(importing) == TORCH_SCRIPTS

@@ -1,14 +1,13 @@
 """Rule audio_features: one shard of segments.parquet -> frozen musicnn features [rows, D] (float32 .npy)."""
 
-import torch
-
 from mvcl.data.segments import read_shard
+from mvcl.device import start_torch_job
 from mvcl.features.audio import extract_audio_features
 from mvcl.io import save_npy
 from mvcl.logs import log_to
 
 log = log_to(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
+start_torch_job(snakemake.threads)
 segments = read_shard(snakemake.input.segments, snakemake.params.shard)
 encoder = snakemake.params.audio_encoder
 features = extract_audio_features(

@@ -4,13 +4,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mvcl.device import pick_device
+from mvcl.device import pick_device, start_torch_job
 from mvcl.io import atomic_path
 from mvcl.learn.autoencoder import pretrain_autoencoders
 from mvcl.logs import log_to
 
 log = log_to(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
+start_torch_job(snakemake.threads)
 states = pretrain_autoencoders(
     np.load(snakemake.input.audio, mmap_mode="r"),
     np.load(snakemake.input.video, mmap_mode="r"),

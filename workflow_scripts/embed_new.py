@@ -2,9 +2,8 @@
 
 import numpy as np
 import pandas as pd
-import torch
 
-from mvcl.device import pick_device
+from mvcl.device import pick_device, start_torch_job
 from mvcl.evaluate.recommend import embedding_tables
 from mvcl.io import save_parquet
 from mvcl.learn.checkpoint import load_heads
@@ -12,7 +11,7 @@ from mvcl.learn.embed import embed
 from mvcl.logs import log_to
 
 log = log_to(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
+start_torch_job(snakemake.threads)
 device = pick_device(snakemake.params.device)
 segments = pd.concat([pd.read_parquet(path) for path in snakemake.input.segments] or [pd.DataFrame()])
 model, checkpoint = load_heads(snakemake.input.heads, device)

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mvcl.device import pick_device
+from mvcl.device import pick_device, start_torch_job
 from mvcl.io import atomic_path, save_csv
 from mvcl.learn.checkpoint import save_heads
 from mvcl.learn.embed import embed
@@ -12,7 +12,7 @@ from mvcl.learn.train import train_heads
 from mvcl.logs import log_to
 
 log = log_to(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
+start_torch_job(snakemake.threads)
 device = pick_device(snakemake.params.device)
 audio = np.load(snakemake.input.audio, mmap_mode="r")
 video = np.load(snakemake.input.video, mmap_mode="r")

@@ -1,14 +1,13 @@
 """Rule video_features: one shard of segments.parquet -> frozen R(2+1)D-18 features [rows, views, 512] + provenance."""
 
-import torch
-
 from mvcl.data.segments import read_shard
+from mvcl.device import start_torch_job
 from mvcl.features.video import extract_video_features
 from mvcl.io import save_json, save_npy
 from mvcl.logs import log_to
 
 log = log_to(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
+start_torch_job(snakemake.threads)
 segments = read_shard(snakemake.input.segments, snakemake.params.shard)
 features, provenance = extract_video_features(
     segments,

@@ -7,7 +7,7 @@ override, so the rules train, rank and probe an entry exactly as a configuration
 and `ablation_table` gathers one row per entry beside the `base` row it departs from.
 
 Loss floor. A contrastive loss cannot fall below the floor that the head's output space allows
-(`mvcl.learn.loss.loss_floor`), nor is a loss at chance (`mvcl.learn.loss.chance_loss`) any sign of learning. The
+(`mvcl.learn.bounds.loss_floor`), nor is a loss at chance (`mvcl.learn.bounds.chance_loss`) any sign of learning. The
 record of a configuration sets its best validation loss between the two, from the bounds that `train_heads`
 logged per epoch (history.csv: val_chance, val_floor at that epoch's τ), and adds both bounds at the
 configured batch size, where the study's 1000-batch at τ = 1 leaves about 2 of 13.8 nats (docs/design.md).
@@ -20,7 +20,7 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from mvcl.learn.loss import chance_loss, loss_floor
+from mvcl.learn.bounds import chance_loss, loss_floor
 
 
 def batch_bounds(settings: dict, segments_per_video: int) -> tuple[int, float, float]:

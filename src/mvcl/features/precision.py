@@ -1,8 +1,9 @@
-"""Arithmetic precision of a frozen encoder's forward pass: float32, or autocast to bfloat16 / float16.
+"""Arithmetic precision of a frozen encoder's forward pass: float32, bfloat16 or float16.
 
-Only the video encoder uses it (`features.precision`): R(2+1)D-18's convolutions run ~2x faster in bf16 on a
-CPU with native bf16 (AVX512-BF16 or AMX) and on a GPU, and its pooled features stay within a cosine of 0.999
-of the float32 ones (tests/test_video_features.py, benchmarks/video_features.py). musicnn always runs in
+Only the video encoder uses it (`features.precision`, applied by `VideoEncoder.compute_in`): R(2+1)D-18's
+convolutions run ~4x faster in bf16 on a CPU with native bf16 (AVX512-BF16 or AMX), and faster on a GPU, and
+its pooled features stay within a cosine of 0.999 of the float32 ones (tests/test_video_features.py,
+benchmarks/video_features.py). musicnn always runs in
 float32: in bf16 its pooled features moved by up to 2.0 against the original TF model's.
 """
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import platform
-from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import torch
@@ -47,10 +47,3 @@ def resolve_precision(precision: str, device: torch.device) -> str:
             "set features.precision: auto, bf16 or fp32"
         )
     return precision
-
-
-def autocast(precision: str, device: torch.device) -> AbstractContextManager:
-    """Autocast of the block to a resolved `precision` (fp32: nothing changes)."""
-    if precision == "fp32":
-        return nullcontext()
-    return torch.autocast(device.type, dtype=DTYPES[precision])

@@ -10,7 +10,8 @@ The crops of a segment depend only on (seed, video_id, segment), never on the sh
 Decoding and cropping run in a background thread (`decode_workers` of them) while the model works on the
 previous batch; PyAV and torch release the GIL. A segment that fails to decode gets a NaN row and a warning naming the file.
 
-The frozen model runs in `precision` (`mvcl.features.precision`: float32, or autocast to bf16 / fp16). On a
+The frozen model runs in `precision` (`mvcl.features.precision`: float32, bf16 or fp16; see
+`VideoEncoder.compute_in`). On a
 GPU, decoding is the limit: several decode workers feed it, batches go to it as uint8 from pinned host memory
 with non-blocking copies, and are normalised there.
 """
@@ -32,7 +33,7 @@ from mvcl.data.decode import decode_frames
 from mvcl.data.segments import video_rng
 from mvcl.device import pick_device
 from mvcl.features.batched import Batches, feed_decoded
-from mvcl.features.precision import autocast, resolve_precision
+from mvcl.features.precision import DTYPES, resolve_precision
 from mvcl.features.prefetch import ahead
 from mvcl.features.r2plus1d import FEATURE_DIM, build_video_encoder, centre_box, crop_clips, random_boxes
 
@@ -132,12 +133,12 @@ def extract_video_features(
         encoder, weights_record = build_video_encoder(
             weights, allow_random=allow_random, seed=seed, normalize=normalize, weights_url=weights_url
         )
-        encoder.to(device)
+        encoder.to(device).compute_in(DTYPES[used_precision])
 
         def encode(batch: torch.Tensor) -> np.ndarray:
-            with torch.inference_mode(), autocast(used_precision, device):
+            with torch.inference_mode():
                 # from pinned memory on a GPU: the copy overlaps with what is still queued there
-                return encoder(batch.to(device, non_blocking=cuda)).float().cpu().numpy()
+                return encoder(batch.to(device, non_blocking=cuda)).cpu().numpy()
 
         batches = Batches(encode, batch_size, store, pin_memory=cuda)
 

@@ -44,7 +44,8 @@ from mvcl.learn.batches import (
     split_rows,
     view_zero,
 )
-from mvcl.learn.loss import chance_loss, contrastive_loss, loss_floor
+from mvcl.learn.bounds import chance_loss, loss_floor
+from mvcl.learn.loss import contrastive_loss
 from mvcl.learn.model import ContrastiveModel, video_embedding
 from mvcl.learn.sampler import segment_batches, video_batches
 from mvcl.learn.stopping import EarlyStopping
