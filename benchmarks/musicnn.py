@@ -74,7 +74,7 @@ def parse_args() -> argparse.Namespace:
         "--corpus", type=Path, help="folder to generate the videos in (or reuse); default: temp"
     )
     parser.add_argument("--model", default="MTT_musicnn", choices=["MTT_musicnn", "MSD_musicnn"])
-    parser.add_argument("--videos", type=int, default=8)
+    parser.add_argument("--videos", type=int, default=30, help="default: a demo shard, 180 clips")
     parser.add_argument("--segments-per-video", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -276,7 +276,7 @@ def original_stages(
 
 
 def compare(port: dict[str, np.ndarray], original: dict[str, np.ndarray]) -> dict[str, float]:
-    return {name: float(np.abs(port[name] - original[name]).max()) for name in port}
+    return {name: float(np.abs(port[name] - original[name]).max()) for name in original}
 
 
 def timbral_before(blocks: nn.ModuleList, padded: torch.Tensor) -> list[torch.Tensor]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import functools
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -271,3 +272,27 @@ def test_float32_stays_within_float32_rounding_of_float64_on_inputs_wider_than_t
     for layer in ("max_pool", "mean_pool", "penultimate", "taggram", "timbral", "cnn3"):
         error = float((single[layer].double() - exact[layer]).abs().max())
         assert error <= 1e-6 + 3e-6 * float(exact[layer].abs().max()), (layer, error)
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_the_cpu_gemm_through_onednn_equals_torch_matmul(transposed):
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(300, 98, generator=generator)
+    weight = torch.randn(98, 1632, generator=generator).T if transposed else torch.randn(59, 98).contiguous()
+    expected = (x.double() @ weight.double().T).float()
+    with torch.inference_mode():
+        product = musicnn._linear(x, weight)
+    assert product.shape == expected.shape
+    torch.testing.assert_close(product, expected, rtol=1e-5, atol=1e-4)
+    # where torch ships oneDNN's linear (the benchmark machine's build does), inference really uses it
+    if musicnn._ONEDNN_LINEAR is not None:
+        with mock.patch.object(musicnn, "_ONEDNN_LINEAR", side_effect=RuntimeError("used")):
+            with torch.inference_mode(), pytest.raises(RuntimeError, match="used"):
+                musicnn._linear(x, weight)
+
+
+def test_the_cpu_gemm_keeps_autograd_outside_inference():
+    x = torch.randn(8, 14, requires_grad=True)
+    weight = torch.randn(5, 14)
+    musicnn._linear(x, weight).sum().backward()  # oneDNN's linear has no backward: torch's matmul here
+    torch.testing.assert_close(x.grad, weight.sum(0).expand(8, 14))

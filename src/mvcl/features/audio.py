@@ -16,8 +16,9 @@ evenly spaced patches (overlapping where needed), so a 5 s segment is heard whol
 instead drops the tail shorter than a patch. A window shorter than 3 s is repeated to 3 s, as musicnn's
 training padded short clips ("repeat-pad").
 
-Decoding runs in a background thread while the model works on the previous batch (PyAV and torch release
-the GIL); a segment that fails to decode gets a NaN row and a warning naming the file and the reason.
+Decoding and the log-mel front end run in a background thread while the model works on the previous batch
+(PyAV and torch release the GIL); a segment that fails to decode gets a NaN row and a warning naming the file
+and the reason.
 """
 
 from __future__ import annotations
@@ -157,16 +158,14 @@ def extract_audio_features(
 
     started = time.perf_counter()
     lookahead = max(2 * batch_size, 2 * decode_workers)
-    with _decoding_ahead(segments, bounds, decode_workers, lookahead) as decoded:
+    front_end = MelFrontEnd().to(device)
+    with _decoding_ahead(segments, bounds, front_end, decode_workers, lookahead) as decoded:
         # The first windows decode while the model loads.
         encoder = load_musicnn(model, device)
-        front_end = MelFrontEnd().to(device)
         with patch_features(encoder, layer, device) as encode:
             batches = Batches(lambda batch: encode(batch).double().cpu().numpy(), batch_size, store)
 
-            def feed(row: int, segment, waveform: np.ndarray) -> None:
-                with torch.inference_mode():
-                    mel = front_end(torch.from_numpy(waveform).to(device)[None])[0]
+            def feed(row: int, segment, mel: torch.Tensor) -> None:
                 for start in patch_starts(mel.shape[0]):
                     batches.add(mel[start : start + PATCH_FRAMES], row)
 
@@ -176,7 +175,7 @@ def extract_audio_features(
     features[done] = (sums[done] / counts[done, None]).astype(np.float32)
     log.info(
         "musicnn %s %s features (%d-d, %s window) of %d segments (%d failed) in %.1f s on %s: model %.1f s, "
-        "decode %.1f s (background), waiting for decode %.1f s",
+        "decode + log-mel %.1f s (background), waiting for them %.1f s",
         *(model, layer, dim, window, len(segments), stats.failed, time.perf_counter() - started, device),
         *(batches.seconds, stats.decode_s, stats.wait_s),
     )
@@ -219,20 +218,24 @@ def patch_features(
 
 @contextmanager
 def _decoding_ahead(
-    segments: pd.DataFrame, bounds: tuple[str, str], workers: int, lookahead: int
+    segments: pd.DataFrame, bounds: tuple[str, str], front_end: MelFrontEnd, workers: int, lookahead: int
 ) -> Iterator[Iterator[tuple[int, object, Future]]]:
-    """An iterator of (row, segment, future of (16 kHz waveform, seconds)) in row order.
+    """An iterator of (row, segment, future of (log-mel [frames, 96], seconds)) in row order.
 
-    Decoding starts on entry and stays `lookahead` rows ahead of the consumer; on exit (also after an error)
-    decodes not yet started are dropped.
+    Each segment's window is decoded to 16 kHz and turned into its log-mel by `front_end` in the background,
+    so that the model's workers never wait for a front end; decoding starts on entry and stays `lookahead`
+    rows ahead of the consumer; on exit (also after an error) decodes not yet started are dropped.
     """
     start_column, end_column = bounds
+    device = front_end.filterbank.device
 
-    def decode(segment) -> tuple[np.ndarray, float]:
+    def decode(segment) -> tuple[torch.Tensor, float]:
         started = time.perf_counter()
         start_s, end_s = getattr(segment, start_column), getattr(segment, end_column)
         waveform = repeat_to_patch(decode_audio(segment.path, start_s, end_s, SAMPLE_RATE))
-        return waveform, time.perf_counter() - started
+        with torch.inference_mode():
+            mel = front_end(torch.from_numpy(waveform).to(device)[None])[0]
+        return mel, time.perf_counter() - started
 
     with ahead(segments, decode, workers, lookahead, "decode-audio") as in_order:
         yield in_order

@@ -169,14 +169,37 @@ def mel_patches(mel: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
 #   frames turns each into one GEMM over all frequency rows, without an im2col copy of the input.
 DFT_LENGTH = N_MELS
 DFT_BINS = DFT_LENGTH // 2 + 1  # 49
-# Rows (patch x frame) and filter groups per timbral GEMM on CPU: keep the spectral intermediate (49 x 2 x
-# filters x rows, 640 KB) and the maps it gives in a core's L2 (1 MB on the 2-core benchmark machine; at 64
-# rows they spilled to L3); CUDA takes all filters and many rows at once.
-CPU_TIMBRAL_ROWS = 16
+# Rows (patch x frame) and filter groups per timbral GEMM on CPU: the spectral intermediate (49 x 2 x filters
+# x rows, 1.3 MB) and the maps it gives stay near a core's L2 (1 MB on the 2-core benchmark machine), with
+# few enough calls that Python's share stays small: 32 rows ran 9% faster than 16 with the oneDNN inverse
+# DFT, and 64-128 rows no faster; CUDA takes all filters and many rows at once.
+CPU_TIMBRAL_ROWS = 32
 CPU_TIMBRAL_GROUPS = 2
 CUDA_TIMBRAL_ROWS = 4096
 TEMPORAL_BLOCK = 16  # output frames per temporal GEMM
 CPU_TEMPORAL_PATCHES = 4  # patches per temporal GEMM on CPU (its output stays in cache)
+
+
+# torch's float32 matmul on a CPU calls MKL, which on AMD processors runs its AVX2 code (~100 GFLOP/s a core
+# on the benchmark machine); oneDNN, which torch also ships, runs AVX-512 there (~200-230 GFLOP/s on these
+# shapes, same float32 arithmetic). Its linear operator is internal to torch (the one torch.compile's CPU
+# backend calls), so it is used only where it exists, and only for inference (it has no backward).
+_ONEDNN_LINEAR = getattr(torch.ops.mkldnn, "_linear_pointwise", None) if torch.backends.mkldnn.is_available() else None
+
+
+def _linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """x [M, K] @ weight[N, K].T in float32: through oneDNN on a CPU at inference, else torch's matmul.
+
+    `weight` may be a transposed view (strides (1, N)): oneDNN reads either layout at full speed.
+    """
+    if (
+        _ONEDNN_LINEAR is not None
+        and x.device.type == "cpu"
+        and x.dtype == weight.dtype == torch.float32
+        and not torch.is_grad_enabled()
+    ):
+        return _ONEDNN_LINEAR(x, weight, None, "none", [], "")
+    return x @ weight.T
 
 
 def _batch_norm(channels: int) -> nn.BatchNorm1d:
@@ -267,7 +290,8 @@ def _timbral(blocks: nn.ModuleList, padded: torch.Tensor) -> list[torch.Tensor]:
             for index in range(chunks):
                 # [49, 2 * width, chunk], i.e. [98 (bin, re/im), width * chunk]: the inverse DFT's input
                 correlation = torch.bmm(weights, taps[index])
-                maps = inverse @ correlation.view(2 * DFT_BINS, width * chunk)  # [outputs, width * chunk]
+                # [outputs, width * chunk]: inverse @ correlation, the correlation read transposed
+                maps = _linear(inverse, correlation.view(2 * DFT_BINS, width * chunk).T)
                 columns = slice(index * chunk, (index + 1) * chunk)
                 pooled[first : first + width, columns] = maps.view(-1, width, chunk).amax(dim=0)
         # max(z + b) = max(z) + b: the bias comes after pooling (the padded rows are dropped)
@@ -307,7 +331,7 @@ class TemporalBlock(nn.Module):
         extra = blocks * TEMPORAL_BLOCK - frames
         padded = F.pad(rows, (self.padding[0], self.padding[1] + extra))
         sign = _pooling_sign(self.bn)
-        banded = self.banded_weights(sign)
+        banded = self.banded_weights(sign).T.contiguous()  # [block * filters, span]: _linear's weight
         filters = self.conv.out_channels
         pooled = rows.new_empty(batch, blocks * TEMPORAL_BLOCK, filters)
         patches = batch if rows.is_cuda else CPU_TEMPORAL_PATCHES
@@ -315,7 +339,7 @@ class TemporalBlock(nn.Module):
             bands = padded[first * N_MELS : (first + patches) * N_MELS]
             n = bands.shape[0] // N_MELS
             for start in range(0, blocks * TEMPORAL_BLOCK, TEMPORAL_BLOCK):
-                maps = bands[:, start : start + banded.shape[0]] @ banded  # [n * 96, block * filters]
+                maps = _linear(bands[:, start : start + banded.shape[1]], banded)  # [n * 96, block * filters]
                 pooled[first : first + n, start : start + TEMPORAL_BLOCK] = maps.view(
                     n, N_MELS, TEMPORAL_BLOCK, filters
                 ).amax(dim=1)
@@ -339,8 +363,8 @@ class MidendLayer(nn.Module):
         batch, frames, width = features.shape
         filters, taps = self.conv.out_channels, self.conv.kernel_size[0]
         padded = F.pad(features, (0, 0, 3, 3))
-        weight = self.conv.weight.permute(1, 2, 0).reshape(width, taps * filters)  # columns (tap, filter)
-        products = (padded.reshape(-1, width) @ weight).view(batch, frames + taps - 1, taps, filters)
+        weight = self.conv.weight.permute(2, 0, 1).reshape(taps * filters, width)  # rows (tap, filter)
+        products = _linear(padded.reshape(-1, width), weight).view(batch, frames + taps - 1, taps, filters)
         conv = self.conv.bias + sum(products[:, tap : tap + frames, tap] for tap in range(taps))
         return self.bn(F.relu(conv).reshape(-1, filters)).view(batch, frames, filters)
 
