@@ -55,3 +55,30 @@ def test_summaries_are_the_median_round_not_the_best(monkeypatch):
     assert (row["seconds"], row["seconds_min"], row["seconds_max"], row["rounds"]) == (2.0, 1.0, 3.0, 3)
     assert row["segments_per_s"] == 2.0
     assert isinstance(table, pd.DataFrame)
+
+
+def test_fidelity_flags_a_median_rank_outside_the_float32_interval_and_a_changed_ordering(monkeypatch):
+    fidelity = load("demo_fidelity", monkeypatch)
+
+    def table1(ranks: dict[str, float]) -> pd.DataFrame:
+        rows = [
+            {
+                "configuration": name,
+                **{f"median_rank_{d}": rank for d in ("a2v", "v2a")},
+                **{f"median_rank_{d}_ci_low": rank - 5 for d in ("a2v", "v2a")},
+                **{f"median_rank_{d}_ci_high": rank + 5 for d in ("a2v", "v2a")},
+                "n_test_videos": 19,
+            }
+            for name, rank in ranks.items()
+        ]
+        return pd.DataFrame(rows + [{"configuration": "chance", "median_rank_a2v": 55.0}])
+
+    fp32 = table1({"base": 10.0, "deep4": 50.0, "tau03": 52.0})
+    same = fidelity.compare(fp32, table1({"base": 12.0, "deep4": 49.0, "tau03": 53.0}))
+    assert same["inside_fp32_interval"].all() and (same["place_fp32"] == same["place_reduced"]).all()
+    assert len(same) == 6 and "chance" not in set(same["configuration"])
+    moved = fidelity.compare(fp32, table1({"base": 16.0, "deep4": 53.0, "tau03": 52.0}))
+    outside = moved[~moved["inside_fp32_interval"]]
+    assert set(outside["configuration"]) == {"base"}
+    swapped = moved[moved["configuration"] == "deep4"]
+    assert (swapped["place_fp32"] == 2).all() and (swapped["place_reduced"] == 3).all()
