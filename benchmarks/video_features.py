@@ -41,7 +41,7 @@ from mvcl.data.synthetic import corpus_segments
 from mvcl.device import keep_freed_memory, pick_device
 from mvcl.features.precision import DTYPES, PRECISIONS, resolve_precision
 from mvcl.features.r2plus1d import build_video_encoder
-from mvcl.features.video import crop_rng, extract_video_features, segment_clips
+from mvcl.features.video import CPU_BATCH, GPU_BATCH, crop_rng, extract_video_features, segment_clips
 
 
 def parse_args() -> argparse.Namespace:
@@ -52,7 +52,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--corpus", type=Path, help="folder to generate the videos in (or reuse); default: temp"
     )
-    parser.add_argument("--videos", type=int, default=4)
+    parser.add_argument("--videos", type=int, default=8, help="default 8 x 4 = 32 clips: two CPU batches")
     parser.add_argument("--segments-per-video", type=int, default=4)
     parser.add_argument("--video-size", type=int, nargs=2, default=[224, 128], metavar=("W", "H"))
     parser.add_argument("--fps", type=int, default=12)
@@ -60,7 +60,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--clip-frames", type=int, default=8)
     parser.add_argument("--crop", type=int, default=112)
     parser.add_argument("--train-views", type=int, default=1)
-    parser.add_argument("--batch-size", default="8", help="clips per forward pass, or auto")
+    parser.add_argument("--batch-size", default="auto", help="clips per forward pass, or auto (the default)")
     parser.add_argument("--decode-workers", default="auto", help="decoding threads, or auto")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--device", default="auto")
@@ -82,7 +82,7 @@ def main() -> None:
         keep_freed_memory()  # as the workflow's jobs (mvcl.device.start_torch_job)
     device = pick_device(args.device)
     cuda = device.type == "cuda"
-    batch_size = (64 if cuda else 8) if args.batch_size == "auto" else int(args.batch_size)
+    batch_size = (GPU_BATCH if cuda else CPU_BATCH) if args.batch_size == "auto" else int(args.batch_size)
     decode_workers = (
         (args.threads if cuda else 1) if args.decode_workers == "auto" else int(args.decode_workers)
     )

@@ -3,17 +3,13 @@
 # representation): the inputs are read once and torch starts once, not once per cell.
 
 
-def probe_outputs(representation):
-    return [res("probes", task, representation + ".json") for task in PLAN.probe_tasks]
-
-
 # 8 GB: at the study's size (94k videos) preparing a probe's video-level inputs peaks near 4 GB
 # (benchmarks/scale.py); retries double it.
 rule probe:
     input:
         unpack(probe_inputs),
     output:
-        results=probe_outputs("{representation}"),
+        results=PLAN.probe_files("{representation}"),
     log:
         log_path("probe", "{representation}"),
     benchmark:
@@ -41,7 +37,7 @@ rule probe_configuration:
     input:
         unpack(probe_inputs),
     output:
-        results=probe_outputs("{representation}@{configuration}"),
+        results=PLAN.probe_files("{representation}@{configuration}"),
     log:
         log_path("probe", "{representation}@{configuration}"),
     benchmark:

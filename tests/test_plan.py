@@ -65,6 +65,14 @@ def test_tagging_needs_msd_tags():
     config["dataset"]["msd_tags"] = None
     assert Plan(config).probe_tasks == ["genre"]
     assert all("/tagging/" not in path for path in Plan(config).table2_inputs())
+    assert Plan(config).probe_files("cl_agg@tau03") == ["results/probes/genre/cl_agg@tau03.json"]
+
+
+def test_one_probe_job_writes_every_table2_cell_of_its_representation():
+    plan = Plan(CONFIG)
+    written = {path for key in PROBE_REPRESENTATIONS for path in plan.probe_files(key)}
+    study = {path for path in plan.table2_inputs() if "@" not in path}
+    assert written == study and len(written) == len(PROBE_REPRESENTATIONS) * len(plan.probe_tasks) == 12
 
 
 def test_validation_leaves_overrides_as_written(tmp_path):

@@ -209,7 +209,7 @@ def test_auto_batch_size_and_decode_workers_on_a_cpu_give_the_cpu_defaults(segme
         features, _ = extract_video_features(
             segments, **{**SETTINGS, "batch_size": "auto"}, decode_workers="auto"
         )
-    assert "1 decode workers, batch 8" in caplog.text
+    assert "1 decode workers, batch 16" in caplog.text
     np.testing.assert_allclose(features, extracted[0], rtol=1e-4, atol=1e-5)
 
 

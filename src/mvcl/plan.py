@@ -144,6 +144,11 @@ class Plan:
         """Tagging needs MSD tags (dataset.msd_tags); without them Table 2 has the genre task only."""
         return list(PROBE_TASKS) if self.config["dataset"].get("msd_tags") else ["genre"]
 
+    def probe_files(self, key: str) -> list[str]:
+        """The results of one probe job, one per task: every Table 2 cell of representation `key` (a
+        `probe_key`, or a pattern with wildcards)."""
+        return [res("probes", task, f"{key}.json") for task in self.probe_tasks]
+
     def probe_path(self, task: str, representation: str, configuration: str) -> str:
         """A CL representation's probe result: Table 2's own file for probe.configuration, else `cl_x@name`."""
         own = configuration == self.config["probe"]["configuration"]

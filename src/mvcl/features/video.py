@@ -39,9 +39,10 @@ from mvcl.features.r2plus1d import FEATURE_DIM, build_video_encoder, centre_box,
 
 log = logging.getLogger(__name__)
 
-# Clips per forward pass for batch_size `auto`: a CPU gains nothing from more (its batches only need to fill
-# the cores), a GPU needs many to be busy.
-CPU_BATCH = 8
+# Clips per forward pass for batch_size `auto`. A CPU needs 16: below that, on one thread, torch computes
+# float32 convolutions with 1x1 spatial kernels (R(2+1)D's temporal (3, 1, 1) ones) with its own slow code
+# instead of oneDNN (its `use_mkldnn` rule), 2-3x slower per clip; more gains nothing. A GPU needs many.
+CPU_BATCH = 16
 GPU_BATCH = 64
 
 
@@ -101,8 +102,8 @@ def extract_video_features(
 
     `decode_workers` threads decode ahead of the model: on a CPU one keeps the model busy (decoding is ~10x
     cheaper there, see benchmarks/video_features.py); on a GPU decoding is the bottleneck, so raise it.
-    `auto`: 1 on a CPU, torch's thread count (the job's threads) on a GPU. `batch_size` `auto`: 8 clips on a
-    CPU, 64 on a GPU. `precision`: fp32, bf16, fp16 or auto (see `mvcl.features.precision`); the provenance
+    `auto`: 1 on a CPU, torch's thread count (the job's threads) on a GPU. `batch_size` `auto`: 16 clips on
+    a CPU, 64 on a GPU. `precision`: fp32, bf16, fp16 or auto (see `mvcl.features.precision`); the provenance
     record says which ran.
     """
     device = pick_device(device) if isinstance(device, str) else torch.device(device)
