@@ -133,7 +133,6 @@ class VideoEncoder(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.normalize = normalize
-        self.compute_dtype = torch.float32
         self.register_buffer("mean", torch.tensor(KINETICS_MEAN).view(1, 3, 1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(KINETICS_STD).view(1, 3, 1, 1, 1), persistent=False)
 
@@ -146,17 +145,22 @@ class VideoEncoder(nn.Module):
         call (benchmarks/video_features.py). Pixels are scaled and standardised in float32 before the cast;
         features come back as float32. float32 keeps the default layout, so its features do not change.
         """
-        self.compute_dtype = dtype
-        if dtype != torch.float32:
-            self.backbone.to(dtype=dtype, memory_format=torch.channels_last_3d)
+        layout = torch.contiguous_format if dtype == torch.float32 else torch.channels_last_3d
+        self.backbone.to(dtype=dtype, memory_format=layout)
         return self
+
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        """The type the backbone computes in: its weights' (see `compute_in`)."""
+        return next(self.backbone.parameters()).dtype
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         pixels = clips.float() / 255.0
         if self.normalize:
             pixels = (pixels - self.mean) / self.std
-        if self.compute_dtype != torch.float32:
-            pixels = pixels.to(self.compute_dtype, memory_format=torch.channels_last_3d)
+        dtype = self.compute_dtype
+        if dtype != torch.float32:
+            pixels = pixels.to(dtype, memory_format=torch.channels_last_3d)
         return self.backbone(pixels).float()
 
 

@@ -11,9 +11,8 @@ Decoding and cropping run in a background thread (`decode_workers` of them) whil
 previous batch; PyAV and torch release the GIL. A segment that fails to decode gets a NaN row and a warning naming the file.
 
 The frozen model runs in `precision` (`mvcl.features.precision`: float32, bf16 or fp16; see
-`VideoEncoder.compute_in`). On a
-GPU, decoding is the limit: several decode workers feed it, batches go to it as uint8 from pinned host memory
-with non-blocking copies, and are normalised there.
+`VideoEncoder.compute_in`). On a GPU, decoding is the limit: several decode workers feed it, batches go to it
+as uint8 from pinned host memory with non-blocking copies, and are normalised there.
 """
 
 from __future__ import annotations
