@@ -7,6 +7,7 @@ best alone. The load average before and after is written beside the numbers: com
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import sys
@@ -18,9 +19,26 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mvcl.device import keep_freed_memory
 from mvcl.io import save_csv
 
 Samples = dict[str, list[tuple[float, float]]]  # stage -> (wall, CPU) seconds of each round
+
+
+def add_process_options(parser: argparse.ArgumentParser) -> None:
+    """--threads, and --default-malloc to measure without the workflow jobs' malloc setting."""
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument(
+        "--default-malloc", action="store_true",
+        help="leave glibc's malloc at its defaults (the jobs' setting is mvcl.device.keep_freed_memory)",
+    )  # fmt: skip
+
+
+def start_process(args: argparse.Namespace) -> None:
+    """Set up this process as the workflow's torch jobs do (mvcl.device.start_torch_job), per the options."""
+    torch.set_num_threads(args.threads)
+    if not args.default_malloc:
+        keep_freed_memory()
 
 
 def run_rotating(stages: dict[str, Callable[[], object]], repeats: int) -> Samples:

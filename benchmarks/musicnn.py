@@ -41,12 +41,20 @@ from unittest import mock
 import numpy as np
 import pandas as pd
 import torch
-from common import conditions, rate, run_rotating, summarise, write_results
+from common import (
+    add_process_options,
+    conditions,
+    rate,
+    run_rotating,
+    start_process,
+    summarise,
+    write_results,
+)
 from torch import nn
 
 from mvcl.data.decode import decode_audio
 from mvcl.data.synthetic import corpus_segments
-from mvcl.device import keep_freed_memory, pick_device
+from mvcl.device import pick_device
 from mvcl.features import musicnn
 from mvcl.features.audio import extract_audio_features, layer_features, patch_features
 from mvcl.features.musicnn import (
@@ -77,12 +85,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--videos", type=int, default=30, help="default: a demo shard, 180 clips")
     parser.add_argument("--segments-per-video", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    add_process_options(parser)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument(
-        "--default-malloc", action="store_true",
-        help="leave glibc's malloc at its defaults (the jobs' setting is mvcl.device.keep_freed_memory)",
-    )  # fmt: skip
     parser.add_argument("--device", default="cpu", help="the port's device: cpu, cuda, auto")
     parser.add_argument("--tf-site-packages", type=Path, help="folder with tensorflow, tf-keras, musicnn")
     return parser.parse_args()
@@ -92,9 +96,7 @@ def main() -> None:
     args = parse_args()
     load_before = os.getloadavg()[0]
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(name)s: %(message)s")
-    torch.set_num_threads(args.threads)
-    if not args.default_malloc:
-        keep_freed_memory()  # as the workflow's jobs (mvcl.device.start_torch_job)
+    start_process(args)
     if args.tf_site_packages:
         sys.path.append(str(args.tf_site_packages))
     with tempfile.TemporaryDirectory() as temporary:

@@ -34,11 +34,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from common import conditions, rate, run_rotating, summarise, write_results
+from common import (
+    add_process_options,
+    conditions,
+    rate,
+    run_rotating,
+    start_process,
+    summarise,
+    write_results,
+)
 
 from mvcl.data.decode import decode_frames
 from mvcl.data.synthetic import corpus_segments
-from mvcl.device import keep_freed_memory, pick_device
+from mvcl.device import pick_device
 from mvcl.features.precision import DTYPES, PRECISIONS, resolve_precision
 from mvcl.features.r2plus1d import build_video_encoder
 from mvcl.features.video import CPU_BATCH, GPU_BATCH, crop_rng, extract_video_features, segment_clips
@@ -62,14 +70,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--train-views", type=int, default=1)
     parser.add_argument("--batch-size", default="auto", help="clips per forward pass, or auto (the default)")
     parser.add_argument("--decode-workers", default="auto", help="decoding threads, or auto")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    add_process_options(parser)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=PRECISIONS)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument(
-        "--default-malloc", action="store_true",
-        help="leave glibc's malloc at its defaults (the jobs' setting is mvcl.device.keep_freed_memory)",
-    )  # fmt: skip
     return parser.parse_args()
 
 
@@ -77,9 +81,7 @@ def main() -> None:
     args = parse_args()
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(name)s: %(message)s")
     load_before = os.getloadavg()[0]
-    torch.set_num_threads(args.threads)
-    if not args.default_malloc:
-        keep_freed_memory()  # as the workflow's jobs (mvcl.device.start_torch_job)
+    start_process(args)
     device = pick_device(args.device)
     cuda = device.type == "cuda"
     batch_size = (GPU_BATCH if cuda else CPU_BATCH) if args.batch_size == "auto" else int(args.batch_size)
