@@ -36,3 +36,22 @@ def test_kept_memory_is_not_faulted_in_again_by_every_large_allocation():
     # glibc's default unmaps each freed 64 MB buffer: 30 x 16k pages faulted in; kept, the first only
     assert default > 30 * 10_000
     assert kept < default / 5
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "vendor"),
+    [
+        ("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\n", "AuthenticAMD"),
+        ("processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R)\n", "GenuineIntel"),
+        ("processor\t: 0\nBogoMIPS\t: 50.00\nCPU implementer\t: 0x41\n", ""),  # ARM: no vendor_id line
+    ],
+)
+def test_the_cpu_vendor_is_read_from_proc_cpuinfo(cpuinfo, vendor):
+    from unittest import mock
+
+    from mvcl.device import cpu_vendor
+
+    with mock.patch("builtins.open", mock.mock_open(read_data=cpuinfo)):
+        assert cpu_vendor.__wrapped__() == vendor
+    with mock.patch("builtins.open", side_effect=FileNotFoundError("/proc/cpuinfo")):
+        assert cpu_vendor.__wrapped__() == ""

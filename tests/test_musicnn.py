@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 
+from mvcl.device import cpu_vendor
 from mvcl.features import musicnn
 from mvcl.features.musicnn import (
     MODELS,
@@ -274,8 +275,12 @@ def test_float32_stays_within_float32_rounding_of_float64_on_inputs_wider_than_t
         assert error <= 1e-6 + 3e-6 * float(exact[layer].abs().max()), (layer, error)
 
 
+@pytest.mark.parametrize("onednn", [False, True])
 @pytest.mark.parametrize("transposed", [False, True])
-def test_the_cpu_gemm_through_onednn_equals_torch_matmul(transposed):
+def test_the_cpu_gemm_equals_torch_matmul_through_either_library(transposed, onednn, monkeypatch):
+    if onednn and musicnn._ONEDNN_LINEAR is None:
+        pytest.skip("this torch build has no oneDNN linear")
+    monkeypatch.setattr(musicnn, "ONEDNN_GEMMS", onednn)
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(300, 98, generator=generator)
     weight = torch.randn(98, 1632, generator=generator).T if transposed else torch.randn(59, 98).contiguous()
@@ -284,15 +289,38 @@ def test_the_cpu_gemm_through_onednn_equals_torch_matmul(transposed):
         product = musicnn._linear(x, weight)
     assert product.shape == expected.shape
     torch.testing.assert_close(product, expected, rtol=1e-5, atol=1e-4)
-    # where torch ships oneDNN's linear (the benchmark machine's build does), inference really uses it
-    if musicnn._ONEDNN_LINEAR is not None:
-        with mock.patch.object(musicnn, "_ONEDNN_LINEAR", side_effect=RuntimeError("used")):
-            with torch.inference_mode(), pytest.raises(RuntimeError, match="used"):
+    # the library chosen is the one used
+    with mock.patch.object(musicnn, "_ONEDNN_LINEAR", side_effect=RuntimeError("used")):
+        with torch.inference_mode():
+            if onednn:
+                with pytest.raises(RuntimeError, match="used"):
+                    musicnn._linear(x, weight)
+            else:
                 musicnn._linear(x, weight)
+
+
+@pytest.mark.parametrize(
+    ("vendor", "onednn", "plan"),
+    [
+        ("AuthenticAMD", True, (True, 32, 2)),  # MKL runs AVX2 code there: oneDNN, and its chunking
+        ("AuthenticAMD", False, (False, 128, 1)),  # a torch without oneDNN's linear
+        ("GenuineIntel", True, (False, 128, 1)),  # MKL runs AVX-512 there and is the faster
+        ("", True, (False, 128, 1)),  # unknown (not Linux, or an ARM CPU): torch's own matmul
+    ],
+)
+def test_the_cpu_gemm_plan_follows_the_processor(vendor, onednn, plan):
+    assert musicnn.cpu_gemm_plan(vendor, onednn) == plan
+
+
+def test_this_machines_cpu_gemm_plan_is_the_one_in_use():
+    assert (musicnn.ONEDNN_GEMMS, musicnn.CPU_TIMBRAL_ROWS, musicnn.CPU_TIMBRAL_GROUPS) == musicnn.cpu_gemm_plan(
+        cpu_vendor(), musicnn._ONEDNN_LINEAR is not None
+    )
 
 
 def test_the_cpu_gemm_keeps_autograd_outside_inference():
     x = torch.randn(8, 14, requires_grad=True)
     weight = torch.randn(5, 14)
-    musicnn._linear(x, weight).sum().backward()  # oneDNN's linear has no backward: torch's matmul here
+    with mock.patch.object(musicnn, "ONEDNN_GEMMS", musicnn._ONEDNN_LINEAR is not None):
+        musicnn._linear(x, weight).sum().backward()  # oneDNN's linear has no backward: torch's matmul here
     torch.testing.assert_close(x.grad, weight.sum(0).expand(8, 14))

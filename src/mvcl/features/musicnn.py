@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mvcl.device import cpu_vendor
 from mvcl.features.tf_checkpoint import CheckpointError, CheckpointReader
 from mvcl.io import atomic_path
 from mvcl.provenance import MSD_LEAK_NOTE
@@ -169,31 +170,44 @@ def mel_patches(mel: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
 #   frames turns each into one GEMM over all frequency rows, without an im2col copy of the input.
 DFT_LENGTH = N_MELS
 DFT_BINS = DFT_LENGTH // 2 + 1  # 49
-# Rows (patch x frame) and filter groups per timbral GEMM on CPU: the spectral intermediate (49 x 2 x filters
-# x rows, 1.3 MB) and the maps it gives stay near a core's L2 (1 MB on the 2-core benchmark machine), with
-# few enough calls that Python's share stays small: 32 rows ran 9% faster than 16 with the oneDNN inverse
-# DFT, and 64-128 rows no faster; CUDA takes all filters and many rows at once.
-CPU_TIMBRAL_ROWS = 32
-CPU_TIMBRAL_GROUPS = 2
 CUDA_TIMBRAL_ROWS = 4096
 TEMPORAL_BLOCK = 16  # output frames per temporal GEMM
 CPU_TEMPORAL_PATCHES = 4  # patches per temporal GEMM on CPU (its output stays in cache)
 
-
-# torch's float32 matmul on a CPU calls MKL, which on AMD processors runs its AVX2 code (~100 GFLOP/s a core
-# on the benchmark machine); oneDNN, which torch also ships, runs AVX-512 there (~200-230 GFLOP/s on these
-# shapes, same float32 arithmetic). Its linear operator is internal to torch (the one torch.compile's CPU
-# backend calls), so it is used only where it exists, and only for inference (it has no backward).
+# CPU GEMMs. torch's float32 matmul calls MKL, which runs AVX-512 code on Intel processors but only its AVX2
+# code on AMD ones (~100 GFLOP/s a core on an AMD benchmark machine); there oneDNN, which torch also ships,
+# runs AVX-512 (~200-230 GFLOP/s on these shapes, same float32 arithmetic). On an Intel machine (Sapphire
+# Rapids class) MKL is the faster of the two: 80 against 66 patches/s on one thread. oneDNN's linear
+# operator is internal to torch (the one torch.compile's CPU backend calls), so it is used only where it
+# exists, on AMD processors, and only for inference (it has no backward).
 _ONEDNN_LINEAR = getattr(torch.ops.mkldnn, "_linear_pointwise", None) if torch.backends.mkldnn.is_available() else None
 
 
-def _linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """x [M, K] @ weight[N, K].T in float32: through oneDNN on a CPU at inference, else torch's matmul.
+def cpu_gemm_plan(vendor: str, onednn: bool) -> tuple[bool, int, int]:
+    """(GEMMs through oneDNN, rows per timbral GEMM, filter groups per timbral GEMM) for a CPU.
 
-    `weight` may be a transposed view (strides (1, N)): oneDNN reads either layout at full speed.
+    Rows are (patch, frame) pairs. Each library has its own best chunking of the timbral GEMMs, measured on
+    benchmarks/musicnn.py: oneDNN on AMD (1 MB L2 a core) ran best with 32 rows and two filter groups (the
+    49 x 2 x 102 x 32 spectral intermediate, 1.3 MB, stays near L2; 9% faster than 16 rows, 64-128 no
+    faster); MKL on Intel with 128 rows and all 204 filters at once (1.03x 64 rows, 1.08x 32 rows in two
+    groups), with two data-parallel workers 163 against 116 patches/s for oneDNN's setting.
+    """
+    if onednn and vendor == "AuthenticAMD":
+        return True, 32, 2
+    return False, 128, 1
+
+
+ONEDNN_GEMMS, CPU_TIMBRAL_ROWS, CPU_TIMBRAL_GROUPS = cpu_gemm_plan(cpu_vendor(), _ONEDNN_LINEAR is not None)
+
+
+def _linear(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """x [M, K] @ weight[N, K].T in float32: through oneDNN on a CPU where `ONEDNN_GEMMS`, at inference;
+    else torch's matmul.
+
+    `weight` may be a transposed view (strides (1, N)): both read either layout at full speed.
     """
     if (
-        _ONEDNN_LINEAR is not None
+        ONEDNN_GEMMS
         and x.device.type == "cpu"
         and x.dtype == weight.dtype == torch.float32
         and not torch.is_grad_enabled()
