@@ -189,8 +189,9 @@ def cpu_gemm_plan(vendor: str, onednn: bool) -> tuple[bool, int, int]:
     Rows are (patch, frame) pairs. Each library has its own best chunking of the timbral GEMMs, measured on
     benchmarks/musicnn.py: oneDNN on AMD (1 MB L2 a core) ran best with 32 rows and two filter groups (the
     49 x 2 x 102 x 32 spectral intermediate, 1.3 MB, stays near L2; 9% faster than 16 rows, 64-128 no
-    faster); MKL on Intel with 128 rows and all 204 filters at once (1.03x 64 rows, 1.08x 32 rows in two
-    groups), with two data-parallel workers 163 against 116 patches/s for oneDNN's setting.
+    faster); MKL on Intel with 128 rows and all 204 filters at once: with two data-parallel workers 163
+    patches/s, against 159 at 64 rows, 142 at 32 rows in two groups and 116 for oneDNN's setting (on one
+    thread the three MKL settings all ran 80 +- 1). CUDA takes all filters and CUDA_TIMBRAL_ROWS at once.
     """
     if onednn and vendor == "AuthenticAMD":
         return True, 32, 2
