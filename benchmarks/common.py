@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mvcl.device import keep_freed_memory
+from mvcl.device import cpuinfo, keep_freed_memory
 from mvcl.io import save_csv
 
 Samples = dict[str, list[tuple[float, float]]]  # stage -> (wall, CPU) seconds of each round
@@ -84,12 +84,15 @@ def summarise(samples: Samples, items: dict[str, int] | int, unit: str = "segmen
 
 
 def conditions(threads: int, load_before: float) -> dict[str, object]:
-    """The machine's state beside the numbers: threads, load averages before/after, processor, torch."""
+    """The machine's state beside the numbers: threads, load averages before/after, processor (vendor and
+    model), torch."""
     return {
         "threads": threads,
         "load_average_before": round(load_before, 2),
         "load_average_after": round(os.getloadavg()[0], 2),
         "processor": platform.processor() or platform.machine(),
+        "cpu_vendor": cpuinfo("vendor_id"),  # speed choices depend on it (musicnn.cpu_gemm_plan)
+        "cpu_model": cpuinfo("model name"),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "torch": torch.__version__,
     }

@@ -49,9 +49,13 @@ def test_kept_memory_is_not_faulted_in_again_by_every_large_allocation():
 def test_the_cpu_vendor_is_read_from_proc_cpuinfo(cpuinfo, vendor):
     from unittest import mock
 
-    from mvcl.device import cpu_vendor
+    from mvcl import device
 
+    read = device.cpuinfo.__wrapped__  # uncached
     with mock.patch("builtins.open", mock.mock_open(read_data=cpuinfo)):
-        assert cpu_vendor.__wrapped__() == vendor
+        assert read("vendor_id") == vendor
+        assert read("no such key") == ""
+        with mock.patch.object(device, "cpuinfo", read):
+            assert device.cpu_vendor() == vendor
     with mock.patch("builtins.open", side_effect=FileNotFoundError("/proc/cpuinfo")):
-        assert cpu_vendor.__wrapped__() == ""
+        assert read("vendor_id") == ""

@@ -51,17 +51,22 @@ def keep_freed_memory() -> bool:
 
 
 @functools.cache
-def cpu_vendor() -> str:
-    """The CPU's vendor string as Linux reports it ("GenuineIntel", "AuthenticAMD"); "" where unknown."""
+def cpuinfo(key: str) -> str:
+    """The first value of `key` in Linux's /proc/cpuinfo ("vendor_id", "model name"); "" where unknown."""
     try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
-            for line in cpuinfo:
-                key, _, value = line.partition(":")
-                if key.strip() == "vendor_id":
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as lines:
+            for line in lines:
+                name, _, value = line.partition(":")
+                if name.strip() == key:
                     return value.strip()
     except OSError:
         pass
     return ""
+
+
+def cpu_vendor() -> str:
+    """The CPU's vendor as Linux reports it ("GenuineIntel", "AuthenticAMD"); "" where unknown (ARM, macOS)."""
+    return cpuinfo("vendor_id")
 
 
 def claim_gpu() -> int:
