@@ -11,7 +11,13 @@ import pytest
 import torch
 
 from mvcl.data.decode import decode_audio
-from mvcl.features.audio import extract_audio_features, feature_dim, layer_features, patch_starts
+from mvcl.features.audio import (
+    decode_workers_for,
+    extract_audio_features,
+    feature_dim,
+    layer_features,
+    patch_starts,
+)
 from mvcl.features.musicnn import PATCH_FRAMES, MelFrontEnd, load_musicnn
 from tests.helpers import REPO, segment_row
 
@@ -170,7 +176,9 @@ def test_the_workflow_script_writes_its_shards_features(segments, tmp_path):
         "threads": 1,
         "params": {
             "shard": 1,
-            "audio_encoder": {"model": "MTT_musicnn", "layer": "taggram", "window": "clip", "batch_size": 4},
+            "audio_encoder": {
+                "model": "MTT_musicnn", "layer": "taggram", "window": "clip", "batch_size": 4, "decode_workers": "auto",
+            },
             "sample_rate": 16000,
             "device": "cpu",
         },
@@ -189,3 +197,23 @@ def test_the_workflow_script_writes_its_shards_features(segments, tmp_path):
     np.testing.assert_allclose(features, expected(shard, "taggram", "clip"), rtol=1e-5, atol=1e-6)
     assert sorted(path.name for path in output.parent.iterdir()) == ["shard_1.npy"]  # no temporary left
     assert "musicnn MTT_musicnn taggram features" in (tmp_path / "audio.log").read_text()
+
+
+@pytest.mark.parametrize(
+    ("spec", "device", "threads", "workers"),
+    [
+        ("auto", "cpu", 1, 1),
+        ("auto", "cpu", 2, 1),  # one decoder beside two model workers ran fastest on 2 cores
+        ("auto", "cpu", 8, 4),  # real 48 kHz audio costs about what the model does per window
+        ("auto", "cuda", 8, 8),  # the model is cheap on a GPU: decoding is the bottleneck
+        (3, "cpu", 8, 3),
+    ],
+)
+def test_decoding_threads_follow_the_job(spec, device, threads, workers):
+    assert decode_workers_for(spec, torch.device(device), threads) == workers
+
+
+@pytest.mark.parametrize("spec", [0, -1, "four", 2.5, True])
+def test_a_bad_decoding_thread_count_names_the_key(spec):
+    with pytest.raises(ValueError, match="audio_encoder.decode_workers"):
+        decode_workers_for(spec, torch.device("cpu"), 2)

@@ -19,5 +19,6 @@ features = extract_audio_features(
     batch_size=encoder["batch_size"],
     device=snakemake.params.device,
     progress=False,
+    decode_workers=encoder["decode_workers"],
 )
 save_npy(snakemake.output.features, features)  # atomic: a temporary file in the same folder, then os.replace

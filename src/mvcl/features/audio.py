@@ -96,6 +96,23 @@ def patch_starts(frames: int) -> list[int]:
     return [round(i * last / (count - 1)) for i in range(count)]
 
 
+def decode_workers_for(spec: int | str, device: torch.device, threads: int) -> int:
+    """Decoding threads for `audio_encoder.decode_workers` `spec` (a count, or auto) in a job of `threads`.
+
+    auto: half the threads (at least 1) on a CPU. A 3 s window of real music videos' 44.1/48 kHz stereo audio
+    (Opus, AAC, MP3) takes 10-18 ms to decode and resample to 16 kHz on one core, about what one model
+    worker spends on its patch (~12.5 ms), so one decoding thread would cap a many-threaded job near 70
+    windows/s; the demo's 22 kHz mono AAC takes 4 ms. On 2 cores one decoder ran fastest (extra decoders
+    compete with the model's workers for the same cores). On a GPU the model is cheap and decoding is the
+    bottleneck: as many decoders as threads.
+    """
+    if spec != "auto":
+        if not isinstance(spec, int) or isinstance(spec, bool) or spec < 1:
+            raise ValueError(f"audio_encoder.decode_workers must be auto or an integer >= 1, got {spec!r}")
+        return spec
+    return threads if device.type == "cuda" else max(1, threads // 2)
+
+
 def repeat_to_patch(waveform: np.ndarray) -> np.ndarray:
     """`waveform` repeated to at least 3 s (one patch); longer waveforms are returned unchanged."""
     needed = round(PATCH_SECONDS * SAMPLE_RATE)
@@ -116,7 +133,7 @@ def extract_audio_features(
     batch_size: int,
     device: str | torch.device = "auto",
     progress: bool = True,
-    decode_workers: int = 1,
+    decode_workers: int | str = "auto",
 ) -> np.ndarray:
     """float32 features [len(segments), feature_dim(layer, model)] row-aligned with `segments`.
 
@@ -125,8 +142,7 @@ def extract_audio_features(
     `sample_rate` must be musicnn's 16 kHz. Rows of segments that fail to decode are NaN.
 
     On a CPU the model uses torch's intra-op thread count as data-parallel workers (see `patch_features`).
-    `decode_workers` threads decode ahead of the model: one suffices on a CPU (decoding a 3 s window costs a
-    few ms against ~30 ms of model time per patch, benchmarks/musicnn.py); on a GPU, raise it.
+    `decode_workers` threads decode ahead of the model (`decode_workers_for`; `auto` by default).
     """
     if window not in WINDOWS:
         raise ValueError(f"audio_encoder.window: {window!r} is not one of {', '.join(WINDOWS)}")
@@ -139,6 +155,7 @@ def extract_audio_features(
         raise ValueError(f"audio_encoder.batch_size must be at least 1, got {batch_size}")
     dim = feature_dim(layer, model)
     device = pick_device(device) if isinstance(device, str) else torch.device(device)
+    decode_workers = decode_workers_for(decode_workers, device, torch.get_num_threads())
     bounds = ("clip_start_s", "clip_end_s") if window == "clip" else ("start_s", "end_s")
 
     features = np.full((len(segments), dim), np.nan, dtype=np.float32)
