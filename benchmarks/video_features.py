@@ -49,7 +49,17 @@ from mvcl.data.synthetic import corpus_segments
 from mvcl.device import pick_device
 from mvcl.features.precision import DTYPES, PRECISIONS, resolve_precision
 from mvcl.features.r2plus1d import build_video_encoder
-from mvcl.features.video import CPU_BATCH, GPU_BATCH, crop_rng, extract_video_features, segment_clips
+from mvcl.features.video import (
+    batch_size_for,
+    crop_rng,
+    decode_workers_for,
+    extract_video_features,
+    segment_clips,
+)
+
+
+def count_or_auto(value: str) -> int | str:
+    return value if value == "auto" else int(value)
 
 
 def parse_args() -> argparse.Namespace:
@@ -68,8 +78,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--clip-frames", type=int, default=8)
     parser.add_argument("--crop", type=int, default=112)
     parser.add_argument("--train-views", type=int, default=1)
-    parser.add_argument("--batch-size", default="auto", help="clips per forward pass, or auto (the default)")
-    parser.add_argument("--decode-workers", default="auto", help="decoding threads, or auto")
+    parser.add_argument(
+        "--batch-size", type=count_or_auto, default="auto", help="clips per forward pass, or auto (the default)"
+    )
+    parser.add_argument("--decode-workers", type=count_or_auto, default="auto", help="decoding threads, or auto")
     add_process_options(parser)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=PRECISIONS)
@@ -83,11 +95,8 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     start_process(args)
     device = pick_device(args.device)
-    cuda = device.type == "cuda"
-    batch_size = (GPU_BATCH if cuda else CPU_BATCH) if args.batch_size == "auto" else int(args.batch_size)
-    decode_workers = (
-        (args.threads if cuda else 1) if args.decode_workers == "auto" else int(args.decode_workers)
-    )
+    batch_size = batch_size_for(args.batch_size, device)  # as extract_video_features resolves them
+    decode_workers = decode_workers_for(args.decode_workers, device, args.threads)
     precisions = list(dict.fromkeys(resolve_precision(name, device) for name in args.precisions))
     settings = {
         "weights": "none",

@@ -14,7 +14,7 @@ from mvcl.data.synthetic import corpus_segments
 from mvcl.features import precision as precision_module
 from mvcl.features.batched import Batches
 from mvcl.features.precision import cpu_has_native_bf16, resolve_precision
-from mvcl.features.video import crop_rng, extract_video_features
+from mvcl.features.video import batch_size_for, crop_rng, decode_workers_for, extract_video_features
 from tests.helpers import REPO, segment_row
 
 FPS, WIDTH, HEIGHT, SECONDS = 10, 64, 48, 4
@@ -237,3 +237,21 @@ def test_bf16_features_keep_every_clips_direction_within_cosine_0999(tmp_path):
     cosine = (full * half).sum(1) / np.linalg.norm(full, axis=1) / np.linalg.norm(half, axis=1)
     assert len(cosine) == 4 and cosine.min() >= 0.999, cosine
     assert not np.array_equal(full, half)  # bf16 really ran
+
+
+@pytest.mark.parametrize(
+    ("batch", "workers", "device", "threads", "expected"),
+    [
+        ("auto", "auto", "cpu", 4, (16, 1)),  # a CPU: 16 clips (oneDNN's float32 path), one decoder
+        ("auto", "auto", "cuda", 4, (64, 4)),  # a GPU: many clips, a decoder per thread
+        (8, 3, "cpu", 4, (8, 3)),
+    ],
+)
+def test_auto_batch_size_and_decoding_threads_follow_the_device(batch, workers, device, threads, expected):
+    device = torch.device(device)
+    assert (batch_size_for(batch, device), decode_workers_for(workers, device, threads)) == expected
+
+
+def test_a_bad_decoding_thread_count_names_the_video_key():
+    with pytest.raises(ValueError, match="video_encoder.decode_workers"):
+        decode_workers_for(0, torch.device("cpu"), 2)

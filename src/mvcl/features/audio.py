@@ -36,7 +36,7 @@ import torch
 
 from mvcl.data.decode import DecodeError, decode_audio
 from mvcl.device import pick_device
-from mvcl.features.batched import Batches, feed_decoded
+from mvcl.features.batched import Batches, decode_threads, feed_decoded
 from mvcl.features.musicnn import (
     MUSICNN_MODELS,
     NUM_TAGS,
@@ -103,14 +103,9 @@ def decode_workers_for(spec: int | str, device: torch.device, threads: int) -> i
     (Opus, AAC, MP3) takes 10-18 ms to decode and resample to 16 kHz on one core, about what one model
     worker spends on its patch (~12.5 ms), so one decoding thread would cap a many-threaded job near 70
     windows/s; the demo's 22 kHz mono AAC takes 4 ms. On 2 cores one decoder ran fastest (extra decoders
-    compete with the model's workers for the same cores). On a GPU the model is cheap and decoding is the
-    bottleneck: as many decoders as threads.
+    compete with the model's workers for the same cores). On a GPU, as many decoders as threads.
     """
-    if spec != "auto":
-        if not isinstance(spec, int) or isinstance(spec, bool) or spec < 1:
-            raise ValueError(f"audio_encoder.decode_workers must be auto or an integer >= 1, got {spec!r}")
-        return spec
-    return threads if device.type == "cuda" else max(1, threads // 2)
+    return decode_threads(spec, "audio_encoder.decode_workers", device, threads, on_cpu=max(1, threads // 2))
 
 
 def repeat_to_patch(waveform: np.ndarray) -> np.ndarray:

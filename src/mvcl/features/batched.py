@@ -66,6 +66,17 @@ class Batches:
         self.seconds += time.perf_counter() - started
 
 
+def decode_threads(spec: int | str, key: str, device: torch.device, threads: int, on_cpu: int) -> int:
+    """Decoding threads for config key `key` (`spec`: a count, or auto) in a job of `threads`: auto is
+    `on_cpu` on a CPU (each encoder's own share) and `threads` on a GPU, where the model is cheap and decoding
+    is the bottleneck."""
+    if spec != "auto":
+        if not isinstance(spec, int) or isinstance(spec, bool) or spec < 1:
+            raise ValueError(f"{key} must be auto or an integer >= 1, got {spec!r}")
+        return spec
+    return threads if device.type == "cuda" else on_cpu
+
+
 @dataclass
 class ExtractionStats:
     failed: int = 0  # segments that could not be decoded

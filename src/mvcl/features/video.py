@@ -31,7 +31,7 @@ import torchvision
 from mvcl.data.decode import decode_frames
 from mvcl.data.segments import video_rng
 from mvcl.device import pick_device
-from mvcl.features.batched import Batches, feed_decoded
+from mvcl.features.batched import Batches, decode_threads, feed_decoded
 from mvcl.features.precision import DTYPES, resolve_precision
 from mvcl.features.prefetch import ahead
 from mvcl.features.r2plus1d import FEATURE_DIM, build_video_encoder, centre_box, crop_clips, random_boxes
@@ -43,6 +43,19 @@ log = logging.getLogger(__name__)
 # instead of oneDNN (its `use_mkldnn` rule), 2-3x slower per clip; more gains nothing. A GPU needs many.
 CPU_BATCH = 16
 GPU_BATCH = 64
+
+
+def decode_workers_for(spec: int | str, device: torch.device, threads: int) -> int:
+    """Decoding threads for `video_encoder.decode_workers` `spec` in a job of `threads`: auto is 1 on a CPU
+    (decoding is ~10x cheaper than the model there), the job's threads on a GPU."""
+    return decode_threads(spec, "video_encoder.decode_workers", device, threads, on_cpu=1)
+
+
+def batch_size_for(spec: int | str, device: torch.device) -> int:
+    """Clips per forward pass for `video_encoder.batch_size` `spec`: auto is CPU_BATCH or GPU_BATCH."""
+    if spec == "auto":
+        return GPU_BATCH if device.type == "cuda" else CPU_BATCH
+    return spec
 
 
 def crop_rng(seed: int, video_id: str, segment: int) -> np.random.Generator:
@@ -108,8 +121,8 @@ def extract_video_features(
     device = pick_device(device) if isinstance(device, str) else torch.device(device)
     cuda = device.type == "cuda"
     used_precision = resolve_precision(precision, device)
-    decode_workers = (torch.get_num_threads() if cuda else 1) if decode_workers == "auto" else decode_workers
-    batch_size = (GPU_BATCH if cuda else CPU_BATCH) if batch_size == "auto" else batch_size
+    decode_workers = decode_workers_for(decode_workers, device, torch.get_num_threads())
+    batch_size = batch_size_for(batch_size, device)
     clip_options = {
         "clip_frames": clip_frames,
         "crop": crop,
