@@ -12,17 +12,21 @@ validate(config, "schemas/config.schema.yaml")
 
 
 include: "rules/common.smk"
+# The study: data, segments, features, contrastive training, Table 1, Table 2 and RQ1, neighbours.
 include: "rules/data.smk"
 include: "rules/tags.smk"
 include: "rules/segments.smk"
 include: "rules/features.smk"
 include: "rules/train.smk"
-include: "rules/evaluate.smk"
+include: "rules/retrieval.smk"
 include: "rules/probe.smk"
-include: "rules/figures.smk"
-include: "rules/sweep.smk"
+include: "rules/qualitative.smk"
+# Beyond the study: the ablation, the coupling sweep, every video's embeddings, cold start, RQ2 with people.
 include: "rules/ablation.smk"
-include: "rules/recommend.smk"
+include: "rules/sweep.smk"
+include: "rules/embeddings.smk"
+include: "rules/cold_start.smk"
+include: "rules/rq2.smk"
 
 
 rule all:

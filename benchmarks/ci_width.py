@@ -1,6 +1,6 @@
 """How many test videos does a Table 2 number need? Width of a probe's 95% interval against test-set size.
 
-The demo generator (`mvcl.data.synthetic.generate_corpus`, with config.yaml's genres, tags and MSD fraction)
+The demo generator (`mvcl.demo.synthetic.generate_corpus`, with config.yaml's genres, tags and MSD fraction)
 makes a large corpus of 1-second videos (their pixels are not used); a video's vector is its audible latents
 (tempo, pitch centre, loudness, brightness, key, and its tags' layers; `latents.parquet`) seen through noise
 (`--noise`, in units of the latents' spread) and a random linear map, so the probes land at AUCs like the
@@ -27,12 +27,12 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from mvcl.data.synthetic import generate_corpus
 from mvcl.data.tags import tag_matrix
-from mvcl.evaluate.bootstrap import interval
-from mvcl.evaluate.probe import run_probe_repeats
-from mvcl.evaluate.probe_intervals import predictions, seed_mean
+from mvcl.demo.synthetic import generate_corpus
 from mvcl.io import save_csv
+from mvcl.probe.intervals import predictions, seed_mean
+from mvcl.probe.train import run_probe_repeats
+from mvcl.stats import interval
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN, VAL = 400, 100

@@ -1,6 +1,6 @@
 """Segments (3 s patches) per second: mvcl's PyTorch musicnn against the original TensorFlow musicnn, in one run.
 
-Workload: the 3 s clip windows of the segments of a small synthetic corpus (mvcl.data.synthetic, H.264 + AAC;
+Workload: the 3 s clip windows of the segments of a small synthetic corpus (mvcl.demo.synthetic, H.264 + AAC;
 one patch each, as the workflow's default `window: clip`). Stages, each over all clips:
 - decode: `decode_audio` of every clip window to 16 kHz (shared by both sides);
 - front end, original: musicnn's numpy/librosa log-mel (`musicnn_mel`, the original's computation);
@@ -53,7 +53,7 @@ from common import (
 from torch import nn
 
 from mvcl.data.decode import decode_audio
-from mvcl.data.synthetic import corpus_segments
+from mvcl.demo.synthetic import corpus_segments
 from mvcl.device import pick_device
 from mvcl.features import musicnn
 from mvcl.features.audio import extract_audio_features, layer_features, patch_features

@@ -10,7 +10,7 @@ seeded normal noise, about 4.5 GB, written in chunks), then measures, each step 
   in a work directory whose results/data/{manifest,segments}.parquet are already there, once per
   `--shard-videos` value: wall time and job count;
 - `train`: one epoch of `base` (`mvcl.learn.train.train_heads`, max_epochs 1) on the memory-mapped features;
-- `retrieval`: `mvcl.evaluate.retrieval.median_rank` on the ~56k test segments (256-d embeddings, seeded
+- `retrieval`: `mvcl.retrieval.median_rank` on the ~56k test segments (256-d embeddings, seeded
   noise: the cost does not depend on the values), in pools of 1000 and over the whole test set;
 - `probe_genre`, `probe_tagging`: one run (one seed) of each probe task on musicnn at video level.
 
@@ -222,7 +222,7 @@ def run_step(step: str, work: Path, fraction: float) -> dict:
             result = train_heads(audio, video, segments, settings, seed=0, device="cpu", log=lambda _: None)
             details["epoch_seconds"] = round(float(result.history["seconds"].iloc[0]), 1)
         elif step == "retrieval":
-            from mvcl.evaluate.retrieval import median_rank
+            from mvcl.retrieval import median_rank
 
             n = int((segments["split"] == "test").sum())
             rng = np.random.default_rng(0)
@@ -235,8 +235,8 @@ def run_step(step: str, work: Path, fraction: float) -> dict:
                 test_segments=n, n_pools=metrics["n_pools"], full_pool_size=metrics["full_pool_size"]
             )
         else:
-            from mvcl.evaluate.probe import probe_task
-            from mvcl.evaluate.probe_data import video_representation
+            from mvcl.probe.data import video_representation
+            from mvcl.probe.train import probe_task
 
             task = step.removeprefix("probe_")
             manifest = pd.read_parquet(work / "results" / "data" / "manifest.parquet")

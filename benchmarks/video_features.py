@@ -1,6 +1,6 @@
 """Where the time of video feature extraction goes: decode alone, model alone and the whole, in one run.
 
-On a small synthetic corpus (mvcl.data.synthetic, the demo's look), with the demo's settings unless told otherwise,
+On a small synthetic corpus (mvcl.demo.synthetic, the demo's look), with the demo's settings unless told otherwise,
 at every `--precisions` (fp32 and bf16 by default; see mvcl.features.precision):
 - decode: `decode_frames` of every segment's clip window (streaming seek + decode + FFmpeg scaling);
 - decode+crop: the same plus cutting and resizing the views (what the background thread does per segment);
@@ -45,7 +45,7 @@ from common import (
 )
 
 from mvcl.data.decode import decode_frames
-from mvcl.data.synthetic import corpus_segments
+from mvcl.demo.synthetic import corpus_segments
 from mvcl.device import pick_device
 from mvcl.features.precision import DTYPES, PRECISIONS, resolve_precision
 from mvcl.features.r2plus1d import build_video_encoder

@@ -5,6 +5,7 @@ from mvcl.data.segments import shard_count
 from mvcl.plan import (
     CL_REPRESENTATIONS,
     NAME_PATTERN,
+    NEIGHBOUR_LEVELS,
     NEIGHBOUR_MODES,
     PROBE_REPRESENTATIONS,
     STUDY_CONFIGURATIONS,

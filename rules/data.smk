@@ -1,5 +1,5 @@
 # The synthetic demo corpus and ingestion of the user's (or the demo's) videos.
-# (The metadata CSV of the user's videos is checked when the workflow starts: check_metadata in common.smk.)
+# (The metadata CSV is checked when the workflow starts: metadata_problem in rules/common.smk.)
 import os
 
 if config["demo"]["enabled"]:

@@ -26,3 +26,40 @@ rule sweep_run:
         snakefile=workflow.main_snakefile,
     script:
         "../workflow_scripts/sweep_run.py"
+
+
+rule figure_coupling:
+    input:
+        retrieval=[
+            PLAN.sweep_retrieval(coupling, name)
+            for name in PLAN.sweep_configurations
+            for coupling in config["sweep"]["couplings"]
+        ],
+    output:
+        figure=report(
+            res("figures", "coupling.png"),
+            caption="../report/coupling.rst",
+            category="Diagnostics",
+            labels={"what": "median rank against audio-video coupling"},
+        ),
+        table=report(
+            res("sweep", "coupling.csv"),
+            caption="../report/coupling.rst",
+            category="Diagnostics",
+            labels={"what": "coupling sweep table"},
+        ),
+    log:
+        log_path("figure_coupling"),
+    benchmark:
+        benchmark_path("figure_coupling")
+    conda:
+        "../envs/mvcl.yaml"
+    params:
+        sweep_keys=[
+            (name, coupling)
+            for name in PLAN.sweep_configurations
+            for coupling in config["sweep"]["couplings"]
+        ],
+        demo_coupling=config["demo"]["av_coupling"],
+    script:
+        "../workflow_scripts/figure_coupling.py"

@@ -1,4 +1,5 @@
-# Contrastive heads for every named configuration (Table 1's rows), and autoencoder pre-training.
+# Contrastive heads for every named configuration (Table 1's rows), autoencoder pre-training, and what the
+# training curves show (the loss floor, figures/training.png).
 
 
 rule autoencoder:
@@ -51,3 +52,46 @@ rule train:
         device=config["device"],
     script:
         "../workflow_scripts/train.py"
+
+
+# Best validation loss against the chance loss and the floor the head's output space allows.
+rule loss_floor:
+    input:
+        history=model_path("{configuration}", "history.csv"),
+    output:
+        record=res("metrics", "{configuration}", "loss_floor.json"),
+    log:
+        log_path("loss_floor", "{configuration}"),
+    benchmark:
+        benchmark_path("loss_floor", "{configuration}")
+    conda:
+        "../envs/mvcl.yaml"
+    params:
+        settings=resolved,
+        segments_per_video=config["segments"]["count"],
+    script:
+        "../workflow_scripts/loss_floor.py"
+
+
+rule figure_training:
+    input:
+        histories=expand(
+            model_path("{configuration}", "history.csv"),
+            configuration=PLAN.configurations,
+        ),
+    output:
+        figure=report(
+            res("figures", "training.png"),
+            caption="../report/training.rst",
+            category="Training",
+        ),
+    log:
+        log_path("figure_training"),
+    benchmark:
+        benchmark_path("figure_training")
+    conda:
+        "../envs/mvcl.yaml"
+    params:
+        configurations=PLAN.configurations,
+    script:
+        "../workflow_scripts/figure_training.py"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mvcl.data.synthetic import write_mp4
+from mvcl.demo.synthetic import write_mp4
 
 _CODE_ROWS, _CODE_COLUMNS = 2, 8
 _TONE_START_HZ, _TONE_SLOPE_HZ_PER_S = 200.0, 100.0

@@ -12,12 +12,13 @@ import pytest
 import torch
 import yaml
 
+from mvcl.beyond.ablation import ablation_table, batch_bounds, loss_floor_record
 from mvcl.configuration import resolve_configuration
-from mvcl.evaluate.ablation import ablation_table, batch_bounds, loss_floor_record
 from mvcl.plan import ablation_overrides, describe_override
 from mvcl.report.figures.ablation import plot_ablation
 from mvcl.report.figures.probes import plot_probes
-from mvcl.report.tables import representation_name, table2, table2_markdown
+from mvcl.report.names import representation_name
+from mvcl.report.table2 import table2, table2_markdown
 from tests.helpers import REPO, snakemake_command
 
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())

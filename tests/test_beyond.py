@@ -11,11 +11,11 @@ import torch
 import yaml
 
 from mvcl.configuration import resolve_configuration
-from mvcl.evaluate.retrieval import median_rank
 from mvcl.learn.embed import embed
 from mvcl.learn.loss import contrastive_loss
 from mvcl.learn.model import MAX_TEMPERATURE, MIN_TEMPERATURE, ContrastiveModel
 from mvcl.learn.train import train_heads
+from mvcl.retrieval import median_rank
 from tests.helpers import REPO
 
 CPU = torch.device("cpu")

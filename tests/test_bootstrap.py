@@ -1,11 +1,11 @@
-"""Bootstrap intervals over test videos, paired comparisons and permutation tests (mvcl.evaluate.bootstrap)."""
+"""Bootstrap intervals over test videos, paired comparisons and permutation tests (mvcl.stats)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mvcl.evaluate.bootstrap import (
+from mvcl.stats import (
     interval,
     paired,
     permutation_p,

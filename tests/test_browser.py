@@ -13,8 +13,8 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from mvcl.evaluate.neighbours import LEVELS, MODES, neighbours_for
-from mvcl.report.html import write_neighbours_page
+from mvcl.qualitative.neighbours import LEVELS, MODES, neighbours_for
+from mvcl.report.pages import write_neighbours_page
 from tests.helpers import watch_page
 from tests.test_neighbours import ANGLES, segment_embeddings, write_tiny_corpus
 

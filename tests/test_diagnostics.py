@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from mvcl.evaluate.diagnostics import (
+from mvcl.qualitative.diagnostics import (
     alignment,
     diagnose,
     embedding_map,

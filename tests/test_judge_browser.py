@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mvcl.evaluate.rq2 import RANDOM, agreement_table, make_space, random_space, read_judgements
+from mvcl.beyond.rq2 import RANDOM, agreement_table, make_space, random_space, read_judgements
 from mvcl.report.judge import write_judge_page
 from tests.helpers import watch_page
 from tests.test_browser import browser  # noqa: F401 - the fixture

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from mvcl.evaluate.neighbours import (
+from mvcl.qualitative.neighbours import (
     genre_agreement,
     mode_vectors,
     nearest_neighbours,
@@ -22,7 +22,7 @@ from mvcl.evaluate.neighbours import (
     video_items,
 )
 from mvcl.report.figures.neighbours import plot_neighbour_sheet
-from mvcl.report.html import media_source, render_page
+from mvcl.report.pages import media_source, render_page
 from tests.helpers import REPO, snakemake_command
 from tests.patterns import write_test_pattern_video
 
@@ -262,7 +262,7 @@ def test_figure_rules_run_and_the_report_gathers_them(corpus, tmp_path):
     (tmp_path / "Snakefile").write_text(
         'configfile: "config.yaml"\n\n\n'
         f'include: "{REPO}/rules/common.smk"\n'
-        f'include: "{REPO}/rules/figures.smk"\n\n\n'
+        f'include: "{REPO}/rules/qualitative.smk"\n\n\n'
         "rule all:\n    input:\n        PLAN.figure_targets(),\n"
     )
     command = snakemake_command(tmp_path, tmp_path / "Snakefile")

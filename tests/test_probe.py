@@ -8,9 +8,9 @@ import torch
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
 from mvcl.data.tags import tag_matrix
-from mvcl.evaluate.probe import probe_task, run_probe, run_probe_repeats
-from mvcl.evaluate.probe_data import ProbeWarning, task_labels, video_level, video_representation
-from mvcl.evaluate.probe_metrics import f1_thresholds, genre_metrics, tagging_metrics
+from mvcl.probe.data import ProbeWarning, task_labels, video_level, video_representation
+from mvcl.probe.metrics import f1_thresholds, genre_metrics, tagging_metrics
+from mvcl.probe.train import probe_task, run_probe, run_probe_repeats
 
 # Small probe so that each test stays within seconds on one CPU thread.
 SMALL = {"hidden": [32, 16], "lr": 1e-2, "batch_size": 64, "max_epochs": 100, "patience": 5, "repeats": 2}

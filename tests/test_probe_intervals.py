@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
-from mvcl.evaluate.probe import run_probe_repeats
-from mvcl.evaluate.probe_intervals import compare, metric_intervals, predictions, seed_mean
-from mvcl.evaluate.probe_metrics import genre_metrics, metric_on_videos, tagging_metrics
 from mvcl.plan import Plan, res
+from mvcl.probe.intervals import compare, metric_intervals, predictions, seed_mean
+from mvcl.probe.metrics import genre_metrics, metric_on_videos, tagging_metrics
+from mvcl.probe.train import run_probe_repeats
 from mvcl.report.figures.probes import plot_probes
-from mvcl.report.tables import rq1, rq1_markdown, rq1_sentence, table2, table2_markdown, table2_notes
+from mvcl.report.rq1 import rq1, rq1_markdown, rq1_sentence
+from mvcl.report.table2 import table2, table2_markdown, table2_notes
 from tests.helpers import run_snakemake
 from tests.test_plan import CONFIG
 from tests.test_probe import SMALL, synthetic_videos

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from mvcl.evaluate.recommend import (
+from mvcl.beyond.recommend import (
     RECOMMENDATION_COLUMNS,
     embedding_tables,
     recommend,
@@ -172,7 +172,7 @@ def _jobs(output: str) -> dict[str, int]:
 def test_new_videos_are_recommended_their_originals_without_retraining_and_only_added_ones_recomputed(
     tmp_path,
 ):
-    from mvcl.data.reencode import reencode
+    from mvcl.demo.reencode import reencode
 
     _write_only_base(tmp_path, _small_catalog_config())
     run_snakemake(tmp_path, "results/data/manifest.parquet")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import mvcl.evaluate.retrieval as retrieval
-from mvcl.evaluate.retrieval import mean_by_video, median_rank, pools, ranks, study_median_rank
+import mvcl.retrieval as retrieval
+from mvcl.retrieval import mean_by_video, median_rank, pools, ranks, study_median_rank
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -190,7 +190,7 @@ def test_video_level_ranks_rank_each_videos_mean_among_all_test_videos():
 
 
 def test_a_resample_selects_whole_videos_and_its_median_equals_numpys():
-    from mvcl.evaluate.bootstrap import draws, rows_by_video, rows_of
+    from mvcl.stats import draws, rows_by_video, rows_of
 
     rng = np.random.default_rng(4)
     codes = rng.integers(0, 15, size=70)
@@ -253,7 +253,7 @@ def test_against_base_is_zero_for_base_and_negative_for_a_better_configuration()
 
 def test_table1_median_rank_is_the_correct_computation_not_the_studys():
     """A planted bug 'Table 1's correct median-rank column filled from the study's' must fail here."""
-    from mvcl.report.tables import table1, table1_markdown
+    from mvcl.report.table1 import table1, table1_markdown
 
     audio, video, codes = clustered(videos=20, per_video=2, noise=0.4, seed=9)
     ids = np.array([f"v{c}" for c in codes])

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mvcl.evaluate.rq2 import (
+from mvcl.beyond.rq2 import (
     JUDGEMENT_COLUMNS,
     RANDOM,
     SOURCE_RANDOM,

@@ -7,8 +7,8 @@ import copy
 import pytest
 import yaml
 
-from mvcl.evaluate.diagnostics import read_coupling_sweep
 from mvcl.plan import Plan
+from mvcl.qualitative.diagnostics import read_coupling_sweep
 from tests.helpers import REPO
 
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
-from mvcl.data.synthetic import (
+from mvcl.demo.synthetic import (
     GENRE_NAMES,
     TAG_NAMES,
     generate_corpus,

@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from mvcl.configuration import resolve_configuration
-from mvcl.evaluate.retrieval import median_rank
 from mvcl.learn.autoencoder import pretrain_autoencoders, train_autoencoder
 from mvcl.learn.batches import Features
 from mvcl.learn.checkpoint import load_heads, save_heads
 from mvcl.learn.embed import embed
 from mvcl.learn.sampler import segment_batches
 from mvcl.learn.train import train_heads
+from mvcl.retrieval import median_rank
 
 CPU = torch.device("cpu")
 

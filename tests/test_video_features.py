@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from mvcl.data.synthetic import corpus_segments
+from mvcl.demo.synthetic import corpus_segments
 from mvcl.features import precision as precision_module
 from mvcl.features.batched import Batches
 from mvcl.features.precision import cpu_has_native_bf16, resolve_precision

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from mvcl.evaluate.ablation import ablation_table
+from mvcl.beyond.ablation import ablation_table
 from mvcl.io import save_csv
 from mvcl.logs import log_to
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from mvcl.data.synthetic import generate_corpus
 from mvcl.data.tags import read_msd_tags, write_lastfm_db
+from mvcl.demo.synthetic import generate_corpus
 from mvcl.logs import log_to
 
 log = log_to(snakemake.log[0])

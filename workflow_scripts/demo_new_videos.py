@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from mvcl.data.ingest import read_metadata
-from mvcl.data.reencode import reencode_some
+from mvcl.demo.reencode import reencode_some
 from mvcl.io import save_csv
 from mvcl.logs import log_to
 

@@ -2,10 +2,10 @@
 
 import pandas as pd
 
-from mvcl.evaluate.diagnostics import diagnose
-from mvcl.evaluate.neighbours import load_embeddings
 from mvcl.io import save_json
 from mvcl.logs import log_to
+from mvcl.qualitative.diagnostics import diagnose
+from mvcl.qualitative.neighbours import load_embeddings
 
 log = log_to(snakemake.log[0])
 audio, video = load_embeddings(snakemake.input.embeddings)

@@ -3,8 +3,8 @@
 import numpy as np
 import pandas as pd
 
+from mvcl.beyond.recommend import embedding_tables
 from mvcl.device import pick_device, start_torch_job
-from mvcl.evaluate.recommend import embedding_tables
 from mvcl.io import save_parquet
 from mvcl.learn.checkpoint import load_heads
 from mvcl.learn.embed import embed

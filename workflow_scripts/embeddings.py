@@ -2,10 +2,10 @@
 
 import pandas as pd
 
-from mvcl.evaluate.neighbours import load_embeddings
-from mvcl.evaluate.recommend import embedding_tables
+from mvcl.beyond.recommend import embedding_tables
 from mvcl.io import save_parquet
 from mvcl.logs import log_to
+from mvcl.qualitative.neighbours import load_embeddings
 
 log = log_to(snakemake.log[0])
 segments = pd.read_parquet(snakemake.input.segments, columns=["video_id", "segment", "split"])

@@ -3,9 +3,9 @@
 import json
 from pathlib import Path
 
-from mvcl.evaluate.diagnostics import read_coupling_sweep
 from mvcl.io import atomic_path, save_csv
 from mvcl.logs import log_to
+from mvcl.qualitative.diagnostics import read_coupling_sweep
 from mvcl.report.figures.diagnostics import plot_coupling_sweep
 
 log = log_to(snakemake.log[0])

@@ -2,10 +2,10 @@
 
 import pandas as pd
 
-from mvcl.evaluate.diagnostics import embedding_map
-from mvcl.evaluate.neighbours import load_embeddings
 from mvcl.io import atomic_path
 from mvcl.logs import log_to
+from mvcl.qualitative.diagnostics import embedding_map
+from mvcl.qualitative.neighbours import load_embeddings
 from mvcl.report.figures.diagnostics import plot_embedding_map
 
 log = log_to(snakemake.log[0])

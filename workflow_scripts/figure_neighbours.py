@@ -1,12 +1,12 @@
-"""Rules figure_neighbours_videos and figure_neighbours_segments: a neighbour table (CSV) and its contact sheet."""
+"""Rule figure_neighbours (one job per level and mode): a neighbour table (CSV) and its contact sheet."""
 
 import math
 
 import pandas as pd
 
-from mvcl.evaluate.neighbours import MODE_NAMES, load_embeddings, neighbours_for
 from mvcl.io import atomic_path, save_csv
 from mvcl.logs import log_to
+from mvcl.qualitative.neighbours import MODE_NAMES, load_embeddings, neighbours_for
 from mvcl.report.figures.neighbours import plot_neighbour_sheet
 
 log = log_to(snakemake.log[0])

@@ -3,9 +3,9 @@
 import json
 from pathlib import Path
 
-from mvcl.evaluate.diagnostics import merge_records
 from mvcl.io import save_csv
 from mvcl.logs import log_to
+from mvcl.qualitative.diagnostics import merge_records
 
 log = log_to(snakemake.log[0])
 records = {configuration: [] for configuration in snakemake.params.configurations}

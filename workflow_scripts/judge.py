@@ -4,7 +4,7 @@ import hashlib
 
 import pandas as pd
 
-from mvcl.evaluate.rq2 import draw_triplets, load_spaces
+from mvcl.beyond.rq2 import draw_triplets, load_spaces
 from mvcl.io import save_csv
 from mvcl.logs import log_to
 from mvcl.report.judge import write_judge_page

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from mvcl.evaluate.ablation import loss_floor_record
+from mvcl.beyond.ablation import loss_floor_record
 from mvcl.io import save_json
 from mvcl.logs import log_to
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 
 from mvcl.logs import log_to
-from mvcl.report.html import write_neighbours_page
+from mvcl.report.pages import write_neighbours_page
 
 log = log_to(snakemake.log[0])
 tables = {}

@@ -5,10 +5,10 @@ import pandas as pd
 
 from mvcl.data.tags import read_msd_tags
 from mvcl.device import start_torch_job
-from mvcl.evaluate.probe import probe_settings, probe_task
-from mvcl.evaluate.probe_data import video_representation
 from mvcl.io import save_json
 from mvcl.logs import log_to
+from mvcl.probe.data import video_representation
+from mvcl.probe.train import probe_settings, probe_task
 
 log = log_to(snakemake.log[0])
 start_torch_job(snakemake.threads)

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from mvcl.evaluate.recommend import recommend
+from mvcl.beyond.recommend import recommend
 from mvcl.io import save_csv
 from mvcl.logs import log_to
 

@@ -3,10 +3,10 @@
 import numpy as np
 import pandas as pd
 
-from mvcl.evaluate.retrieval import evaluate_retrieval
 from mvcl.io import save_json, save_parquet
 from mvcl.logs import log_to
-from mvcl.rows import usable_rows
+from mvcl.retrieval import evaluate_retrieval
+from mvcl.vectors import usable_rows
 
 log = log_to(snakemake.log[0])
 embeddings = np.load(snakemake.input.embeddings)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from mvcl.io import atomic_path, save_csv
 from mvcl.logs import log_to
-from mvcl.report.tables import rq1, rq1_markdown
+from mvcl.report.rq1 import rq1, rq1_markdown
 
 log = log_to(snakemake.log[0])
 results = {}

@@ -1,6 +1,6 @@
 """Rule rq2: how often each representation's similarity agrees with people's judgements (bootstrap CIs)."""
 
-from mvcl.evaluate.rq2 import agreement_table, annotator_agreement, load_spaces, markdown, read_judgements
+from mvcl.beyond.rq2 import agreement_table, annotator_agreement, load_spaces, markdown, read_judgements
 from mvcl.io import atomic_path, save_csv
 from mvcl.logs import log_to
 

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from mvcl.evaluate.rq2 import simulate_judgements
+from mvcl.beyond.rq2 import simulate_judgements
 from mvcl.io import save_csv
 from mvcl.logs import log_to
 

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from mvcl.evaluate.retrieval import SMALL_TEST_VIDEOS, against_reference
 from mvcl.io import atomic_path, save_csv
 from mvcl.logs import log_to
-from mvcl.report.tables import table1, table1_markdown
+from mvcl.report.table1 import table1, table1_markdown
+from mvcl.retrieval import SMALL_TEST_VIDEOS, against_reference
 
 REFERENCE = "base"
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from mvcl.io import atomic_path, save_csv
 from mvcl.logs import log_to
-from mvcl.report.tables import table2, table2_markdown, table2_notes
+from mvcl.report.table2 import table2, table2_markdown, table2_notes
 
 log = log_to(snakemake.log[0])
 results = {}

@@ -275,7 +275,7 @@ class Plan:
         return [res("figures", "coupling.png"), res("sweep", "coupling.csv")]
 
     def figure_targets(self, qualitative: bool = True, diagnostics: bool = True) -> list[str]:
-        """The outputs of rules/figures.smk that `rule all` asks for: neighbours and diagnostics."""
+        """The outputs of rules/qualitative.smk that `rule all` asks for: neighbours and diagnostics."""
         targets = []
         if qualitative:
             targets += [

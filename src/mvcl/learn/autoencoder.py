@@ -12,7 +12,7 @@ import torch
 from mvcl.learn.batches import as_views, read_rows
 from mvcl.learn.model import Autoencoder, heads_kwargs
 from mvcl.rng import fork_rng
-from mvcl.rows import finite_rows
+from mvcl.vectors import finite_rows
 
 
 def train_autoencoder(

@@ -8,7 +8,7 @@ import torch
 
 from mvcl.learn.batches import Features, as_views, split_rows, view_zero
 from mvcl.learn.model import ContrastiveModel
-from mvcl.rows import finite_rows
+from mvcl.vectors import finite_rows
 
 
 @torch.no_grad()

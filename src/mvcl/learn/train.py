@@ -50,7 +50,7 @@ from mvcl.learn.model import ContrastiveModel, video_embedding
 from mvcl.learn.sampler import segment_batches, video_batches
 from mvcl.learn.stopping import EarlyStopping
 from mvcl.rng import fork_rng, seed_streams, torch_seed
-from mvcl.rows import finite_rows
+from mvcl.vectors import finite_rows
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""results/judge.html: people judge "which candidate is more similar to the seed?" (RQ2, mvcl.evaluate.rq2).
+"""results/judge.html: people judge "which candidate is more similar to the seed?" (RQ2, mvcl.beyond.rq2).
 
 One self-contained page (no scripts or styles fetched from anywhere; videos by relative path, as
 neighbours.html). It shows one triplet at a time: the seed video and candidates A and B, with no genre or
@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from mvcl.io import atomic_path
-from mvcl.report.html import STYLE, media_source
+from mvcl.report.pages import STYLE, media_source
 
 _JUDGE_STYLE = """
 .triplet { display: flex; gap: 1.2em; align-items: flex-start; }

@@ -1,6 +1,6 @@
 """results/recommendations.html: each new video beside the catalog videos recommended for it.
 
-Same page style as neighbours.html (mvcl.report.html): self-contained, players read the videos by relative
+Same page style as neighbours.html (mvcl.report.pages): self-contained, players read the videos by relative
 path, load when scrolled into view, and one plays at a time.
 """
 
@@ -12,11 +12,11 @@ from pathlib import Path
 import pandas as pd
 
 from mvcl.io import atomic_path
-from mvcl.report.html import SCRIPT, STYLE, media_source
+from mvcl.report.pages import SCRIPT, STYLE, media_source
 
 
 def render_recommendations(table: pd.DataFrame, page_dir: str | Path, configuration: str) -> str:
-    """The page's HTML for a recommendations table (mvcl.evaluate.recommend.RECOMMENDATION_COLUMNS)."""
+    """The page's HTML for a recommendations table (mvcl.beyond.recommend.RECOMMENDATION_COLUMNS)."""
     parts = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',

@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from mvcl.report.tables import TASK_NAMES
+from mvcl.report.names import TASK_NAMES
 
 
 def plot_ablation(table: pd.DataFrame, out: str | Path) -> None:

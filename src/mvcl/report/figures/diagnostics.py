@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from mvcl.evaluate.diagnostics import separation_auc
+from mvcl.qualitative.diagnostics import separation_auc
 
 # The study's Table 1: median ranks 494-507 in pools of 1000 test segments, chance (1000 + 1) / 2.
 STUDY_MEDIAN_RANKS = (494.0, 507.0)

@@ -32,7 +32,7 @@ _SAME_GENRE, _OTHER_GENRE, _NO_GENRE = "tab:green", "tab:red", "0.2"
 def plot_neighbour_sheet(
     table: pd.DataFrame, segments: pd.DataFrame, out: str | Path, *, level: str, title: str
 ) -> None:
-    """Draw a neighbour table (`mvcl.evaluate.neighbours.TABLE_COLUMNS`) of `level` videos or segments as a PNG."""
+    """Draw a neighbour table (`mvcl.qualitative.neighbours.TABLE_COLUMNS`) of `level` videos or segments as a PNG."""
     seeds = sorted(table["seed"].unique())
     columns = int(table["rank"].max()) + 1
     cells = {(row.seed, row.rank): _cell_image(row, segments, level) for row in table.itertuples()}

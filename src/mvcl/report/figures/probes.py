@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from mvcl.report.tables import REPRESENTATION_NAMES, TASK_NAMES, representation_name
+from mvcl.report.names import REPRESENTATION_NAMES, TASK_NAMES, representation_name
 
 
 def _error_bars(values: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:

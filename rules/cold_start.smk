@@ -1,37 +1,38 @@
-# Beyond the study: embeddings of every video, cold-start recommendations for new videos (no retraining),
-# and RQ2 measured with people (the judge page, its judgements scored per representation).
+# Beyond the study: cold-start recommendations for new videos (dataset.new_videos), without retraining.
 #
 # New videos (dataset.new_videos) run the catalog's own ingest and feature rules (rule inheritance) under
 # results/new/. Their feature shards are one per video, named by video key, and depend only on that video's
 # segment rows (rule new_video_segments has them as params, no input file): adding videos to the CSV
 # re-ingests and re-segments the list, but extracts features of the added videos only.
-from mvcl.evaluate.recommend import KEY_PATTERN
-
-
-include: "recommend_inputs.smk"
-
+from mvcl.beyond.recommend import KEY_PATTERN, video_key
 
 # New videos get one centre crop per segment, as held-out (test) videos do.
 NEW_VIDEOS_SPLIT = {"train": 0.0, "val": 0.0, "test": 1.0}
 
 
-rule embeddings:
-    input:
-        embeddings=model_path("{configuration}", "embeddings.npz"),
-        segments=res("data", "segments.parquet"),
-    output:
-        videos=res("embeddings", "{configuration}.parquet"),
-        segments=res("embeddings", "{configuration}_segments.parquet"),
-    log:
-        log_path("embeddings", "{configuration}"),
-    benchmark:
-        benchmark_path("embeddings", "{configuration}")
-    wildcard_constraints:
-        configuration="|".join(PLAN.trained),
-    conda:
-        "../envs/mvcl.yaml"
-    script:
-        "../workflow_scripts/embeddings.py"
+# Input functions: the accepted new videos, known once checkpoint segments_new has run.
+def new_video_keys(wildcards):
+    table = pd.read_parquet(
+        checkpoints.segments_new.get().output.segments, columns=["video_id"]
+    )
+    return [video_key(video_id) for video_id in table["video_id"].unique()]
+
+
+def new_video_rows(wildcards):
+    """The segment rows of one new video: a change of them (and only that) redoes its features."""
+    table = pd.read_parquet(checkpoints.segments_new.get().output.segments)
+    rows = table[table["video_id"].map(video_key) == wildcards.key]
+    return rows.drop(columns="shard").to_dict("records")
+
+
+def new_files(*parts):
+    def files(wildcards):
+        return [
+            res("new", *parts[:-1], f"{key}{parts[-1]}")
+            for key in new_video_keys(wildcards)
+        ]
+
+    return files
 
 
 if PLAN.demo_makes_new_videos:
@@ -188,77 +189,3 @@ if PLAN.new_videos:
             configuration=PLAN.recommend["configuration"],
         script:
             "../workflow_scripts/recommendations_html.py"
-
-
-RQ2_INPUTS = {
-    "segments": res("data", "segments.parquet"),
-    "manifest": res("data", "manifest.parquet"),
-    "audio": res("features", "musicnn.npy"),
-    "video": res("features", "r2plus1d.npy"),
-    "embeddings": [
-        res("embeddings", f"{name}.parquet") for name in PLAN.rq2["configurations"]
-    ],
-}
-
-
-rule judge:
-    input:
-        **RQ2_INPUTS,
-    output:
-        page=res("judge.html"),
-        triplets=res("rq2", "triplets.csv"),
-    log:
-        log_path("judge"),
-    benchmark:
-        benchmark_path("judge")
-    conda:
-        "../envs/mvcl.yaml"
-    params:
-        rq2=PLAN.rq2,
-        seed=config["seed"],
-    script:
-        "../workflow_scripts/judge.py"
-
-
-if config["demo"]["enabled"]:
-
-    # The demo's simulated annotators; latents.parquet is written by demo_dataset beside its metadata.
-    rule simulate_judgements:
-        input:
-            triplets=res("rq2", "triplets.csv"),
-            metadata=config["dataset"]["metadata_csv"],
-        output:
-            judgements=PLAN.demo_file("judgements.csv"),
-        log:
-            log_path("simulate_judgements"),
-        benchmark:
-            benchmark_path("simulate_judgements")
-        conda:
-            "../envs/mvcl.yaml"
-        params:
-            latents=PLAN.demo_file("latents.parquet"),
-            noise=PLAN.rq2["simulated_noise"],
-            seed=config["seed"],
-        script:
-            "../workflow_scripts/simulate_judgements.py"
-
-
-rule rq2:
-    input:
-        **RQ2_INPUTS,
-        judgements=PLAN.rq2_judgements,
-    output:
-        table=report(res("rq2.csv"), caption="../report/rq2.rst", category="Tables"),
-        markdown=res("rq2.md"),
-        annotators=res("rq2_annotators.csv"),
-    log:
-        log_path("rq2"),
-    benchmark:
-        benchmark_path("rq2")
-    conda:
-        "../envs/mvcl.yaml"
-    params:
-        rq2=PLAN.rq2,
-        seed=config["seed"],
-    script:
-        "../workflow_scripts/rq2.py"

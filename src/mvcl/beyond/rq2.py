@@ -34,11 +34,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mvcl.beyond.recommend import vectors_of
 from mvcl.data.segments import video_rng
-from mvcl.evaluate.neighbours import l2_normalise
-from mvcl.evaluate.probe_data import video_level
-from mvcl.evaluate.recommend import vectors_of
 from mvcl.plan import probe_key
+from mvcl.probe.data import video_level
+from mvcl.vectors import l2_normalise
 
 JUDGEMENT_COLUMNS = ["seed", "candidate_a", "candidate_b", "choice", "annotator", "time"]
 TRIPLET_COLUMNS = ["triplet", "seed", "candidate_a", "candidate_b", "source_a", "source_b"]

@@ -20,7 +20,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from mvcl.evaluate.neighbours import l2_normalise
+from mvcl.vectors import l2_normalise
 
 VECTORS = ("audio", "video", "aggregated")
 SAFE_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")

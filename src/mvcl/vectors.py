@@ -1,4 +1,4 @@
-"""Feature rows aligned with segments.parquet: which are usable, and their means per video (numpy only).
+"""Feature rows aligned with segments.parquet: which are usable, their means per video, unit length (numpy only).
 
 Every feature and embedding array of the workflow is row-aligned with the segments table and may be a
 memory-mapped `.npy` file of the study's size (550k segments): these functions read it in chunks of about
@@ -72,3 +72,9 @@ def video_means(
         counts += np.bincount(rows, minlength=n_videos)
     with np.errstate(invalid="ignore", divide="ignore"):
         return (sums / counts[:, None]).astype(np.float32), counts
+
+
+def l2_normalise(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (a zero row stays zero)."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms > 0, norms, 1.0)

@@ -1,4 +1,4 @@
-# Cross-modal retrieval and loss bounds per configuration, Table 1, and the training curves.
+# Table 1: cross-modal retrieval of every configuration's test segments (median rank, recall@k).
 
 
 rule retrieval:
@@ -22,25 +22,6 @@ rule retrieval:
         seed=config["seed"],
     script:
         "../workflow_scripts/retrieval.py"
-
-
-# Best validation loss against the chance loss and the floor the head's output space allows.
-rule loss_floor:
-    input:
-        history=model_path("{configuration}", "history.csv"),
-    output:
-        record=res("metrics", "{configuration}", "loss_floor.json"),
-    log:
-        log_path("loss_floor", "{configuration}"),
-    benchmark:
-        benchmark_path("loss_floor", "{configuration}")
-    conda:
-        "../envs/mvcl.yaml"
-    params:
-        settings=resolved,
-        segments_per_video=config["segments"]["count"],
-    script:
-        "../workflow_scripts/loss_floor.py"
 
 
 rule table1:
@@ -72,27 +53,3 @@ rule table1:
         seed=config["seed"],
     script:
         "../workflow_scripts/table1.py"
-
-
-rule figure_training:
-    input:
-        histories=expand(
-            model_path("{configuration}", "history.csv"),
-            configuration=PLAN.configurations,
-        ),
-    output:
-        figure=report(
-            res("figures", "training.png"),
-            caption="../report/training.rst",
-            category="Training",
-        ),
-    log:
-        log_path("figure_training"),
-    benchmark:
-        benchmark_path("figure_training")
-    conda:
-        "../envs/mvcl.yaml"
-    params:
-        configurations=PLAN.configurations,
-    script:
-        "../workflow_scripts/figure_training.py"

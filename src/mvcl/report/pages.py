@@ -17,8 +17,8 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from mvcl.evaluate.neighbours import LEVELS, MODE_NAMES, MODES
 from mvcl.io import atomic_path
+from mvcl.qualitative.neighbours import LEVELS, MODE_NAMES, MODES
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }

@@ -22,7 +22,7 @@ import pandas as pd
 
 from mvcl.data.tags import tag_matrix
 from mvcl.plan import PROBE_TASKS
-from mvcl.rows import finite_rows, video_means
+from mvcl.vectors import finite_rows, video_means
 
 TASKS = PROBE_TASKS
 

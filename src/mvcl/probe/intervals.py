@@ -4,7 +4,7 @@ A probe result (`probe_task`) keeps every seed's scores on every test video and 
 figure is the mean over seeds of a metric; on a bootstrap draw of the test videos it is the mean over seeds of
 that metric on the drawn videos (every seed on the same draw). So the interval is about the sampling of test
 videos; the spread over seeds stays a column of its own (`*_std`). A draw on which the metric is undefined (a
-single class drawn) is left out and counted (`mvcl.evaluate.bootstrap`).
+single class drawn) is left out and counted (`mvcl.stats`).
 
 RQ1 ("does contrastive learning beat the frozen features it starts from?") compares a CL representation with
 its frozen counterpart *paired*: both probes are scored on the same draws of the test videos they share (the
@@ -19,8 +19,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from mvcl.evaluate.bootstrap import DEFAULT_RESAMPLES, Comparison, Interval, Metric, interval, paired
-from mvcl.evaluate.probe_metrics import metric_on_videos
+from mvcl.probe.metrics import metric_on_videos
+from mvcl.stats import DEFAULT_RESAMPLES, Comparison, Interval, Metric, interval, paired
 
 TABLE_METRICS = ("roc_auc", "f1", "pr_auc")
 # Below these sizes a number is reported but flagged: an AUC over fewer than 30 test videos has a 95% interval

@@ -1,80 +1,49 @@
-# Qualitative analysis (the study's nearest neighbours), embedding diagnostics, and the
-# coupling-sweep figure (`outputs.coupling_sweep`; off by default: it runs the pipeline per coupling).
+# The study's qualitative analysis (nearest neighbours of seed videos and segments) and embedding diagnostics.
 
 QUALITATIVE_EMBEDDINGS = model_path(
     config["qualitative"]["configuration"], "embeddings.npz"
 )
 
 
-rule figure_neighbours_videos:
+# Seeds per level: the study's 25 seed videos and 20 seed segments.
+NEIGHBOUR_SEEDS = {
+    "videos": config["qualitative"]["seed_videos"],
+    "segments": config["qualitative"]["seed_segments"],
+}
+
+
+rule figure_neighbours:
     input:
         manifest=res("data", "manifest.parquet"),
         segments=res("data", "segments.parquet"),
         embeddings=QUALITATIVE_EMBEDDINGS,
     output:
         figure=report(
-            res("figures", "neighbours_videos_{mode}.png"),
-            caption="../report/neighbours_videos.rst",
+            res("figures", "neighbours_{level}_{mode}.png"),
+            caption="../report/neighbours.rst",
             category="Qualitative",
-            subcategory="Video neighbours",
-            labels={"mode": "{mode}", "kind": "contact sheet"},
+            subcategory="Neighbours ({level})",
+            labels={"level": "{level}", "mode": "{mode}", "kind": "contact sheet"},
         ),
         table=report(
-            res("qualitative", "neighbours_videos_{mode}.csv"),
+            res("qualitative", "neighbours_{level}_{mode}.csv"),
             caption="../report/neighbours_table.rst",
             category="Qualitative",
-            subcategory="Video neighbours",
-            labels={"mode": "{mode}", "kind": "table"},
+            subcategory="Neighbours ({level})",
+            labels={"level": "{level}", "mode": "{mode}", "kind": "table"},
         ),
     log:
-        log_path("figure_neighbours_videos", "{mode}"),
+        log_path("figure_neighbours", "{level}_{mode}"),
     benchmark:
-        benchmark_path("figure_neighbours_videos", "{mode}")
+        benchmark_path("figure_neighbours", "{level}_{mode}")
     wildcard_constraints:
+        level="|".join(NEIGHBOUR_LEVELS),
         mode="|".join(NEIGHBOUR_MODES),
     conda:
         "../envs/mvcl.yaml"
     params:
-        level="videos",
-        seeds=config["qualitative"]["seed_videos"],
-        k=config["qualitative"]["k"],
-        configuration=config["qualitative"]["configuration"],
-        seed=config["seed"],
-    script:
-        "../workflow_scripts/figure_neighbours.py"
-
-
-rule figure_neighbours_segments:
-    input:
-        manifest=res("data", "manifest.parquet"),
-        segments=res("data", "segments.parquet"),
-        embeddings=QUALITATIVE_EMBEDDINGS,
-    output:
-        figure=report(
-            res("figures", "neighbours_segments_{mode}.png"),
-            caption="../report/neighbours_segments.rst",
-            category="Qualitative",
-            subcategory="Segment neighbours",
-            labels={"mode": "{mode}", "kind": "contact sheet"},
-        ),
-        table=report(
-            res("qualitative", "neighbours_segments_{mode}.csv"),
-            caption="../report/neighbours_table.rst",
-            category="Qualitative",
-            subcategory="Segment neighbours",
-            labels={"mode": "{mode}", "kind": "table"},
-        ),
-    log:
-        log_path("figure_neighbours_segments", "{mode}"),
-    benchmark:
-        benchmark_path("figure_neighbours_segments", "{mode}")
-    wildcard_constraints:
-        mode="|".join(NEIGHBOUR_MODES),
-    conda:
-        "../envs/mvcl.yaml"
-    params:
-        level="segments",
-        seeds=config["qualitative"]["seed_segments"],
+        level=lambda wildcards: wildcards.level,
+        seeds=lambda wildcards: NEIGHBOUR_SEEDS[wildcards.level],
         k=config["qualitative"]["k"],
         configuration=config["qualitative"]["configuration"],
         seed=config["seed"],
@@ -123,7 +92,7 @@ rule diagnostics:
 
 rule gather_diagnostics:
     input:
-        # The loss floor (rule loss_floor, rules/evaluate.smk) joins where the workflow has that stage.
+        # The loss floor (rule loss_floor, rules/train.smk) joins where the workflow has that stage.
         parts=lambda wildcards: PLAN.diagnostics_inputs(workflow.is_rule("loss_floor")),
     output:
         table=report(
@@ -221,40 +190,3 @@ rule figure_embedding_map:
         seed=config["seed"],
     script:
         "../workflow_scripts/figure_embedding_map.py"
-
-
-rule figure_coupling:
-    input:
-        retrieval=[
-            PLAN.sweep_retrieval(coupling, name)
-            for name in PLAN.sweep_configurations
-            for coupling in config["sweep"]["couplings"]
-        ],
-    output:
-        figure=report(
-            res("figures", "coupling.png"),
-            caption="../report/coupling.rst",
-            category="Diagnostics",
-            labels={"what": "median rank against audio-video coupling"},
-        ),
-        table=report(
-            res("sweep", "coupling.csv"),
-            caption="../report/coupling.rst",
-            category="Diagnostics",
-            labels={"what": "coupling sweep table"},
-        ),
-    log:
-        log_path("figure_coupling"),
-    benchmark:
-        benchmark_path("figure_coupling")
-    conda:
-        "../envs/mvcl.yaml"
-    params:
-        sweep_keys=[
-            (name, coupling)
-            for name in PLAN.sweep_configurations
-            for coupling in config["sweep"]["couplings"]
-        ],
-        demo_coupling=config["demo"]["av_coupling"],
-    script:
-        "../workflow_scripts/figure_coupling.py"

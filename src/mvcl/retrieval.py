@@ -23,11 +23,11 @@ video's other segments included; those share the song and the look, so a model t
 still rank a sibling above the true segment. `other_videos` leaves a query's own video's other segments out of
 its candidates (its positive stays), which is what the study's test effectively did (one segment per video):
 each query's pool shrinks by its siblings, and chance is the median over queries of (candidates + 1) / 2.
-Video-level ranks (MVPt's track-level retrieval) rank each test video's mean embedding (`mvcl.rows.video_means`,
+Video-level ranks (MVPt's track-level retrieval) rank each test video's mean embedding (`mvcl.vectors.video_means`,
 L2-normalised) among all test videos' means; chance (videos + 1) / 2.
 
 Intervals (`evaluate_retrieval`). Ranks are computed once on the whole test set; a bootstrap draw resamples
-test videos with replacement (mvcl.evaluate.bootstrap, seeded) and re-selects the queries of the drawn videos,
+test videos with replacement (mvcl.stats, seeded) and re-selects the queries of the drawn videos,
 each keeping the rank it got in its own pool (segment queries) or among all test videos (video queries). So
 the interval is over which queries the test set holds, with the candidates held fixed: a draw never re-pools
 or re-ranks, which keeps 1000 draws at the study's size to seconds. The median of a draw is a weighted median
@@ -47,9 +47,9 @@ from typing import Any
 
 import numpy as np
 
-from mvcl.evaluate.bootstrap import DEFAULT_RESAMPLES, Interval, interval, paired, permutation_p, video_codes
 from mvcl.plan import RECALL_AT
-from mvcl.rows import video_means
+from mvcl.stats import DEFAULT_RESAMPLES, Interval, interval, paired, permutation_p, video_codes
+from mvcl.vectors import video_means
 
 CANDIDATES = ("all_segments", "other_videos")
 # Below this many test videos, Table 1 says its intervals rest on a small collection (and the log warns).

@@ -21,7 +21,8 @@ import pandas as pd
 from scipy.special import logsumexp
 from sklearn.metrics import roc_auc_score
 
-from mvcl.evaluate.neighbours import l2_normalise, valid_test_rows
+from mvcl.qualitative.neighbours import valid_test_rows
+from mvcl.vectors import l2_normalise
 
 # Pairs sampled for negatives and points sampled for uniformity: enough for 3 significant digits.
 MAX_NEGATIVES = 200_000

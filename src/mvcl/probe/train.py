@@ -29,8 +29,8 @@ import torch
 from torch import nn
 
 from mvcl.device import pick_device
-from mvcl.evaluate.bootstrap import video_codes
-from mvcl.evaluate.probe_data import (
+from mvcl.learn.stopping import EarlyStopping
+from mvcl.probe.data import (
     LEVELS,
     SPLITS,
     VideoLevel,
@@ -38,7 +38,7 @@ from mvcl.evaluate.probe_data import (
     note,
     task_labels,
 )
-from mvcl.evaluate.probe_metrics import (
+from mvcl.probe.metrics import (
     METRICS,
     empty_metrics,
     f1_thresholds,
@@ -46,8 +46,8 @@ from mvcl.evaluate.probe_metrics import (
     tagging_metrics,
     undefined,
 )
-from mvcl.learn.stopping import EarlyStopping
 from mvcl.rng import fork_rng
+from mvcl.stats import video_codes
 
 # Defaults of the `probe` config section (schemas/config.schema.yaml); dropout and batch_size have no key yet.
 PROBE_DEFAULTS: dict[str, Any] = {

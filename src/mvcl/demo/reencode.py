@@ -13,7 +13,7 @@ import av
 import numpy as np
 import pandas as pd
 
-from mvcl.data.synthetic import write_mp4
+from mvcl.demo.synthetic import write_mp4
 
 
 def reencode(source: str | Path, target: str | Path, *, crf: int = 35, sample_rate: int = 22050) -> None:

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from mvcl.plan import NEIGHBOUR_LEVELS, NEIGHBOUR_MODES
-from mvcl.rows import usable_rows, video_means
+from mvcl.vectors import l2_normalise, usable_rows, video_means
 
 MODES = NEIGHBOUR_MODES
 MODE_NAMES = {"agg": "aggregated audio+video", "audio": "audio", "video": "video"}
@@ -59,12 +59,6 @@ def load_embeddings(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     if audio.shape != video.shape:
         raise ValueError(f"{path}: audio {audio.shape} and video {video.shape} embeddings differ in shape")
     return audio, video
-
-
-def l2_normalise(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (a zero row stays zero)."""
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.where(norms > 0, norms, 1.0)
 
 
 def mode_vectors(audio: np.ndarray, video: np.ndarray, mode: str) -> np.ndarray:

@@ -1,0 +1,20 @@
+# Beyond the study: the audio, video and aggregated embedding of every video (results/embeddings/).
+
+
+rule embeddings:
+    input:
+        embeddings=model_path("{configuration}", "embeddings.npz"),
+        segments=res("data", "segments.parquet"),
+    output:
+        videos=res("embeddings", "{configuration}.parquet"),
+        segments=res("embeddings", "{configuration}_segments.parquet"),
+    log:
+        log_path("embeddings", "{configuration}"),
+    benchmark:
+        benchmark_path("embeddings", "{configuration}")
+    wildcard_constraints:
+        configuration="|".join(PLAN.trained),
+    conda:
+        "../envs/mvcl.yaml"
+    script:
+        "../workflow_scripts/embeddings.py"

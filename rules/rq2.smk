@@ -1,0 +1,75 @@
+# Beyond the study: RQ2 measured with people (the judge page, its judgements scored per representation).
+
+
+RQ2_INPUTS = {
+    "segments": res("data", "segments.parquet"),
+    "manifest": res("data", "manifest.parquet"),
+    "audio": res("features", "musicnn.npy"),
+    "video": res("features", "r2plus1d.npy"),
+    "embeddings": [
+        res("embeddings", f"{name}.parquet") for name in PLAN.rq2["configurations"]
+    ],
+}
+
+
+rule judge:
+    input:
+        **RQ2_INPUTS,
+    output:
+        page=res("judge.html"),
+        triplets=res("rq2", "triplets.csv"),
+    log:
+        log_path("judge"),
+    benchmark:
+        benchmark_path("judge")
+    conda:
+        "../envs/mvcl.yaml"
+    params:
+        rq2=PLAN.rq2,
+        seed=config["seed"],
+    script:
+        "../workflow_scripts/judge.py"
+
+
+if config["demo"]["enabled"]:
+
+    # The demo's simulated annotators; latents.parquet is written by demo_dataset beside its metadata.
+    rule simulate_judgements:
+        input:
+            triplets=res("rq2", "triplets.csv"),
+            metadata=config["dataset"]["metadata_csv"],
+        output:
+            judgements=PLAN.demo_file("judgements.csv"),
+        log:
+            log_path("simulate_judgements"),
+        benchmark:
+            benchmark_path("simulate_judgements")
+        conda:
+            "../envs/mvcl.yaml"
+        params:
+            latents=PLAN.demo_file("latents.parquet"),
+            noise=PLAN.rq2["simulated_noise"],
+            seed=config["seed"],
+        script:
+            "../workflow_scripts/simulate_judgements.py"
+
+
+rule rq2:
+    input:
+        **RQ2_INPUTS,
+        judgements=PLAN.rq2_judgements,
+    output:
+        table=report(res("rq2.csv"), caption="../report/rq2.rst", category="Tables"),
+        markdown=res("rq2.md"),
+        annotators=res("rq2_annotators.csv"),
+    log:
+        log_path("rq2"),
+    benchmark:
+        benchmark_path("rq2")
+    conda:
+        "../envs/mvcl.yaml"
+    params:
+        rq2=PLAN.rq2,
+        seed=config["seed"],
+    script:
+        "../workflow_scripts/rq2.py"

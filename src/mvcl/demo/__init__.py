@@ -1,0 +1,1 @@
+"""The synthetic demo corpus: generated music videos, their re-encodes, and simulated annotators."""
