@@ -28,15 +28,13 @@ def test_sweep_runs_train_every_sweep_configuration_on_the_sized_corpus():
     assert CONFIG["training"]["segments"] == "one"  # the run's own config is left alone
 
 
-def test_the_earlier_single_configuration_key_still_works():
+def test_sweep_configurations_must_be_configurations_and_the_older_single_key_is_refused():
     config = copy.deepcopy(CONFIG)
     config["sweep"]["configuration"] = "tau03"
-    plan = Plan(config)
-    assert plan.sweep_configurations == ["tau03"]
-    assert list(plan.sweep_config(0.0)["configurations"]) == ["tau03"]
-    assert "configuration" not in plan.sweep_config(0.0)["sweep"]
+    with pytest.raises(ValueError, match="sweep: Additional properties are not allowed .'configuration'"):
+        Plan(config)
     config["sweep"] = {**CONFIG["sweep"], "configurations": ["base", "nope"]}
-    with pytest.raises(ValueError, match="nope"):
+    with pytest.raises(ValueError, match="sweep.configurations: nope not a key of configurations"):
         Plan(config).sweep_config(0.0)
 
 

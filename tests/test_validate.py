@@ -24,6 +24,8 @@ def test_repository_config_passes(config):
         (lambda c: c["demo"].update(duration_s=20), "demo.duration_s"),
         (lambda c: c["probe"].update(configuration="nope"), "probe.configuration"),
         (lambda c: c["dataset"].update(videos_dir="elsewhere"), "dataset.videos_dir"),
+        (lambda c: c["recommend"].update(configuration="nope"), "recommend.configuration: nope not a key"),
+        (lambda c: c["rq2"].update(configurations=["base", "nope"]), "rq2.configurations: nope not a key"),
     ],
 )
 def test_inconsistent_values_name_their_key(config, change, key):

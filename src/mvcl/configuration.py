@@ -78,6 +78,31 @@ def _check_values(values: dict, schema: dict, section: str, where: str) -> None:
         raise ValueError(f"{key}: {error.message}")
 
 
+def with_defaults(config: dict, schema: dict | None = None) -> dict:
+    """A copy of `config`, checked against the schema, with every key it leaves out set to the schema's default.
+
+    What `snakemake.utils.validate` does to the workflow's config (the same recipe: a default is set where
+    its key is missing, then the value below it is checked, which sets its own defaults in turn). The Snakefile's
+    config is already complete; the library and tests call this on a partial one. Raises ValueError naming the key.
+    """
+    schema = schema if schema is not None else load_schema()
+    check_properties = jsonschema.Draft202012Validator.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, subschema):  # noqa: ANN001, ANN202 (jsonschema's signature)
+        if isinstance(instance, dict):
+            for key, spec in properties.items():
+                if "default" in spec:
+                    instance.setdefault(key, copy.deepcopy(spec["default"]))
+        yield from check_properties(validator, properties, instance, subschema)
+
+    filling = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"properties": set_defaults})
+    complete = copy.deepcopy(config)
+    error = jsonschema.exceptions.best_match(filling(schema).iter_errors(complete))
+    if error is not None:
+        raise ValueError(f"{'.'.join(map(str, error.absolute_path)) or 'config'}: {error.message}")
+    return complete
+
+
 def deep_merge(base: dict, override: dict) -> dict:
     """A new dict: `override` over `base`, merging nested dicts key by key (neither input is changed)."""
     out = copy.deepcopy(base)

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import PurePosixPath
 
-from mvcl.configuration import deep_merge, load_schema, resolve_configuration, schema_defaults
+from mvcl.configuration import deep_merge, load_schema, resolve_configuration, with_defaults
+from mvcl.validate import check_sweep
 
 RESULTS = "results"
 # The six configurations of the study's Table 1, listed first and marked in Table 1 when present.
@@ -109,10 +110,17 @@ def ablation_overrides(
 
 @dataclass(frozen=True)
 class Plan:
-    """Everything the rules derive from one (validated) config: names, resolved settings, targets."""
+    """Everything the rules derive from one config: names, resolved settings, targets.
+
+    The config is completed with the schema's defaults on construction (already done by the Snakefile's
+    `validate`), so every member reads a key directly.
+    """
 
     config: dict
     schema: dict = field(default_factory=load_schema, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "config", with_defaults(self.config, self.schema))
 
     # --- configurations ---------------------------------------------------------------------------------
 
@@ -124,8 +132,7 @@ class Plan:
     @cached_property
     def ablation(self) -> dict[str, dict]:
         """Ablation entry -> its full override (the reference's override with the entry's change)."""
-        entries = (self.config.get("ablation") or {}).get("entries") or {}
-        return ablation_overrides(self.config["configurations"], entries)
+        return ablation_overrides(self.config["configurations"], self.config["ablation"]["entries"])
 
     @property
     def trained(self) -> list[str]:
@@ -142,7 +149,7 @@ class Plan:
     @property
     def probe_tasks(self) -> list[str]:
         """Tagging needs MSD tags (dataset.msd_tags); without them Table 2 has the genre task only."""
-        return list(PROBE_TASKS) if self.config["dataset"].get("msd_tags") else ["genre"]
+        return list(PROBE_TASKS) if self.config["dataset"]["msd_tags"] else ["genre"]
 
     def probe_files(self, key: str) -> list[str]:
         """The results of one probe job, one per task: every Table 2 cell of representation `key` (a
@@ -240,32 +247,20 @@ class Plan:
 
     @property
     def sweep_configurations(self) -> list[str]:
-        """The configurations of the coupling sweep: `sweep.configurations`, or the older `sweep.configuration`."""
-        sweep = self.config["sweep"]
-        return [sweep["configuration"]] if sweep.get("configuration") else list(sweep["configurations"])
+        """The configurations of the coupling sweep (`sweep.configurations`), one curve each."""
+        return list(self.config["sweep"]["configurations"])
 
     def sweep_config(self, coupling: float) -> dict:
         """The configuration of one coupling-sweep run: this run's settings, `sweep.overrides` on top, on the
         sweep's own demo corpus at `coupling`, training the sweep's configurations."""
-        if not self.config["demo"]["enabled"]:
-            raise ValueError(
-                "the coupling sweep re-generates the synthetic demo corpus: it needs demo.enabled: true"
-            )
+        check_sweep(self.config)
         names = self.sweep_configurations
-        missing = [name for name in names if name not in self.config["configurations"]]
-        if missing:
-            raise ValueError(
-                f"sweep.configurations: {', '.join(missing)} not a key of configurations "
-                f"({', '.join(self.config['configurations'])})"
-            )
-        settings = deep_merge(self.config, self.config["sweep"].get("overrides") or {})
+        settings = deep_merge(self.config, self.config["sweep"]["overrides"])
         settings["demo"].update(av_coupling=coupling, videos=self.config["sweep"]["videos"])
         settings["configurations"] = {name: self.config["configurations"][name] for name in names}
         settings["ablation"] = {}  # the sweep stops at retrieval of its configurations
         settings["probe"]["configuration"] = settings["qualitative"]["configuration"] = names[0]
         settings["outputs"] = {"ablation": False, "qualitative": False, "diagnostics": False}
-        settings["sweep"] = {key: value for key, value in settings["sweep"].items() if key != "configuration"}
-        settings["sweep"]["configurations"] = names
         return settings
 
     def sweep_retrieval(self, coupling: object, configuration: str) -> str:
@@ -302,7 +297,7 @@ class Plan:
     @property
     def new_videos(self) -> str | None:
         """The metadata CSV of new videos to recommend for (dataset.new_videos), or None."""
-        return self.config["dataset"].get("new_videos") or None
+        return self.config["dataset"]["new_videos"] or None
 
     def demo_file(self, name: str) -> str:
         """A file of the demo corpus: beside dataset.metadata_csv, where rule demo_dataset writes."""
@@ -313,33 +308,19 @@ class Plan:
         """The demo writes its own new videos (re-encodes) when dataset.new_videos is its demo path."""
         return bool(self.config["demo"]["enabled"]) and self.new_videos == self.demo_file("new/metadata.csv")
 
-    def _section(self, name: str) -> dict:
-        """Config section `name` over its schema defaults."""
-        properties = self.schema["properties"][name].get("properties", {})
-        return deep_merge(schema_defaults(properties), self.config.get(name) or {})
-
     @property
     def recommend(self) -> dict:
         """The `recommend` section; configuration null = qualitative.configuration."""
-        settings = self._section("recommend")
+        settings = dict(self.config["recommend"])
         settings["configuration"] = settings["configuration"] or self.config["qualitative"]["configuration"]
-        self._check_names("recommend.configuration", [settings["configuration"]])
         return settings
 
     @property
     def rq2(self) -> dict:
         """The `rq2` section; configurations null = every configuration."""
-        settings = self._section("rq2")
+        settings = dict(self.config["rq2"])
         settings["configurations"] = settings["configurations"] or self.configurations
-        self._check_names("rq2.configurations", settings["configurations"])
         return settings
-
-    def _check_names(self, key: str, names: list[str]) -> None:
-        unknown = [name for name in names if name not in self.config["configurations"]]
-        if unknown:
-            raise ValueError(
-                f"{key}: {', '.join(unknown)} not a key of configurations ({', '.join(self.configurations)})"
-            )
 
     @property
     def rq2_judgements(self) -> list[str]:
@@ -369,7 +350,7 @@ class Plan:
 
     def final_targets(self) -> list[str]:
         """What `snakemake` builds with no target: the tables and figures, and the groups `outputs` switches on."""
-        outputs = self.config.get("outputs") or {}
+        outputs = self.config["outputs"]
         targets = [
             res("data", "manifest.parquet"),
             res("data", "segments.parquet"),
@@ -384,15 +365,15 @@ class Plan:
             res("figures", "probes.png"),
         ]
         targets += self.figure_targets(
-            qualitative=outputs.get("qualitative", True), diagnostics=outputs.get("diagnostics", True)
+            qualitative=outputs["qualitative"], diagnostics=outputs["diagnostics"]
         )
-        if outputs.get("ablation", True) and self.ablation:
+        if outputs["ablation"] and self.ablation:
             targets += [res("ablation.csv"), res("figures", "ablation.png")]
-        if outputs.get("coupling_sweep", False):
+        if outputs["coupling_sweep"]:
             targets += self.coupling_outputs()
         targets += [path for name in self.configurations for path in self.embedding_tables(name)]
-        if outputs.get("recommend", True):
+        if outputs["recommend"]:
             targets += self.recommend_targets()
-        if outputs.get("rq2", True):
+        if outputs["rq2"]:
             targets += self.rq2_targets()
         return targets

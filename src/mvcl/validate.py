@@ -1,4 +1,8 @@
-"""Checks on the configuration that a JSON schema cannot express (relations between keys, duplicate keys)."""
+"""Checks on the configuration that a JSON schema cannot express (relations between keys, duplicate keys).
+
+Every cross-key check lives here: `check_config` runs when the workflow starts (rules/common.smk), and
+`check_sweep` when the coupling sweep, which only some runs ask for, builds its nested configs.
+"""
 
 from __future__ import annotations
 
@@ -78,6 +82,8 @@ def check_config(config: dict, configfiles: Iterable[str | Path] = ()) -> None:
                 f"demo.duration_s ({config['demo']['duration_s']}) must exceed segments.count x "
                 f"segments.seconds ({needed}) so every video can hold its segments"
             )
+    _check_names(config, "recommend.configuration", [config["recommend"]["configuration"]])
+    _check_names(config, "rq2.configurations", config["rq2"]["configurations"] or [])
     names = set(config["configurations"])
     for section in ("probe", "qualitative"):
         chosen = config[section]["configuration"]
@@ -86,3 +92,26 @@ def check_config(config: dict, configfiles: Iterable[str | Path] = ()) -> None:
                 f"{section}.configuration is '{chosen}', which is not a key of configurations "
                 f"({', '.join(sorted(names))})"
             )
+
+
+def check_sweep(config: dict) -> None:
+    """Raise ConfigError when the coupling sweep cannot run: it needs the demo corpus and known configurations."""
+    if not config["demo"]["enabled"]:
+        raise ConfigError(
+            "the coupling sweep re-generates the synthetic demo corpus: it needs demo.enabled: true"
+        )
+    missing = [name for name in config["sweep"]["configurations"] if name not in config["configurations"]]
+    if missing:
+        raise ConfigError(
+            f"sweep.configurations: {', '.join(missing)} not a key of configurations "
+            f"({', '.join(config['configurations'])})"
+        )
+
+
+def _check_names(config: dict, key: str, names: list) -> None:
+    """Raise ConfigError when `names` (the value of `key`; None = a default) are not all configurations."""
+    unknown = [name for name in names if name is not None and name not in config["configurations"]]
+    if unknown:
+        raise ConfigError(
+            f"{key}: {', '.join(unknown)} not a key of configurations ({', '.join(config['configurations'])})"
+        )

@@ -145,8 +145,8 @@ class ContrastiveModel(nn.Module):
     ) -> None:
         super().__init__()
         self.audio_dim, self.video_dim, self.segments_per_video = audio_dim, video_dim, segments_per_video
-        temporal = model_cfg.get("temporal", {})
-        self.temporal = bool(temporal.get("enabled", False))
+        temporal = model_cfg["temporal"]
+        self.temporal = bool(temporal["enabled"])
         if self.temporal and (model_cfg["single_head"] or model_cfg["init"] == "autoencoder"):
             raise ValueError(
                 "model.temporal.enabled cannot be combined with model.single_head or init: autoencoder"
