@@ -74,8 +74,9 @@ def probe_inputs(wildcards):
     return inputs
 
 
-def probe_settings(wildcards):
-    return PLAN.probe_settings(wildcards.get("configuration"))
+def probe_params(wildcards):
+    """params.probe of a probe job: the `probe` section for the job's configuration wildcard."""
+    return PLAN.probe_section_for(wildcards.get("configuration"))
 
 
 def resolved(wildcards):

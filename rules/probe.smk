@@ -53,7 +53,7 @@ rule probe_configuration:
         runtime=runtime(60 * len(PLAN.probe_tasks)),
     params:
         tasks=PLAN.probe_tasks,
-        probe=probe_settings,
+        probe=probe_params,
         seed=config["seed"],
         device=config["device"],
     script:

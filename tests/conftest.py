@@ -13,7 +13,7 @@ TINY = load_test_config("tiny")
 
 @pytest.fixture(autouse=True)
 def _one_thread():
-    """Tests share two cores with each other (xdist) and with Snakemake subprocesses."""
+    """One torch thread per test: tests share the machine's cores with the Snakemake subprocesses they start."""
     torch.set_num_threads(1)
 
 

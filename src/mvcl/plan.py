@@ -204,8 +204,9 @@ class Plan:
         paths = [res("probes", task, f"{key}.json") for task, *keys in self.rq1_pairs() for key in keys]
         return list(dict.fromkeys(paths))
 
-    def probe_settings(self, configuration: str | None) -> dict:
-        """The `probe` section; the probes of an ablation entry run `ablation.probe_repeats` seeds."""
+    def probe_section_for(self, configuration: str | None) -> dict:
+        """The `probe` section a configuration's probes run with: as configured, except that the probes of an
+        ablation entry run `ablation.probe_repeats` seeds."""
         if configuration in self.ablation:
             return {**self.config["probe"], "repeats": self.config["ablation"]["probe_repeats"]}
         return self.config["probe"]

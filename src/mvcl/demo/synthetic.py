@@ -14,8 +14,8 @@ follows the tempo, and a flash on every kick. With coupling c, the picture param
 model that is never heard: at c = 0 the picture says nothing about the sound (not even its genre or when its
 sections change), at c = 1 it is a deterministic function of the sound.
 
-`write_test_pattern_video` writes a video whose frames carry their index as a block code and whose audio is
-a chirp, so that decoders can be checked for off-by-one frames and resampling errors.
+The decoders are checked on a different video, the tests' pattern (tests/patterns.py: each frame carries its
+index as a block code, the audio is a chirp), which shows off-by-one frames and resampling errors.
 """
 
 from __future__ import annotations
