@@ -99,11 +99,9 @@ def patch_starts(frames: int) -> list[int]:
 def decode_workers_for(spec: int | str, device: torch.device, threads: int) -> int:
     """Decoding threads for `audio_encoder.decode_workers` `spec` (a count, or auto) in a job of `threads`.
 
-    auto: half the threads (at least 1) on a CPU. A 3 s window of real music videos' 44.1/48 kHz stereo audio
-    (Opus, AAC, MP3) takes 10-18 ms to decode and resample to 16 kHz on one core, about what one model
-    worker spends on its patch (~12.5 ms), so one decoding thread would cap a many-threaded job near 70
-    windows/s; the demo's 22 kHz mono AAC takes 4 ms. On 2 cores one decoder ran fastest (extra decoders
-    compete with the model's workers for the same cores). On a GPU, as many decoders as threads.
+    auto: half the threads (at least 1) on a CPU, where decoding a window of real music videos' audio costs
+    about what a model worker spends on its patch, so one decoder would cap a many-threaded job (the
+    figures: README, Speed). On a GPU, as many decoders as threads.
     """
     return decode_threads(spec, "audio_encoder.decode_workers", device, threads, on_cpu=max(1, threads // 2))
 
@@ -202,8 +200,8 @@ def patch_features(
 
     On a CPU with N > 1 intra-op threads, it splits each batch over N worker threads that run one intra-op
     thread each (torch's thread count is set to 1 inside the block and restored after): the model's many
-    small GEMMs waste ~50% of the CPU time on OpenMP synchronisation when threaded inside each operation,
-    and collapse (5-10x slower) when other processes share the cores; data-parallel workers do neither.
+    small GEMMs waste CPU time on OpenMP synchronisation when threaded inside each operation, and collapse
+    when other processes share the cores; data-parallel workers do neither (README, Speed).
     """
     workers = torch.get_num_threads() if device.type == "cpu" else 1
 

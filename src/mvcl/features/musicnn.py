@@ -175,9 +175,8 @@ TEMPORAL_BLOCK = 16  # output frames per temporal GEMM
 CPU_TEMPORAL_PATCHES = 4  # patches per temporal GEMM on CPU (its output stays in cache)
 
 # CPU GEMMs. torch's float32 matmul calls MKL, which runs AVX-512 code on Intel processors but only its AVX2
-# code on AMD ones (~100 GFLOP/s a core on an AMD benchmark machine); there oneDNN, which torch also ships,
-# runs AVX-512 (~200-230 GFLOP/s on these shapes, same float32 arithmetic). On an Intel machine (Sapphire
-# Rapids class) MKL is the faster of the two: 80 against 66 patches/s on one thread. oneDNN's linear
+# code on AMD ones; there oneDNN, which torch also ships, runs AVX-512 (about twice as fast on these shapes,
+# same float32 arithmetic). On Intel MKL is the faster of the two (figures: README, Speed). oneDNN's linear
 # operator is internal to torch (the one torch.compile's CPU backend calls), so it is used only where it
 # exists, on AMD processors, and only for inference (it has no backward).
 _ONEDNN_LINEAR = getattr(torch.ops.mkldnn, "_linear_pointwise", None) if torch.backends.mkldnn.is_available() else None
@@ -187,11 +186,9 @@ def cpu_gemm_plan(vendor: str, onednn: bool) -> tuple[bool, int, int]:
     """(GEMMs through oneDNN, rows per timbral GEMM, filter groups per timbral GEMM) for a CPU.
 
     Rows are (patch, frame) pairs. Each library has its own best chunking of the timbral GEMMs, measured on
-    benchmarks/musicnn.py: oneDNN on AMD (1 MB L2 a core) ran best with 32 rows and two filter groups (the
-    49 x 2 x 102 x 32 spectral intermediate, 1.3 MB, stays near L2; 9% faster than 16 rows, 64-128 no
-    faster); MKL on Intel with 128 rows and all 204 filters at once: with two data-parallel workers 163
-    patches/s, against 159 at 64 rows, 142 at 32 rows in two groups and 116 for oneDNN's setting (on one
-    thread the three MKL settings all ran 80 +- 1). CUDA takes all filters and CUDA_TIMBRAL_ROWS at once.
+    benchmarks/musicnn.py (figures: README, Speed): oneDNN on AMD (1 MB L2 a core) with 32 rows and two
+    filter groups (the 49 x 2 x 102 x 32 spectral intermediate, 1.3 MB, stays near L2); MKL on Intel with
+    128 rows and all 204 filters at once. CUDA takes all filters and CUDA_TIMBRAL_ROWS at once.
     """
     if onednn and vendor == "AuthenticAMD":
         return True, 32, 2

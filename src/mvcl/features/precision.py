@@ -1,10 +1,9 @@
 """Arithmetic precision of a frozen encoder's forward pass: float32, bfloat16 or float16.
 
 Only the video encoder uses it (`features.precision`, applied by `VideoEncoder.compute_in`): R(2+1)D-18's
-convolutions run ~2.6x (AVX512-BF16) to ~4x (AMX) faster in bf16 on a CPU with native bf16, and faster on a
-GPU, and its pooled features stay within a cosine of 0.999 of the float32 ones (tests/test_video_features.py,
-benchmarks/video_features.py). musicnn always runs in float32: in bf16 its pooled features moved by up to 2.0
-against the original TF model's.
+convolutions run several times faster in bf16 on a CPU with native bf16, and faster on a GPU (README, Speed),
+and its pooled features stay within a cosine of 0.999 of the float32 ones (tests/test_video_features.py).
+musicnn always runs in float32: in bf16 its features fail the check against the original TF model's.
 """
 
 from __future__ import annotations

@@ -140,11 +140,10 @@ class VideoEncoder(nn.Module):
         """Run the backbone in `dtype` (float32, or bfloat16 / float16 for `features.precision`).
 
         Reduced precision casts the backbone's weights once and lays them, and the clips, out channels-last
-        (NDHWC), the layout oneDNN's and cuDNN's reduced-precision 3-D convolutions run fastest in: on a CPU
-        with AVX512-BF16 this is ~2.6x float32 (~4x with AMX), against ~2.2x (2.0x) for autocast, which
-        re-casts every weight on every call (benchmarks/video_features.py). Pixels are scaled and
-        standardised in float32 before the cast; features come back as float32. float32 keeps the default
-        layout, so its features do not change.
+        (NDHWC), the layout oneDNN's and cuDNN's reduced-precision 3-D convolutions run fastest in; this beats
+        autocast, which re-casts every weight on every call (README, Speed). Pixels are scaled and standardised
+        in float32 before the cast; features come back as float32. float32 keeps the default layout, so its
+        features do not change.
         """
         layout = torch.contiguous_format if dtype == torch.float32 else torch.channels_last_3d
         self.backbone.to(dtype=dtype, memory_format=layout)

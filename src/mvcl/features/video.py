@@ -40,14 +40,15 @@ log = logging.getLogger(__name__)
 
 # Clips per forward pass for batch_size `auto`. A CPU needs 16: below that, on one thread, torch computes
 # float32 convolutions with 1x1 spatial kernels (R(2+1)D's temporal (3, 1, 1) ones) with its own slow code
-# instead of oneDNN (its `use_mkldnn` rule), 2-3x slower per clip; more gains nothing. A GPU needs many.
+# instead of oneDNN (its `use_mkldnn` rule), several times slower per clip; more gains nothing (README, Speed).
+# A GPU needs many.
 CPU_BATCH = 16
 GPU_BATCH = 64
 
 
 def decode_workers_for(spec: int | str, device: torch.device, threads: int) -> int:
     """Decoding threads for `video_encoder.decode_workers` `spec` in a job of `threads`: auto is 1 on a CPU
-    (decoding is ~10x cheaper than the model there), the job's threads on a GPU."""
+    (decoding is far cheaper than the model there: README, Speed), the job's threads on a GPU."""
     return decode_threads(spec, "video_encoder.decode_workers", device, threads, on_cpu=1)
 
 
@@ -112,8 +113,8 @@ def extract_video_features(
     decode are NaN. The provenance record names the weights (see `build_video_encoder`) and the extraction
     settings; it does not depend on the rows, so every shard of a run gives the same record.
 
-    `decode_workers` threads decode ahead of the model: on a CPU one keeps the model busy (decoding is ~10x
-    cheaper there, see benchmarks/video_features.py); on a GPU decoding is the bottleneck, so raise it.
+    `decode_workers` threads decode ahead of the model: on a CPU one keeps the model busy (decoding is far
+    cheaper there, see README, Speed); on a GPU decoding is the bottleneck, so raise it.
     `auto`: 1 on a CPU, torch's thread count (the job's threads) on a GPU. `batch_size` `auto`: 16 clips on
     a CPU, 64 on a GPU. `precision`: fp32, bf16, fp16 or auto (see `mvcl.features.precision`); the provenance
     record says which ran.
