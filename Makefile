@@ -1,4 +1,5 @@
 # Two entry points: `make run` (set up, then the whole demo workflow) and `make test` (set up, then the tests).
+# `make test-fast` runs only the tests not marked slow (no Snakemake run, no model trained end to end).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -6,7 +7,7 @@ STAMP := $(VENV)/.mvcl-installed
 # Snakemake jobs (and Slurm job steps) find the environment's tools first.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup run test lint clean
+.PHONY: setup run test test-fast lint clean
 
 setup: $(STAMP)
 
@@ -25,6 +26,9 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow"
 
 lint: setup
 	$(BIN)/ruff check src tests workflow_scripts benchmarks
