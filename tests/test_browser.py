@@ -91,6 +91,8 @@ def test_the_page_loads_and_lists_every_seed_of_every_section(page, neighbours_p
             id: section.id,
             seeds: Array.from(section.querySelectorAll('.seed')).map(row => Number(row.dataset.seed)),
             players: section.querySelectorAll('video').length,
+            posters: Array.from(section.querySelectorAll('video'))
+                .filter(player => player.poster.startsWith('data:image/jpeg;base64,')).length,
         }))"""
     )
     assert [section["id"] for section in sections] == [
@@ -101,7 +103,7 @@ def test_the_page_loads_and_lists_every_seed_of_every_section(page, neighbours_p
         table = tables[(level, mode)]
         assert section["seeds"] == sorted(table["seed"].unique())
         assert len(section["seeds"]) == SEEDS[level]
-        assert section["players"] == len(table)
+        assert section["players"] == section["posters"] == len(table)  # none is a black box before it plays
     assert page.title() == "Nearest neighbours, configuration base"
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import io
+import json
 import logging
 import math
+import re
 import subprocess
 from pathlib import Path
 
@@ -22,9 +26,11 @@ from mvcl.qualitative.neighbours import (
     video_items,
 )
 from mvcl.report.figures.neighbours import plot_neighbour_sheet
-from mvcl.report.pages import media_source, render_page
+from mvcl.report.judge import render_judge_page
+from mvcl.report.pages import POSTER_WIDTH, media_source, render_page
+from mvcl.report.recommendations import render_recommendations
 from tests.helpers import REPO, snakemake_command
-from tests.patterns import write_test_pattern_video
+from tests.patterns import read_frame_index, write_test_pattern_video
 
 # Video v_i sits at ANGLES[i] degrees in one plane: its nearest videos are known by angle difference.
 ANGLES = [0.0, 10.0, 25.0, 45.0, 90.0, 180.0]
@@ -242,6 +248,56 @@ def test_page_sources_are_relative_and_segments_carry_their_window(corpus, tmp_p
     assert (page_dir / source.split("#")[0]).resolve() == Path(first_segment["path"]).resolve()
     assert f'src="{media_source(tables[("videos", "agg")].iloc[0]["path"], page_dir)}"' in page
     assert media_source("/media/My Videos/a b.mp4", "/media/results") == "../My%20Videos/a%20b.mp4"
+
+
+def _poster_frames(page: str) -> dict[str, int]:
+    """Poster id -> the test-pattern frame index its JPEG shows (checking it is POSTER_WIDTH wide)."""
+    posters = json.loads(re.search(r'<script id="posters" type="application/json">(.*?)</script>', page)[1])
+    frames = {}
+    for key, uri in posters.items():
+        image = Image.open(io.BytesIO(base64.b64decode(uri.removeprefix("data:image/jpeg;base64,"))))
+        assert image.format == "JPEG" and image.size == (POSTER_WIDTH, round(POSTER_WIDTH * 36 / 64))
+        frames[key] = read_frame_index(np.asarray(image.convert("RGB")))
+    return frames
+
+
+def test_every_player_shows_the_middle_frame_of_its_window_as_its_poster(corpus, tmp_path):
+    manifest, segments = corpus
+    audio, video = segment_embeddings(ANGLES, ANGLES)
+    tables = {
+        (level, "agg"): neighbours_for(level, "agg", manifest, segments, audio, video, seeds=3, k=2, seed=0)
+        for level in ("videos", "segments")
+    }
+    page = render_page({key: table for key, (table, _) in tables.items()}, tmp_path, "base")
+    frames = _poster_frames(page)
+    players = re.findall(r'<video [^>]*data-poster="(p\d+)" src="([^"]+)"', page)
+    assert len(players) == page.count("<video ") == 2 * 3 * 3
+    fps = 8  # write_tiny_corpus's videos: 4 s at 8 fps, frame k shows k
+    for poster, source in players:
+        window = re.search(r"#t=([\d.]+),([\d.]+)", source)
+        start_s, end_s = map(float, window.groups()) if window else (0.0, 4.0)
+        assert frames[poster] == int((start_s + end_s) / 2 * fps)
+    assert len(frames) == len(set(players))  # each (video, window) embedded once
+
+
+def test_the_judge_and_recommendation_pages_show_each_video_s_middle_frame(corpus, tmp_path):
+    manifest, _ = corpus
+    paths = manifest.set_index("video_id")["path"].to_dict()
+    middle = int(2.0 * 8)  # 4 s videos at 8 fps
+    triplets = pd.DataFrame({"seed": ["v1", "v2"], "candidate_a": ["v3", "v1"], "candidate_b": ["v4", "v5"]})
+    page = render_judge_page(triplets, paths, tmp_path, "test")
+    data = json.loads(re.search(r'<script id="triplets" type="application/json">(.*?)</script>', page)[1])
+    frames = _poster_frames(page)
+    assert len(frames) == 5 and set(frames.values()) == {middle}  # five videos, each embedded once
+    slots = ("seed", "a", "b")
+    assert all(triplet[f"{slot}_poster"] in frames for triplet in data["triplets"] for slot in slots)
+    recommended = manifest.iloc[1:3].assign(
+        new_video_id="v1", new_path=paths["v1"], new_artist="", new_title="", rank=[1, 2], cosine=[0.9, 0.8]
+    )
+    page = render_recommendations(recommended, tmp_path, "base")
+    players = re.findall(r'<video [^>]*data-poster="(p\d+)"', page)
+    assert len(players) == page.count("<video ") == 3
+    assert set(_poster_frames(page).values()) == {middle} and set(players) == set(_poster_frames(page))
 
 
 @pytest.mark.slow

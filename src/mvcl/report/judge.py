@@ -1,7 +1,7 @@
 """results/judge.html: people judge "which candidate is more similar to the seed?" (RQ2, mvcl.beyond.rq2).
 
 One self-contained page (no scripts or styles fetched from anywhere; videos by relative path, as
-neighbours.html). It shows one triplet at a time: the seed video and candidates A and B, with no genre or
+neighbours.html, with the same embedded poster frames). It shows one triplet at a time: the seed video and candidates A and B, with no genre or
 title that would tell the answer. Answers stay in the browser (localStorage, per page and annotator name),
 survive a reload, and "Download judgements CSV" exports them as seed,candidate_a,candidate_b,choice,
 annotator,time: the format `rq2.judgements` reads.
@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from mvcl.io import atomic_path
-from mvcl.report.pages import STYLE, media_source
+from mvcl.report.pages import STYLE, Posters, media_source
 
 _JUDGE_STYLE = """
 .triplet { display: flex; gap: 1.2em; align-items: flex-start; }
@@ -32,6 +32,7 @@ const state = Object.assign({annotator: '', position: 0, answers: {}},
                             JSON.parse(localStorage.getItem(storageKey) || '{}'));
 const players = {seed: document.getElementById('seed'), a: document.getElementById('a'),
                  b: document.getElementById('b')};
+const posters = JSON.parse(document.getElementById('posters').textContent);
 const nameInput = document.getElementById('annotator');
 nameInput.value = state.annotator;
 function save() { localStorage.setItem(storageKey, JSON.stringify(state)); }
@@ -45,6 +46,7 @@ function show(position) {
   const triplet = data.triplets[state.position];
   for (const [slot, player] of Object.entries(players)) {
     player.pause();
+    player.poster = posters[triplet[slot + '_poster']];
     player.src = triplet[slot + '_src'];
     player.dataset.videoId = triplet[slot];
   }
@@ -103,6 +105,7 @@ def render_judge_page(
     triplets: pd.DataFrame, paths: dict[str, str], page_dir: str | Path, page_id: str
 ) -> str:
     """The page for `triplets` (seed, candidate_a, candidate_b, in order); `paths` maps video_id -> file."""
+    posters = Posters()
     records = [
         {
             "seed": str(row.seed),
@@ -111,6 +114,9 @@ def render_judge_page(
             "seed_src": media_source(paths[row.seed], page_dir),
             "a_src": media_source(paths[row.candidate_a], page_dir),
             "b_src": media_source(paths[row.candidate_b], page_dir),
+            "seed_poster": posters.id_for(paths[row.seed]),
+            "a_poster": posters.id_for(paths[row.candidate_a]),
+            "b_poster": posters.id_for(paths[row.candidate_b]),
         }
         for row in triplets.itertuples()
     ]
@@ -138,6 +144,7 @@ def render_judge_page(
             '<button id="export">Download judgements CSV</button></p>',
             '<p id="status"></p>',
             f'<script id="triplets" type="application/json">{data}</script>',
+            posters.script(),
             f"<script>{_JUDGE_SCRIPT}</script></body></html>",
         ]
     )

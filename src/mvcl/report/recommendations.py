@@ -1,7 +1,7 @@
 """results/recommendations.html: each new video beside the catalog videos recommended for it.
 
 Same page style as neighbours.html (mvcl.report.pages): self-contained, players read the videos by relative
-path, load when scrolled into view, and one plays at a time.
+path, show a poster frame, load when scrolled into view, and one plays at a time.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from mvcl.io import atomic_path
-from mvcl.report.pages import SCRIPT, STYLE, media_source
+from mvcl.report.pages import SCRIPT, STYLE, Posters, media_source
 
 
 def render_recommendations(table: pd.DataFrame, page_dir: str | Path, configuration: str) -> str:
@@ -27,6 +27,7 @@ def render_recommendations(table: pd.DataFrame, page_dir: str | Path, configurat
         "its most similar catalog videos by cosine similarity of the aggregated audio+video embedding. "
         "Keep this page inside the results folder: the players read the videos from their own folders.</p>",
     ]
+    posters = Posters()
     if table.empty:
         parts.append("<p>No new video could be embedded (see results/new/data/rejected.csv).</p>")
     for number, (video_id, rows) in enumerate(table.groupby("new_video_id", sort=False), start=1):
@@ -40,6 +41,7 @@ def render_recommendations(table: pd.DataFrame, page_dir: str | Path, configurat
                 video_id,
                 first["new_path"],
                 page_dir,
+                posters,
                 "<b>new video</b>",
                 first["new_artist"],
                 first["new_title"],
@@ -50,22 +52,39 @@ def render_recommendations(table: pd.DataFrame, page_dir: str | Path, configurat
             heading = f"<b>#{int(row.rank)}</b> cos {row.cosine:.3f}"
             parts.append(
                 _figure(
-                    int(row.rank), row.video_id, row.path, page_dir, heading, row.artist, row.title, row.genre
+                    int(row.rank),
+                    row.video_id,
+                    row.path,
+                    page_dir,
+                    posters,
+                    heading,
+                    row.artist,
+                    row.title,
+                    row.genre,
                 )
             )
         parts.append("</div>")
-    parts.append(f"<script>{SCRIPT}</script></body></html>")
+    parts.append(f"{posters.script()}<script>{SCRIPT}</script></body></html>")
     return "\n".join(parts)
 
 
 def _figure(
-    rank: int, video_id: str, path: str, page_dir: str | Path, heading: str, artist, title, genre
+    rank: int,
+    video_id: str,
+    path: str,
+    page_dir: str | Path,
+    posters: Posters,
+    heading: str,
+    artist,
+    title,
+    genre,
 ) -> str:
     about = " - ".join(html.escape(str(part)) for part in (artist, title) if isinstance(part, str) and part)
     genre = genre if isinstance(genre, str) else ""
     return (
         f'<figure class="rank-{rank}" data-rank="{rank}" data-video-id="{html.escape(str(video_id))}">'
-        f'<video controls preload="none" src="{html.escape(media_source(path, page_dir))}"></video>'
+        f'<video controls preload="none" data-poster="{posters.id_for(path)}" '
+        f'src="{html.escape(media_source(path, page_dir))}"></video>'
         f"<figcaption>{heading} {html.escape(str(video_id))}"
         + (f" <span>{html.escape(genre)}</span>" if genre else "")
         + (f"<br>{about}" if about else "")
