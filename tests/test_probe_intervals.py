@@ -222,6 +222,17 @@ def test_the_probe_figure_has_an_rq1_panel(tmp_path):
     assert width["with"] > width["without"] * 1.4  # a third panel beside ROC-AUC and F1
 
 
+def test_the_probe_figure_is_a_grid_of_one_row_per_task_readable_at_its_size(tmp_path):
+    tasks = ("genre", "tagging")
+    keys = ["both", "cl_agg"]
+    results = {(task, key): probed(task, seed=i, noise=i) for task in tasks for i, key in enumerate(keys)}
+    table = table2(results, resamples=50, seed=0)
+    answer = rq1(results, [(task, "cl_agg", "both") for task in tasks], resamples=50, seed=0)
+    plot_probes(table, tmp_path / "probes.png", answer)
+    height, width = plt.imread(tmp_path / "probes.png").shape[:2]
+    assert width <= 1800 and height > 0.4 * width  # two rows of three panels, not six in one row
+
+
 @pytest.mark.slow
 def test_rq1_builds_only_the_probes_it_compares(tiny_workdir):
     printed = run_snakemake(tiny_workdir, "results/rq1.csv", "-n").stdout

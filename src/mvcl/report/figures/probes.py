@@ -3,6 +3,7 @@ RQ1's paired differences of each CL representation from its frozen counterpart."
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -18,14 +19,22 @@ def _error_bars(values: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.nda
 
 
 def plot_probes(table: pd.DataFrame, out: str | Path, rq1: pd.DataFrame | None = None) -> None:
+    """A grid with one row per task: ROC-AUC, macro F1 and (with `rq1`) RQ1's differences, in columns."""
     tasks = [task for task in ("tagging", "genre") if task in set(table["task"])]
-    rq1_tasks = [] if rq1 is None else [task for task in tasks if task in set(rq1["task"])]
-    panels = 2 * len(tasks) + len(rq1_tasks)
-    figure, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.8), squeeze=False)
+    with_rq1 = rq1 is not None and bool(set(rq1["task"]) & set(tasks))
+    widths = [1.0, 1.0, 1.6] if with_rq1 else [1.0, 1.0]  # RQ1's labels name two representations each
+    figure, axes = plt.subplots(
+        len(tasks),
+        len(widths),
+        figsize=(4.0 * sum(widths), 3.9 * len(tasks)),
+        squeeze=False,
+        gridspec_kw={"width_ratios": widths},
+        layout="constrained",  # spaces each column by its own labels (tight_layout spaces all by the widest)
+    )
     representations = [name for name in REPRESENTATION_NAMES if name in set(table["representation"])]
     colours = plt.cm.tab10(np.arange(len(representations)))
-    for column, (task, metric) in enumerate((task, metric) for task in tasks for metric in ("auc", "f1")):
-        axis = axes[0, column]
+    for (row, task), (column, metric) in itertools.product(enumerate(tasks), enumerate(("auc", "f1"))):
+        axis = axes[row, column]
         rows = table[table["task"] == task].set_index("representation").reindex(representations)
         values = rows[metric].to_numpy(dtype=float)
         axis.bar(
@@ -48,9 +57,12 @@ def plot_probes(table: pd.DataFrame, out: str | Path, rq1: pd.DataFrame | None =
         )
         axis.set_ylim(0, 1)
         axis.set_title(f"{TASK_NAMES[task]}\n{'ROC-AUC' if metric == 'auc' else 'macro F1'}", fontsize=10)
-    for column, task in enumerate(rq1_tasks, start=2 * len(tasks)):
-        axis = axes[0, column]
+    for row, task in enumerate(tasks if with_rq1 else []):
+        axis = axes[row, 2]
         rows = rq1[rq1["task"] == task].reset_index(drop=True)
+        if rows.empty:
+            axis.set_axis_off()
+            continue
         values = rows["difference"].to_numpy(dtype=float)
         positions = np.arange(len(rows))[::-1]
         axis.errorbar(
@@ -70,10 +82,9 @@ def plot_probes(table: pd.DataFrame, out: str | Path, rq1: pd.DataFrame | None =
                 f"{representation_name(row.representation)} − {representation_name(row.baseline)}"
                 for row in rows.itertuples()
             ],
-            fontsize=7,
+            fontsize=8,
         )
-        axis.set_xlabel("ROC-AUC difference (95% paired interval)", fontsize=8)
+        axis.set_xlabel("ROC-AUC difference (95% paired interval)", fontsize=9)
         axis.set_title(f"RQ1: {TASK_NAMES[task]}\nCL minus frozen", fontsize=10)
-    figure.tight_layout()
     figure.savefig(out, dpi=110)
     plt.close(figure)
