@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-from mvcl.configuration import find_schema, load_schema, resolve_configuration
+from mvcl.configuration import find_schema, load_schema, resolve_configuration, with_defaults
 from mvcl.device import pick_device
 from tests.helpers import REPO
 
@@ -16,6 +16,18 @@ from tests.helpers import REPO
 @pytest.fixture(scope="module")
 def config() -> dict:
     return yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def test_a_partial_config_is_completed_as_snakemake_validates_it(config):
+    partial = {key: config[key] for key in ("dataset", "demo", "segments", "features")}
+    partial["outputs"] = {"rq2": False}
+    complete = with_defaults(partial)
+    outputs = load_schema()["properties"]["outputs"]["properties"]
+    assert complete["outputs"] == {**{key: spec["default"] for key, spec in outputs.items()}, "rq2": False}
+    assert complete["rq2"]["seeds"] == 25 and complete["sweep"]["configurations"] == ["base", "clip_style"]
+    assert "outputs" in partial and "rq2" not in partial  # the input is left alone
+    with pytest.raises(ValueError, match=r"^rq2\.seeds: 0 is less than the minimum of 1"):
+        with_defaults({**partial, "rq2": {"seeds": 0}})
 
 
 def test_every_configuration_of_config_yaml_resolves_completely(config):
