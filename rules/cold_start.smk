@@ -4,35 +4,10 @@
 # results/new/. Their feature shards are one per video, named by video key, and depend only on that video's
 # segment rows (rule new_video_segments has them as params, no input file): adding videos to the CSV
 # re-ingests and re-segments the list, but extracts features of the added videos only.
-from mvcl.beyond.recommend import KEY_PATTERN, video_key
+from mvcl.beyond.recommend import KEY_PATTERN
 
 # New videos get one centre crop per segment, as held-out (test) videos do.
 NEW_VIDEOS_SPLIT = {"train": 0.0, "val": 0.0, "test": 1.0}
-
-
-# Input functions: the accepted new videos, known once checkpoint segments_new has run.
-def new_video_keys(wildcards):
-    table = pd.read_parquet(
-        checkpoints.segments_new.get().output.segments, columns=["video_id"]
-    )
-    return [video_key(video_id) for video_id in table["video_id"].unique()]
-
-
-def new_video_rows(wildcards):
-    """The segment rows of one new video: a change of them (and only that) redoes its features."""
-    table = pd.read_parquet(checkpoints.segments_new.get().output.segments)
-    rows = table[table["video_id"].map(video_key) == wildcards.key]
-    return rows.drop(columns="shard").to_dict("records")
-
-
-def new_files(*parts):
-    def files(wildcards):
-        return [
-            res("new", *parts[:-1], f"{key}{parts[-1]}")
-            for key in new_video_keys(wildcards)
-        ]
-
-    return files
 
 
 if PLAN.demo_makes_new_videos:
