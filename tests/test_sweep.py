@@ -9,6 +9,7 @@ import yaml
 
 from mvcl.plan import Plan
 from mvcl.qualitative.diagnostics import read_coupling_sweep
+from mvcl.validate import check_config
 from tests.helpers import REPO
 
 CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
@@ -26,6 +27,13 @@ def test_sweep_runs_train_every_sweep_configuration_on_the_sized_corpus():
     assert settings["demo"]["duration_s"] > settings["segments"]["count"] * settings["segments"]["seconds"]
     assert settings["ablation"] == {} and not any(settings["outputs"].values())
     assert CONFIG["training"]["segments"] == "one"  # the run's own config is left alone
+
+
+def test_a_sweep_run_names_only_its_own_configurations():
+    config = copy.deepcopy(CONFIG)
+    config["recommend"]["configuration"], config["rq2"]["configurations"] = "temporal", ["temporal"]
+    check_config(config)
+    check_config(Plan(config).sweep_config(0.5))  # the nested run trains base and clip_style only
 
 
 def test_sweep_configurations_must_be_configurations_and_the_older_single_key_is_refused():

@@ -261,6 +261,7 @@ class Plan:
         settings["configurations"] = {name: self.config["configurations"][name] for name in names}
         settings["ablation"] = {}  # the sweep stops at retrieval of its configurations
         settings["probe"]["configuration"] = settings["qualitative"]["configuration"] = names[0]
+        settings["recommend"]["configuration"] = settings["rq2"]["configurations"] = None  # = its own names
         settings["outputs"] = {"ablation": False, "qualitative": False, "diagnostics": False}
         return settings
 
