@@ -371,6 +371,30 @@ def test_test_labels_do_not_choose_the_f1_thresholds():
     assert fixed["predictions"]["thresholds"] == [0.5] * tags.shape[1]
 
 
+def test_the_tag_vocabulary_is_chosen_on_training_videos_only():
+    n = 60
+    ids = [f"v{i}" for i in range(n)]
+    split = ["train"] * 30 + ["val"] * 10 + ["test"] * 20
+    videos = pd.DataFrame({"video_id": ids, "msd_id": [f"TR{i}" for i in range(n)]})
+    # pop is on every validation and test video (35 videos in all) but only 5 training ones;
+    # among the training videos rock (30) and jazz (10) lead
+    tags = pd.DataFrame(
+        [(f"TR{i}", "rock", 100.0) for i in range(30)]
+        + [(f"TR{i}", "jazz", 100.0) for i in range(10)]
+        + [(f"TR{i}", "pop", 100.0) for i in range(25, n)],
+        columns=["msd_id", "tag", "count"],
+    )
+    rng = np.random.default_rng(1)
+    representation = video_representation(
+        "musicnn", segments_table(ids, split, 1), audio_features=rng.normal(size=(n, 4)).astype(np.float32)
+    )
+    cfg = {**SMALL, "repeats": 1, "max_epochs": 2, "top_tags": 2}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ProbeWarning)
+        result = probe_task("tagging", representation, videos, cfg, 0, "cpu", tags)
+    assert result["labels"] == ["rock", "jazz"]
+
+
 def test_min_tag_count_reaches_the_tag_matrix():
     """probe.min_tag_count goes from the probe settings through probe_task and task_labels to tag_matrix."""
     n = 60

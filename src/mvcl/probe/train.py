@@ -263,12 +263,19 @@ def probe_task(
 ) -> dict[str, Any]:
     """One Table 2 cell: label the rows of `representation` for `task`, then `run_probe_repeats`.
 
-    The tagging task is the `probe.top_tags` most frequent tags with Last.fm weight at least
-    `probe.min_tag_count` (`tag_matrix`).
+    The tagging task is the `probe.top_tags` most frequent tags among the training videos with Last.fm
+    weight at least `probe.min_tag_count` (`tag_matrix`).
     """
     settings = probe_settings(cfg)
+    train_ids = representation.video_ids[representation.split == "train"]
     labels = task_labels(
-        task, representation.video_ids, videos, tags, settings["top_tags"], settings["min_tag_count"]
+        task,
+        representation.video_ids,
+        videos,
+        tags,
+        settings["top_tags"],
+        settings["min_tag_count"],
+        train_ids=train_ids,
     )
     result = run_probe_repeats(
         representation.X[labels.mask],
