@@ -6,8 +6,9 @@
 # re-ingests and re-segments the list, but extracts features of the added videos only.
 from mvcl.beyond.recommend import KEY_PATTERN
 
-# New videos get one centre crop per segment, as held-out (test) videos do.
-NEW_VIDEOS_SPLIT = {"train": 0.0, "val": 0.0, "test": 1.0}
+# New videos get one centre crop per segment, as held-out (test) videos do; each is its own group (their CSV
+# need not hold the group_by column).
+NEW_VIDEOS_SPLIT = {"train": 0.0, "val": 0.0, "test": 1.0, "group_by": "video_id"}
 
 
 if PLAN.demo_makes_new_videos:

@@ -42,5 +42,6 @@ rule ingest:
     params:
         min_duration_s=config["segments"]["count"] * config["segments"]["seconds"],
         split=config["dataset"]["split"],
+        missing_values=config["dataset"]["missing_values"],
     script:
         "../workflow_scripts/ingest.py"

@@ -68,6 +68,21 @@ def test_the_check_is_skipped_for_the_demo_and_names_an_unknown_group_column(tmp
     assert metadata_problem(config) == ""
 
 
+def test_a_group_column_the_csv_lacks_stops_the_run_unless_video_id_is_asked_for(tmp_path):
+    (tmp_path / "meta.csv").write_text("video_id,path,genre\na,a.mp4,rock\n")  # no msd_id column
+    config = {
+        "demo": {"enabled": False},
+        "dataset": {"metadata_csv": str(tmp_path / "meta.csv"), "split": {"group_by": "msd_id"}},
+    }
+    problem = metadata_problem(config)
+    assert problem.startswith(f"{tmp_path / 'meta.csv'}: dataset.split.group_by is 'msd_id'")
+    assert "not a column of the CSV (video_id, path, genre)" in problem and "\n" not in problem
+    config["dataset"]["split"] = {}  # the default, msd_id, is checked the same way
+    assert "group_by is 'msd_id'" in metadata_problem(config)
+    config["dataset"]["split"] = {"group_by": "video_id"}
+    assert metadata_problem(config) == ""
+
+
 @pytest.mark.parametrize("msd_tags", [None, "absent"])
 def test_no_msd_tags_means_no_tagging_task(msd_tags):
     config = yaml.safe_load((REPO / "config.yaml").read_text())

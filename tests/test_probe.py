@@ -289,12 +289,37 @@ def test_rare_classes_and_tags_warn_but_run():
     cfg = {**SMALL, "max_epochs": 5}
     with pytest.warns(ProbeWarning) as caught:
         result = run_probe(X, genre, split, "genre", cfg, seed=0, device="cpu")
-    assert any("'polka' has a single video" in str(w.message) for w in caught)
+    assert any("'polka' has no training video; left out" in str(w.message) for w in caught)
     assert result["n_classes"] == 5 and not math.isnan(result["roc_auc"])
+    assert result["excluded"]["polka"] == "no training video" and "polka" not in result["per_label"]
     tags = tags.copy()
     tags[split == "train", 2] = 0
     with pytest.warns(ProbeWarning, match="tag 'tag2' has no positive training video"):
-        run_probe(X, tags, split, "tagging", cfg, seed=0, device="cpu")
+        tagged = run_probe(X, tags, split, "tagging", cfg, seed=0, device="cpu")
+    assert tagged["excluded"]["tag2"] == "no positive training video"
+    assert set(tagged["per_label"]) == {"tag0", "tag1"}
+    trained_auc = [tagged["per_label"][tag]["roc_auc"] for tag in ("tag0", "tag1")]
+    assert tagged["roc_auc"] == pytest.approx(np.mean(trained_auc))
+
+
+def test_a_class_without_training_videos_is_left_out_of_the_macro_averages():
+    # issue 22's toy case: classes a and b ranked perfectly, c never trained on (its column constant)
+    targets = np.array([0, 0, 1, 1, 2, 2])
+    proba = np.array([[0.8, 0.1, 0.1], [0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.7, 0.1]] + [[0.45, 0.45, 0.1]] * 2)
+    assert genre_metrics(targets, proba, list("abc"))["roc_auc"] == pytest.approx(5 / 6)  # c's AUC is 0.5
+    metrics = genre_metrics(targets, proba, list("abc"), {"c": "no training video"})
+    assert metrics["roc_auc"] == 1.0 and metrics["excluded"] == {"c": "no training video"}
+
+
+def test_tags_whose_f1_threshold_fell_back_to_one_half_are_named():
+    X, _, tags, split = synthetic_videos(seed=0, n=200)
+    tags = tags.copy()
+    tags[split == "val", 1] = 0  # tag1: no positive validation video
+    with pytest.warns(ProbeWarning, match="tag 'tag1' has no positive video in the validation split"):
+        result = run_probe(X, tags, split, "tagging", {**SMALL, "max_epochs": 5}, seed=0, device="cpu")
+    assert result["threshold_fallbacks"] == ["tag1"] and result["predictions"]["thresholds"][1] == 0.5
+    fixed = run_probe(X, tags, split, "tagging", {**SMALL, "max_epochs": 5, "f1_threshold": 0.5}, 0, "cpu")
+    assert fixed["threshold_fallbacks"] == []  # 0.5 chosen, not fallen back to
 
 
 def test_empty_validation_split_trains_without_early_stopping():
@@ -369,6 +394,30 @@ def test_test_labels_do_not_choose_the_f1_thresholds():
     assert moved["f1"] != reference["f1"]  # the test labels did change
     fixed = run_probe(X, tags, split, "tagging", {**cfg, "f1_threshold": 0.5}, seed=0, device="cpu")
     assert fixed["predictions"]["thresholds"] == [0.5] * tags.shape[1]
+
+
+def test_the_tag_vocabulary_is_chosen_on_training_videos_only():
+    n = 60
+    ids = [f"v{i}" for i in range(n)]
+    split = ["train"] * 30 + ["val"] * 10 + ["test"] * 20
+    videos = pd.DataFrame({"video_id": ids, "msd_id": [f"TR{i}" for i in range(n)]})
+    # pop is on every validation and test video (35 videos in all) but only 5 training ones;
+    # among the training videos rock (30) and jazz (10) lead
+    tags = pd.DataFrame(
+        [(f"TR{i}", "rock", 100.0) for i in range(30)]
+        + [(f"TR{i}", "jazz", 100.0) for i in range(10)]
+        + [(f"TR{i}", "pop", 100.0) for i in range(25, n)],
+        columns=["msd_id", "tag", "count"],
+    )
+    rng = np.random.default_rng(1)
+    representation = video_representation(
+        "musicnn", segments_table(ids, split, 1), audio_features=rng.normal(size=(n, 4)).astype(np.float32)
+    )
+    cfg = {**SMALL, "repeats": 1, "max_epochs": 2, "top_tags": 2}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ProbeWarning)
+        result = probe_task("tagging", representation, videos, cfg, 0, "cpu", tags)
+    assert result["labels"] == ["rock", "jazz"]
 
 
 def test_min_tag_count_reaches_the_tag_matrix():

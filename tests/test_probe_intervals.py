@@ -11,6 +11,7 @@ import pytest
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
 from mvcl.plan import Plan, res
+from mvcl.probe.data import ProbeWarning
 from mvcl.probe.intervals import compare, metric_intervals, predictions, seed_mean
 from mvcl.probe.metrics import genre_metrics, metric_on_videos, tagging_metrics
 from mvcl.probe.train import run_probe_repeats
@@ -108,6 +109,7 @@ def test_draws_with_a_single_class_are_left_out_and_counted():
     result = {
         "task": "genre",
         "labels": ["a", "b"],
+        "untrained": [],
         "predictions": {
             "video_ids": ["v1", "v2", "v3"],
             "targets": [0, 0, 1],
@@ -118,6 +120,49 @@ def test_draws_with_a_single_class_are_left_out_and_counted():
     ci = metric_intervals(result, "x", resamples=300, seed=1)["roc_auc"]
     # P(all three drawn videos of one class) = (2/3)^3 + (1/3)^3 = 1/3
     assert 60 < ci.undefined < 140 and ci.resamples == 300 - ci.undefined
+
+
+def test_the_interval_leaves_out_the_classes_the_probe_never_trained_on():
+    # issue 22's toy case: a and b ranked perfectly, c without training videos (0.833 with c, 1.000 without)
+    result = {
+        "task": "genre",
+        "labels": ["a", "b", "c"],
+        "untrained": ["c"],
+        "predictions": {
+            "video_ids": [f"v{i}" for i in range(6)],
+            "targets": [0, 0, 1, 1, 2, 2],
+            "scores": [
+                [[0.8, 0.1, 0.1], [0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.7, 0.1]] + [[0.45, 0.45, 0.1]] * 2
+            ],
+            "thresholds": [None],
+        },
+    }
+    ci = metric_intervals(result, "x", resamples=50, seed=0)["roc_auc"]
+    assert ci.value == 1.0 and ci.low == 1.0
+    assert metric_intervals({**result, "untrained": []}, "x", resamples=50, seed=0)[
+        "roc_auc"
+    ].value == pytest.approx(5 / 6)
+
+
+def test_table2_footnote_lists_left_out_labels_and_f1_fallbacks():
+    X, genre, tags, split = synthetic_videos(seed=0, n=240)
+    genre, tags = genre.copy(), tags.copy()
+    genre[np.flatnonzero(split == "test")[:2]] = "polka"  # only in the test split
+    tags[split == "val", 1] = 0  # tag1: no positive validation video, so its threshold falls back to 0.5
+    results = {}
+    for task, labels in (("genre", genre), ("tagging", tags)):
+        with pytest.warns(ProbeWarning):
+            result = run_probe_repeats(
+                X, labels, split, task, {**SMALL, "repeats": 1, "max_epochs": 5}, 0, "cpu"
+            )
+        results[(task, "musicnn")] = json.loads(json.dumps(result))
+    table = table2(results, resamples=20, seed=0)
+    genre_row = table.set_index("task").loc["genre"]
+    assert genre_row["excluded_labels"] == "polka (no training video)"
+    assert table.set_index("task").loc["tagging", "f1_threshold_fallbacks"] == 1
+    markdown = table2_markdown(table, PROVENANCE, "base")
+    assert "left out of the macro averages: polka (no training video)" in markdown
+    assert "1 of 3 tags had no positive validation video" in markdown and "(tag1)" in markdown
 
 
 def test_an_old_result_without_predictions_gets_no_interval_and_cannot_be_compared():

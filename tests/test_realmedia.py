@@ -108,7 +108,7 @@ def build_collection(media: Path, folder: Path) -> pd.DataFrame:
 
 
 CONFIGURATIONS = ("base", "clip_style")
-SPLIT = {"train": 0.5, "val": 0.2, "test": 0.3, "group_by": "msd_id"}
+SPLIT = {"train": 0.5, "val": 0.2, "test": 0.3, "group_by": "video_id"}  # the collection has no msd_id column
 
 
 def test_the_workflow_runs_on_real_music_videos_through_both_tables(real_media, tmp_path):

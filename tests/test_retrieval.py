@@ -43,6 +43,36 @@ def test_ties_count_half():
     np.testing.assert_array_equal(ranks(queries, candidates, np.arange(4)), [1.5, 3.5, 1, 1])
 
 
+def test_a_collapsed_model_scores_the_chance_recall_not_below_it():
+    same = np.ones((60, 4), dtype=np.float32) / 2  # every embedding equal: every candidate ties
+    ids = np.array([f"v{i:02d}" for i in range(60)])  # one segment per video: 50 candidates per pool
+    record, _ = retrieval.evaluate_retrieval(same, same, ids, 50, 0, resamples=20, permutations=20)
+    chance_candidates = 2 * record["chance_median_rank"] - 1
+    for k in (1, 5, 10):
+        for prefix, candidates in (("", chance_candidates), ("full_", 60), ("video_", 60)):
+            assert record[f"{prefix}recall@{k}_a2v"] == pytest.approx(k / candidates), (prefix, k)
+            assert record[f"{prefix}recall@{k}_a2v_ci_low"] == pytest.approx(k / candidates), (prefix, k)
+
+
+def test_recall_credit_is_the_expected_hit_under_a_random_tie_break():
+    rng = np.random.default_rng(11)
+    # similarities on a coarse grid, so many candidates tie with the positive
+    query, candidates = rng.integers(0, 3, size=(30, 2)), rng.integers(0, 3, size=(30, 2))
+    query, candidates = query.astype(np.float32), candidates.astype(np.float32)
+    rank, tied = retrieval.ranks_and_ties(query, candidates, np.arange(30))
+    sim = query.astype(np.float64) @ candidates.T.astype(np.float64)
+    positive = np.diag(sim)
+    above = (sim > positive[:, None]).sum(axis=1)
+    ties = (sim == positive[:, None]).sum(axis=1)
+    assert (ties > 1).sum() > 10
+    for k in (1, 3, 5):
+        # the positive's rank is uniform on above + 1 ... above + ties
+        expected = [np.mean(np.arange(a + 1, a + t + 1) <= k) for a, t in zip(above, ties, strict=True)]
+        np.testing.assert_allclose(retrieval.recall_credit(rank, tied, k), expected)
+        by_video = retrieval.ByVideo(rank, np.arange(30), 30, tied)
+        assert by_video.share_at_most(k)(np.arange(30)) == pytest.approx(np.mean(expected))
+
+
 def test_blockwise_ranks_equal_a_brute_force_loop(monkeypatch):
     monkeypatch.setattr(retrieval, "_BLOCK", 7)  # many blocks, ragged last one
     rng = np.random.default_rng(0)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import logging
 
 import pandas as pd
+import pytest
 
-from mvcl.data.ingest import assign_split, assign_splits, ingest
+from mvcl.data.ingest import MetadataError, assign_split, assign_splits, ingest, read_metadata
 from tests.patterns import write_test_pattern_video
 
 SPLIT = {"train": 0.6, "val": 0.2, "test": 0.2, "group_by": "msd_id"}
@@ -46,6 +47,29 @@ def test_any_column_can_group_and_video_id_keeps_every_video_alone():
     by_video = assign_splits(table, {**SPLIT, "group_by": "video_id"})["split"]
     assert by_video.tolist() == [assign_split(video, SPLIT) for video in table["video_id"]]
     assert (by_video.groupby(table["msd_id"].where(table["msd_id"] != "")).nunique() > 1).any()
+
+
+def test_placeholder_group_values_stand_alone_instead_of_forming_one_group():
+    table = corpus(300, songs=40)
+    placeholders = ["NA", "n/a", " unknown ", "-", "None", "NaN", "null"]
+    table.loc[table["msd_id"] == "", "msd_id"] = [placeholders[i % 7] for i in range(100)]
+    missing = ["", "NA", "N/A", "nan", "null", "none", "unknown", "-"]
+    splits = assign_splits(table, SPLIT, missing)
+    placeholder = table["msd_id"].str.strip().str.casefold().isin([p.casefold() for p in missing])
+    assert (splits.loc[placeholder, "split_group"] == table.loc[placeholder, "video_id"]).all()
+    assert set(splits.loc[placeholder, "split"]) == {"train", "val", "test"}  # not one group in one split
+    with_msd = table[~placeholder]
+    assert (splits.loc[~placeholder].groupby(with_msd["msd_id"])["split"].nunique() == 1).all()
+
+
+def test_a_group_column_the_csv_lacks_is_an_error_not_a_split_by_video_id(tmp_path):
+    (tmp_path / "meta.csv").write_text("video_id,path\na,a.mp4\nb,b.mp4\n")
+    metadata = read_metadata(tmp_path / "meta.csv")  # fills msd_id with ""
+    with pytest.raises(
+        MetadataError, match="group_by is 'msd_id', which is not a column of the metadata CSV"
+    ):
+        assign_splits(metadata, SPLIT)
+    assert assign_splits(metadata, {**SPLIT, "group_by": "video_id"})["split_group"].tolist() == ["a", "b"]
 
 
 def test_adding_videos_never_moves_an_existing_video():

@@ -194,6 +194,13 @@ def test_video_with_only_rare_tags_stays_with_an_all_zero_row():
     assert dict(zip(matrix.video_ids, matrix.labels[:, 0], strict=True)) == {"v1": 1, "v4": 0, "v6": 1}
 
 
+def test_the_vocabulary_is_counted_over_the_given_videos_only():
+    # over every video rock (v1, v2, v4) leads; over v1 and v6 alone pop is on both, rock on one
+    matrix = tag_matrix(VIDEOS, TAGS, top_k=1, vocabulary_videos=["v1", "v6"])
+    assert matrix.tag_names == ["pop"]
+    assert matrix.video_ids.tolist() == ["v1", "v2", "v4", "v6"]  # every overlap video keeps its labels
+
+
 def test_fewer_tags_than_top_k_warns():
     with pytest.warns(UserWarning, match="only 3 distinct tags"):
         matrix = tag_matrix(VIDEOS, TAGS, top_k=10)

@@ -12,6 +12,7 @@ manifest, rejected = ingest(
     metadata,
     min_duration_s=snakemake.params.min_duration_s,
     split_fractions=snakemake.params.split,
+    missing_values=snakemake.params.missing_values,
     progress=lambda rows: tqdm(rows, total=len(metadata), desc="probing videos", mininterval=5),
 )
 log.info(

@@ -5,7 +5,9 @@ embeddings are L2-normalised, so a dot product), 1 = retrieved first; video → 
 rank = 1 + #{j: s_ij > s_ii} + #{j ≠ i: s_ij = s_ii} / 2, the expected rank under a random tie-break (mid-rank).
 So a collapsed model whose embeddings are all equal ranks at chance, (pool + 1) / 2, neither at 1 (optimistic)
 nor at the pool size (pessimistic). Similarities are computed in float64 and values within 1e-9 of the
-positive's count as ties, so equal vectors tie whatever order BLAS sums in.
+positive's count as ties, so equal vectors tie whatever order BLAS sums in. Recall@k is the same expectation:
+a positive tied with t - 1 others takes each of its t possible ranks with probability 1 / t, so it counts the
+share of them that are k or better (`recall_credit`), and a collapsed model scores chance, k / candidates.
 
 Pools. The study ranks among pools of 1000 test segments. We shuffle the test set (seeded) and cut it into
 disjoint pools of `pool_size`. The r leftover segments (r < pool_size) are ranked against themselves plus
@@ -94,7 +96,19 @@ def ranks(
     With groups (video codes), the candidates of query i's own group other than its positive are left out
     (`other_videos`); the positive always stays.
     """
+    return ranks_and_ties(query, candidates, positive, query_groups, candidate_groups)[0]
+
+
+def ranks_and_ties(
+    query: np.ndarray,
+    candidates: np.ndarray,
+    positive: np.ndarray,
+    query_groups: np.ndarray | None = None,
+    candidate_groups: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`ranks`, and [m] how many candidates tie with each positive (itself included, so at least 1)."""
     out = np.empty(len(query))
+    tied = np.empty(len(query))
     grouped = query_groups is not None and candidate_groups is not None
     for q0 in range(0, len(query), _BLOCK):
         block = np.asarray(query[q0 : q0 + _BLOCK], dtype=np.float64)  # [c, d]
@@ -112,7 +126,15 @@ def ranks(
                 ) & (columns[None, :] != block_positive[:, None])
             counts += _mid_ranks(sim, positive_sim, excluded)
         out[q0 : q0 + _BLOCK] = 1 + counts[0] + (counts[1] - 1) / 2
-    return out
+        tied[q0 : q0 + _BLOCK] = counts[1]
+    return out, tied
+
+
+def recall_credit(rank: np.ndarray, tied: np.ndarray, k: float) -> np.ndarray:
+    """[m] expected hit@k under a random tie-break: the share of a positive's `tied` equally likely ranks,
+    rank - (tied - 1) / 2 ... rank + (tied - 1) / 2 around its mid-rank, that are k or better."""
+    best = rank - (tied - 1) / 2
+    return np.clip((k - best + 1) / tied, 0.0, 1.0)
 
 
 def candidate_counts(
@@ -125,13 +147,15 @@ def candidate_counts(
     return len(candidate_groups) - same + 1
 
 
-def _summary(rank: np.ndarray, direction: str, prefix: str = "") -> dict[str, float]:
-    """Median and mean rank and recall@k (rank <= k) of one direction."""
+def _summary(rank: np.ndarray, tied: np.ndarray, direction: str, prefix: str = "") -> dict[str, float]:
+    """Median and mean rank and recall@k (ties shared, `recall_credit`) of one direction."""
     out = {
         f"{prefix}median_rank_{direction}": float(np.median(rank)),
         f"{prefix}mean_rank_{direction}": float(np.mean(rank)),
     }
-    out.update({f"{prefix}recall@{k}_{direction}": float(np.mean(rank <= k)) for k in RECALL_AT})
+    out.update(
+        {f"{prefix}recall@{k}_{direction}": float(np.mean(recall_credit(rank, tied, k))) for k in RECALL_AT}
+    )
     return out
 
 
@@ -168,6 +192,8 @@ class RankSet:
     codes: np.ndarray  # [n] video code (0..V-1) of each segment query
     pooled: dict[str, np.ndarray]  # direction -> [n] rank in its pool
     full: dict[str, np.ndarray]  # direction -> [n] rank among the whole test set
+    pooled_tied: dict[str, np.ndarray]  # direction -> [n] candidates tied with the positive in its pool
+    full_tied: dict[str, np.ndarray]  # direction -> [n] the same among the whole test set
     chance: np.ndarray  # [n] chance rank of each query in its pool, (candidates + 1) / 2
     full_chance: np.ndarray  # [n] the same among the whole test set
 
@@ -186,6 +212,7 @@ def rank_set(
     groups = _groups(codes, candidates, n)
     codes = np.zeros(n, dtype=np.int64) if codes is None else np.asarray(codes)
     pooled = {direction: np.empty(n) for direction in DIRECTIONS}
+    pooled_tied = {direction: np.empty(n) for direction in DIRECTIONS}
     chance = np.empty(n)
     for query_rows, candidate_rows in pools(n, pool_size, seed):
         positive = np.arange(len(query_rows))
@@ -195,19 +222,18 @@ def rank_set(
             "a2v": (audio_emb, video_emb),
             "v2a": (video_emb, audio_emb),
         }.items():
-            pooled[direction][query_rows] = ranks(
+            pooled[direction][query_rows], pooled_tied[direction][query_rows] = ranks_and_ties(
                 query[query_rows], pool[candidate_rows], positive, query_groups, candidate_groups
             )
         chance[query_rows] = (
             candidate_counts(codes[query_rows], codes[candidate_rows], groups is not None) + 1
         ) / 2
     everyone = np.arange(n)
-    full = {
-        "a2v": ranks(audio_emb, video_emb, everyone, groups, groups),
-        "v2a": ranks(video_emb, audio_emb, everyone, groups, groups),
-    }
+    full, full_tied = {}, {}
+    for direction, (query, pool) in {"a2v": (audio_emb, video_emb), "v2a": (video_emb, audio_emb)}.items():
+        full[direction], full_tied[direction] = ranks_and_ties(query, pool, everyone, groups, groups)
     full_chance = (candidate_counts(codes, codes, groups is not None) + 1) / 2
-    return RankSet(codes, pooled, full, chance, full_chance)
+    return RankSet(codes, pooled, full, pooled_tied, full_tied, chance, full_chance)
 
 
 def median_rank(*args: Any, **kwargs: Any) -> dict[str, float]:
@@ -235,8 +261,10 @@ def _rank_summary(ranked: RankSet, pool_size: int) -> dict[str, float]:
         "full_chance_median_rank": float(np.median(ranked.full_chance)),
     }
     for direction in DIRECTIONS:
-        result.update(_summary(ranked.pooled[direction], direction))
-        result.update(_summary(ranked.full[direction], direction, prefix="full_"))
+        result.update(_summary(ranked.pooled[direction], ranked.pooled_tied[direction], direction))
+        result.update(
+            _summary(ranked.full[direction], ranked.full_tied[direction], direction, prefix="full_")
+        )
     return result
 
 
@@ -253,13 +281,22 @@ def _normalised_means(emb: np.ndarray, codes: np.ndarray, n_videos: int) -> np.n
 
 def video_ranks(audio_emb: np.ndarray, video_emb: np.ndarray, codes: np.ndarray) -> dict[str, np.ndarray]:
     """Track-level ranks both ways: each test video's mean embedding ranked among all test videos' [V]."""
+    return {
+        direction: rank for direction, (rank, _) in video_ranks_and_ties(audio_emb, video_emb, codes).items()
+    }
+
+
+def video_ranks_and_ties(
+    audio_emb: np.ndarray, video_emb: np.ndarray, codes: np.ndarray
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """`video_ranks` with the tie counts of `ranks_and_ties`, per direction."""
     n_videos = int(codes.max()) + 1
     audio, video = (
         _normalised_means(audio_emb, codes, n_videos),
         _normalised_means(video_emb, codes, n_videos),
     )
     everyone = np.arange(n_videos)
-    return {"a2v": ranks(audio, video, everyone), "v2a": ranks(video, audio, everyone)}
+    return {"a2v": ranks_and_ties(audio, video, everyone), "v2a": ranks_and_ties(video, audio, everyone)}
 
 
 class ByVideo:
@@ -267,13 +304,15 @@ class ByVideo:
 
     A draw is an array of video codes (with repeats); each query weighs as often as its video was drawn. The
     weighted median equals np.median of the re-selected values (the mean of the two middle ones when even).
+    `tied` (ranks_and_ties's tie counts; none tied when omitted) shares recall@k's credit among tied ranks.
     """
 
-    def __init__(self, values: np.ndarray, codes: np.ndarray, n_videos: int):
+    def __init__(self, values: np.ndarray, codes: np.ndarray, n_videos: int, tied: np.ndarray | None = None):
         order = np.argsort(values, kind="stable")
         self.sorted, self.sorted_codes, self.n_videos = values[order], codes[order], n_videos
         self.rows = np.bincount(codes, minlength=n_videos).astype(np.float64)
         self.codes, self.values = codes, values
+        self.tied = np.ones(len(values)) if tied is None else tied
 
     def _weights(self, videos: np.ndarray) -> np.ndarray:
         return np.bincount(videos, minlength=self.n_videos).astype(np.float64)
@@ -287,8 +326,9 @@ class ByVideo:
         return float(self.sorted[middle].mean())
 
     def share_at_most(self, k: float) -> Callable[[np.ndarray], float]:
-        """Recall@k on a draw: the weighted share of queries ranked k or better."""
-        hits = np.bincount(self.codes, weights=(self.values <= k).astype(np.float64), minlength=self.n_videos)
+        """Recall@k on a draw: the weighted share of queries ranked k or better (ties shared)."""
+        credit = recall_credit(self.values, self.tied, k)
+        hits = np.bincount(self.codes, weights=credit, minlength=self.n_videos)
 
         def recall(videos: np.ndarray) -> float:
             weights = self._weights(videos)
@@ -299,6 +339,7 @@ class ByVideo:
 
 def _intervals(
     values: np.ndarray,
+    tied: np.ndarray,
     codes: np.ndarray,
     n_videos: int,
     prefix: str,
@@ -306,7 +347,7 @@ def _intervals(
     resamples: int,
     seed: int,
 ) -> dict[str, float]:
-    by_video = ByVideo(values, codes, n_videos)
+    by_video = ByVideo(values, codes, n_videos, tied)
     out = interval(by_video.median, n_videos, resamples, seed).as_dict(f"{prefix}median_rank_{direction}")
     for k in RECALL_AT:
         name = f"{prefix}recall@{k}_{direction}"
@@ -392,17 +433,18 @@ def evaluate_retrieval(
     n_videos = len(ids)
     ranked = rank_set(audio_emb, video_emb, pool_size, seed, codes, candidates)
     record: dict = {"candidates": candidates, "n_videos": n_videos, **_rank_summary(ranked, pool_size)}
-    by_video = video_ranks(audio_emb, video_emb, codes)
+    by_video = video_ranks_and_ties(audio_emb, video_emb, codes)
     record.update(video_pool_size=n_videos, video_chance_median_rank=(n_videos + 1) / 2)
     every_video = np.arange(n_videos)
     for direction in DIRECTIONS:
-        record.update(_summary(by_video[direction], direction, prefix="video_"))
-        record.update(_intervals(ranked.pooled[direction], codes, n_videos, "", direction, resamples, seed))
+        video_rank, video_tied = by_video[direction]
+        record.update(_summary(video_rank, video_tied, direction, prefix="video_"))
+        pooled, pooled_tied = ranked.pooled[direction], ranked.pooled_tied[direction]
+        record.update(_intervals(pooled, pooled_tied, codes, n_videos, "", direction, resamples, seed))
+        full, full_tied = ranked.full[direction], ranked.full_tied[direction]
+        record.update(_intervals(full, full_tied, codes, n_videos, "full_", direction, resamples, seed))
         record.update(
-            _intervals(ranked.full[direction], codes, n_videos, "full_", direction, resamples, seed)
-        )
-        record.update(
-            _intervals(by_video[direction], every_video, n_videos, "video_", direction, resamples, seed)
+            _intervals(video_rank, video_tied, every_video, n_videos, "video_", direction, resamples, seed)
         )
     record.update(
         pooled_permutation_p(audio_emb, video_emb, pool_size, seed, record, codes, candidates, permutations)

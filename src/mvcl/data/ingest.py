@@ -2,7 +2,10 @@
 
 A video's split is the hash of its group's key (`split_groups`): its value in the column
 dataset.split.group_by (msd_id by default, so versions of one song never straddle train and test), or its
-video_id where that is empty. A video never moves when others are added, and row order plays no part.
+video_id where that value is missing (empty, or a placeholder of dataset.missing_values such as "NA", which
+would otherwise put every such video into one group and one split). A group_by column the CSV lacks is an
+error, not a silent split by video_id: `group_by: video_id` asks for that. A video never moves when others are
+added, and row order plays no part.
 
 One bad video never stops a run: it lands in the rejected table with a specific reason. Problems with the CSV
 itself (missing columns, duplicate ids) do stop it, since nothing downstream could be trusted.
@@ -12,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -28,6 +31,7 @@ from mvcl.data.metadata import (
     MetadataError,
     fractions_of,
     group_column,
+    is_missing,
     read_metadata,
 )
 
@@ -62,22 +66,25 @@ class VideoProbe:
     reason: str = ""
 
 
-def split_groups(metadata: pd.DataFrame, group_by: str) -> pd.Series:
-    """Each video's split key: its `group_by` value, or its video_id where that is empty (or group_by is video_id)."""
-    if group_by == "video_id" or (group_by in OPTIONAL_COLUMNS and group_by not in metadata.columns):
+def split_groups(metadata: pd.DataFrame, group_by: str, missing_values: Sequence[str] = ("",)) -> pd.Series:
+    """Each video's split key: its `group_by` value, or its video_id where that value is missing (`is_missing`:
+    empty or one of `missing_values`, the workflow's dataset.missing_values) or group_by is video_id."""
+    if group_by == "video_id":
         return metadata["video_id"].rename("split_group")
-    if group_by not in metadata.columns:
+    columns = metadata.attrs.get("csv_columns", list(metadata.columns))  # read_metadata fills absent columns
+    if group_by not in columns:
         raise MetadataError(
-            f"dataset.split.group_by is '{group_by}', which is not a metadata column "
-            f"({', '.join(metadata.columns)}); name one of them or video_id"
+            f"dataset.split.group_by is '{group_by}', which is not a column of the metadata CSV "
+            f"({', '.join(columns)}); add the column, name another one, or set group_by: video_id"
         )
     values = metadata[group_by].astype(str).str.strip()
-    return values.where(values != "", metadata["video_id"]).rename("split_group")
+    return values.where(~is_missing(values, missing_values), metadata["video_id"]).rename("split_group")
 
 
-def assign_splits(metadata: pd.DataFrame, split: dict) -> pd.DataFrame:
-    """split and split_group of every row of `metadata`, for the dataset.split section `split`."""
-    groups = split_groups(metadata, group_column(split))
+def assign_splits(metadata: pd.DataFrame, split: dict, missing_values: Sequence[str] = ("",)) -> pd.DataFrame:
+    """split and split_group of every row of `metadata`, for the dataset.split section `split` (group values in
+    `missing_values` count as missing, see `split_groups`)."""
+    groups = split_groups(metadata, group_column(split), missing_values)
     fractions = fractions_of(split)
     return pd.DataFrame(
         {"split": [assign_split(group, fractions) for group in groups], "split_group": groups},
@@ -267,15 +274,16 @@ def ingest(
     *,
     min_duration_s: float,
     split_fractions: dict,
+    missing_values: Sequence[str] = ("",),
     progress: Callable[[Iterable], Iterable] = iter,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Probe every video of `metadata` (from `read_metadata`): (manifest of usable videos, rejected: file, reason).
 
-    `split_fractions` is the dataset.split section: train/val/test fractions and optionally group_by. The
-    manifest's split_group is the key a video's split was hashed from, split_group_size how many usable
-    videos share it.
+    `split_fractions` is the dataset.split section: train/val/test fractions and optionally group_by;
+    `missing_values` dataset.missing_values (group values that mean "none"). The manifest's split_group is the
+    key a video's split was hashed from, split_group_size how many usable videos share it.
     """
-    splits = assign_splits(metadata, split_fractions)
+    splits = assign_splits(metadata, split_fractions, missing_values)
     known = [*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS]
     kept, rejected = [], []
     rows = zip(metadata[known].itertuples(index=False), splits.itertuples(index=False), strict=True)
@@ -301,10 +309,16 @@ def ingest(
     manifest["split_group_size"] = manifest.groupby("split_group")["video_id"].transform("size").astype(int)
     manifest = manifest.sort_values("video_id", kind="stable").reset_index(drop=True)
     shared = manifest.loc[manifest["split_group_size"] > 1, "split_group"]
+    group_by = group_column(split_fractions)
+    alone = 0 if group_by == "video_id" else int(is_missing(metadata[group_by], missing_values).sum())
     log.info(
-        "splits grouped by %s: %d groups hold more than one video (%d videos in them)",
-        group_column(split_fractions),
+        "splits grouped by %s: %d groups hold more than one video (%d videos in them); %d of %d listed videos "
+        "have no %s value (empty or one of dataset.missing_values) and stand alone",
+        group_by,
         shared.nunique(),
         len(shared),
+        alone,
+        len(metadata),
+        group_by,
     )
     return manifest, pd.DataFrame(rejected, columns=["video_id", "file", "reason"])

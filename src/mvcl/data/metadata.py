@@ -7,6 +7,7 @@ names the file, the line and what to do, before any job. No media file is opened
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -34,10 +35,11 @@ def check_metadata(config: dict) -> None:
         return
     table = read_metadata(config["dataset"]["metadata_csv"])
     group_by = group_column(config["dataset"]["split"])
-    if group_by != "video_id" and group_by not in table.columns:
+    if group_by != "video_id" and group_by not in table.attrs["csv_columns"]:
         raise MetadataError(
             f"{config['dataset']['metadata_csv']}: dataset.split.group_by is '{group_by}', which is not a "
-            f"column of the CSV ({', '.join(table.columns)}); name one of its columns or video_id"
+            f"column of the CSV ({', '.join(table.attrs['csv_columns'])}); add the column, name another one, "
+            "or set group_by: video_id to give every video its own split"
         )
 
 
@@ -53,7 +55,8 @@ def metadata_problem(config: dict) -> str:
 def read_metadata(csv_path: str | Path) -> pd.DataFrame:
     """Read and check the metadata CSV; `path` comes back absolute (relative paths are relative to the CSV).
 
-    Columns beyond the known ones are kept (after them), so `dataset.split.group_by` can name any column.
+    Columns beyond the known ones are kept (after them), so `dataset.split.group_by` can name any column. Known
+    columns the CSV lacks come back empty; `attrs["csv_columns"]` lists the CSV's own columns.
     """
     csv_path = Path(csv_path)
     if not csv_path.is_file():
@@ -109,18 +112,28 @@ def read_metadata(csv_path: str | Path) -> pd.DataFrame:
             f"{csv_path}: empty path on line(s) {_lines(lines, empty_paths)} (video_id {first}); give the "
             "video's file (relative to the CSV's folder, or absolute) or remove the line"
         )
+    csv_columns = list(table.columns)
     for column in OPTIONAL_COLUMNS:
         if column not in table.columns:
             table[column] = ""
     base = csv_path.resolve().parent
     table["path"] = [_resolve(base, path) for path in table["path"]]
     known = [*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS]
-    return table[known + [column for column in table.columns if column not in known]].reset_index(drop=True)
+    table = table[known + [column for column in table.columns if column not in known]].reset_index(drop=True)
+    table.attrs["csv_columns"] = csv_columns
+    return table
 
 
 def group_column(split: dict) -> str:
     """The column whose equal values share a split (dataset.split.group_by; msd_id when not given)."""
     return split.get("group_by") or DEFAULT_GROUP_BY
+
+
+def is_missing(values: pd.Series, missing_values: Iterable[str]) -> pd.Series:
+    """True where a value is empty or one of `missing_values` (dataset.missing_values), both sides stripped and
+    compared case-insensitively: placeholders such as "NA" or "unknown" are no value, not a shared one."""
+    placeholders = {str(value).strip().casefold() for value in missing_values} | {""}
+    return values.astype(str).str.strip().str.casefold().isin(placeholders)
 
 
 def fractions_of(split: dict) -> dict[str, float]:

@@ -282,12 +282,20 @@ def write_lastfm_db(tags: pd.DataFrame, path: str | os.PathLike) -> None:
         )
 
 
-def tag_matrix(videos: pd.DataFrame, tags: pd.DataFrame, top_k: int, min_count: float = 0.0) -> TagMatrix:
+def tag_matrix(
+    videos: pd.DataFrame,
+    tags: pd.DataFrame,
+    top_k: int,
+    min_count: float = 0.0,
+    vocabulary_videos: Iterable[str] | None = None,
+) -> TagMatrix:
     """0/1 labels of the `top_k` most frequent tags over the MSD-overlap set (study Table 2, top-10 tags).
 
     The overlap set is the videos whose `msd_id` has at least one tag with `count >= min_count`; other videos
-    are left out. Frequency is the number of overlap videos carrying a tag, ties broken by tag name. A video
-    of the overlap set that carries none of the top tags stays in, with an all-zero row.
+    are left out. Frequency is the number of overlap videos carrying a tag, ties broken by tag name, counted
+    over `vocabulary_videos` only when given (the probes pass the training videos, so test labels never choose
+    the task's tags). A video of the overlap set that carries none of the top tags stays in, with an all-zero
+    row.
     """
     for frame, name, columns in ((videos, "videos", ("video_id", "msd_id")), (tags, "tags", TAG_COLUMNS)):
         missing = [column for column in columns if column not in frame.columns]
@@ -314,12 +322,14 @@ def tag_matrix(videos: pd.DataFrame, tags: pd.DataFrame, top_k: int, min_count: 
         min_count,
     )
 
-    frequency = pairs.groupby("tag")["video_id"].nunique().reset_index(name="videos")
+    counted = pairs if vocabulary_videos is None else pairs[pairs["video_id"].isin(set(vocabulary_videos))]
+    frequency = counted.groupby("tag")["video_id"].nunique().reset_index(name="videos")
     frequency = frequency.sort_values(["videos", "tag"], ascending=[False, True], kind="stable")
     tag_names = frequency["tag"].head(top_k).tolist()
     if len(tag_names) < top_k:
         warnings.warn(
-            f"only {len(tag_names)} distinct tags in the MSD overlap set, fewer than top_k={top_k} "
+            f"only {len(tag_names)} distinct tags in the MSD overlap set"
+            f"{'' if vocabulary_videos is None else ' (training videos)'}, fewer than top_k={top_k} "
             "(probe.top_tags); the tagging task uses all of them",
             stacklevel=2,
         )

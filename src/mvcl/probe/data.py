@@ -204,9 +204,11 @@ def task_labels(
     tags: pd.DataFrame | None = None,
     top_k: int = 10,
     min_count: float = 0.0,
+    train_ids: np.ndarray | None = None,
 ) -> TaskLabels:
     """Labels of `task` for the videos `video_ids`: genre from the metadata's `genre` column (videos without
-    one are left out), tagging from `tags.tag_matrix` (videos outside the MSD-overlap set are left out)."""
+    one are left out), tagging from `tags.tag_matrix` (videos outside the MSD-overlap set are left out), its
+    top-k tags counted over the training videos `train_ids` (over every video when None)."""
     check_task(task)
     if "video_id" not in videos.columns:
         raise ValueError(f"metadata table lacks column 'video_id'; has {list(videos.columns)}")
@@ -234,7 +236,7 @@ def task_labels(
         raise ValueError(
             "metadata has no 'msd_id' column; the tagging probe needs one (metadata CSV: msd_id)"
         )
-    matrix = tag_matrix(videos, tags, top_k=top_k, min_count=min_count)
+    matrix = tag_matrix(videos, tags, top_k=top_k, min_count=min_count, vocabulary_videos=train_ids)
     row = pd.Series(np.arange(len(matrix.video_ids)), index=matrix.video_ids)
     mask = np.isin(video_ids, matrix.video_ids)
     y = matrix.labels[row[video_ids[mask]].to_numpy()]

@@ -39,6 +39,7 @@ class Predictions(NamedTuple):
     scores: np.ndarray  # [seeds, n, labels]
     thresholds: np.ndarray | None  # tagging: [seeds, tags] F1 thresholds
     labels: list[str]
+    kept: np.ndarray  # [labels] False for a label without training videos, left out of the macro averages
 
 
 def predictions(result: dict[str, Any], name: str, required: bool = True) -> Predictions | None:
@@ -46,10 +47,10 @@ def predictions(result: dict[str, Any], name: str, required: bool = True) -> Pre
     `required`, when the result holds none: a number without an interval rather than no table)."""
     if "predictions" not in result and not required:
         return None
-    if "predictions" not in result:
+    if "predictions" not in result or "untrained" not in result:
         raise ValueError(
-            f"probe result {name} holds no test predictions (written by an older mvcl); delete it and rerun "
-            "the probe"
+            f"probe result {name} holds no test predictions or no `untrained` labels (written by an older "
+            "mvcl); delete it and rerun the probe"
         )
     stored = result["predictions"]
     if stored is None:
@@ -62,6 +63,7 @@ def predictions(result: dict[str, Any], name: str, required: bool = True) -> Pre
         scores=np.asarray(stored["scores"], dtype=np.float64),
         thresholds=None if thresholds[0] is None else np.asarray(thresholds, dtype=np.float64),
         labels=list(result["labels"]),
+        kept=~np.isin(result["labels"], result["untrained"]),
     )
 
 
@@ -78,6 +80,7 @@ def seed_mean(found: Predictions, metric: str, positions: np.ndarray | None = No
                 found.targets[rows],
                 seed_scores[rows],
                 None if found.thresholds is None else found.thresholds[s],
+                found.kept,
             )
             for s, seed_scores in enumerate(found.scores)
         ]

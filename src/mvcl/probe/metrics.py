@@ -1,8 +1,10 @@
 """Scores of a probe on the test split: ROC-AUC (macro; one-vs-rest for genre), F1 (macro; genre by argmax,
 tagging at per-tag thresholds chosen on validation) and, for tagging, PR-AUC (macro average precision).
 
-A label absent from the test split is left out of the macro averages and listed under `excluded`; an
-undefined metric is NaN with its reason in `nan_reasons`.
+A label the probe could not learn (no training video: `left_out`) or cannot be scored on (absent from the test
+split; for a tag, also one every test video carries) is left out of the macro averages and listed under
+`excluded` with its reason; an undefined metric is NaN with its reason in `nan_reasons`. So a class without
+training videos neither drags the average to chance nor hides: Table 2's footnote names it.
 
 `metric_on_videos` recomputes one of these macro averages on any subset (or resample) of the test videos from
 the stored labels and scores, without the bookkeeping: it is what the bootstrap of Table 2's intervals calls
@@ -13,7 +15,7 @@ whole test set it gives the numbers of `genre_metrics` and `tagging_metrics`.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,19 +30,30 @@ METRICS = {"genre": ("roc_auc", "f1", "accuracy"), "tagging": ("roc_auc", "f1", 
 _THRESHOLD_FALLBACK = 0.5
 
 
-def genre_metrics(y_true: np.ndarray, proba: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
+def genre_metrics(
+    y_true: np.ndarray,
+    proba: np.ndarray,
+    class_names: Sequence[str],
+    left_out: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """ROC-AUC (macro one-vs-rest), F1 (macro, argmax) and accuracy on test predictions.
 
-    `y_true` holds class indices into `class_names` (the columns of `proba`). Classes absent from `y_true` are
-    left out of both macro averages and listed under `excluded`.
+    `y_true` holds class indices into `class_names` (the columns of `proba`). Classes absent from `y_true` and
+    those in `left_out` (name -> reason, e.g. no training video) are left out of both macro averages and listed
+    under `excluded`; accuracy counts every test video.
     """
     y_true, proba, result, notes = _start("genre", y_true, proba)
     if len(y_true) == 0:
         return undefined(result, "the test split holds no labelled video", METRICS["genre"])
     predicted = proba.argmax(axis=1)
     result["accuracy"] = float((predicted == y_true).mean())
-    present = np.unique(y_true)
-    for c in sorted(set(range(len(class_names))) - set(present.tolist())):
+    result["excluded"].update(left_out or {})
+    kept = [c for c in range(len(class_names)) if class_names[c] not in result["excluded"]]
+    present = np.intersect1d(np.unique(y_true), kept)
+    if len(present) == 0:
+        result["warnings"] = notes
+        return undefined(result, "no class the probe learnt is in the test split", ("roc_auc", "f1"))
+    for c in sorted(set(kept) - set(present.tolist())):
         result["excluded"][class_names[c]] = "absent from the test split"
         note(
             notes,
@@ -52,7 +65,8 @@ def genre_metrics(y_true: np.ndarray, proba: np.ndarray, class_names: Sequence[s
     result["f1"] = float(np.mean(f1))
     if len(present) < 2:
         reason = (
-            f"the test split holds a single class ({class_names[present[0]]!r}); one-vs-rest AUC is undefined"
+            f"the test split holds a single class ({class_names[present[0]]!r}) the probe learnt; one-vs-rest "
+            "AUC is undefined"
         )
         note(notes, reason)
         result["nan_reasons"]["roc_auc"] = reason
@@ -70,7 +84,8 @@ def f1_thresholds(
 ) -> tuple[np.ndarray, list[str]]:
     """Per-tag score thresholds that maximise F1 on the validation split (predict positive when score >= t).
 
-    A tag without a positive validation video keeps 0.5, with a warning. Returns thresholds and warnings.
+    A tag without a positive validation video keeps 0.5, with a warning (the probe record names such tags,
+    `threshold_fallbacks`, and Table 2's footnote counts them). Returns thresholds and warnings.
     """
     notes: list[str] = []
     thresholds = np.full(len(tag_names), _THRESHOLD_FALLBACK)
@@ -90,14 +105,22 @@ def f1_thresholds(
 
 
 def tagging_metrics(
-    y_true: np.ndarray, scores: np.ndarray, thresholds: np.ndarray, tag_names: Sequence[str]
+    y_true: np.ndarray,
+    scores: np.ndarray,
+    thresholds: np.ndarray,
+    tag_names: Sequence[str],
+    left_out: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """ROC-AUC, F1 (at `thresholds`) and PR-AUC (average precision), each a macro average over the tags that
-    have both positive and negative test videos; other tags are listed under `excluded`."""
+    have both positive and negative test videos and are not in `left_out` (name -> reason, e.g. no positive
+    training video); other tags are listed under `excluded`."""
     y_true, scores, result, notes = _start("tagging", y_true, scores)
     if len(y_true) == 0:
         return undefined(result, "the test split holds no tagged video", METRICS["tagging"])
+    result["excluded"].update(left_out or {})
     for j, tag in enumerate(tag_names):
+        if tag in result["excluded"]:
+            continue
         positives = int(y_true[:, j].sum())
         if positives in (0, len(y_true)):
             reason = (
@@ -144,30 +167,37 @@ def undefined(result: dict[str, Any], reason: str, metrics: Sequence[str]) -> di
 
 
 def metric_on_videos(
-    task: str, metric: str, labels: np.ndarray, scores: np.ndarray, thresholds: np.ndarray | None = None
+    task: str,
+    metric: str,
+    labels: np.ndarray,
+    scores: np.ndarray,
+    thresholds: np.ndarray | None = None,
+    kept: np.ndarray | None = None,
 ) -> float:
     """`metric` ('roc_auc', 'f1', 'pr_auc') of `task` on the given test videos, as the macro average of
     `genre_metrics` / `tagging_metrics`; NaN where it is undefined (a draw holding a single class).
 
     genre: `labels` [n] class indices into the columns of `scores` [n, classes]; macro over the classes present,
     F1 by argmax. tagging: `labels` [n, tags] 0/1; macro over the tags with positive and negative videos, F1 at
-    `thresholds` [tags].
+    `thresholds` [tags]. `kept` [labels] (default: all) marks the labels that may enter the average: the
+    metrics' `left_out` labels are False.
     """
     scores = np.asarray(scores, dtype=np.float64)
+    kept = np.ones(scores.shape[1], dtype=bool) if kept is None else np.asarray(kept, dtype=bool)
     if task == "genre":
         if metric == "pr_auc":
             return math.nan
         truth = np.asarray(labels)[:, None] == np.arange(scores.shape[1])  # one-vs-rest, [n, classes]
         if metric == "roc_auc":
-            return _macro_roc_auc(truth, scores)
-        present = truth.any(axis=0)
+            return _macro_roc_auc(truth[:, kept], scores[:, kept])
+        present = truth.any(axis=0) & kept
         predicted = scores.argmax(axis=1)[:, None] == np.arange(scores.shape[1])
         return float(_f1(truth, predicted)[present].mean()) if present.any() else math.nan
     truth = np.asarray(labels).astype(bool)
     if metric == "roc_auc":
-        return _macro_roc_auc(truth, scores)
+        return _macro_roc_auc(truth[:, kept], scores[:, kept])
     positives = truth.sum(axis=0)
-    usable = (positives > 0) & (positives < len(truth))
+    usable = (positives > 0) & (positives < len(truth)) & kept
     if not usable.any():
         return math.nan
     if metric == "f1":

@@ -13,9 +13,11 @@ use the validation split. A segment-level probe (`probe.level: segment`) trains 
 video, on the mean of its segments' predictions, so that every Table 2 number and interval is over test videos.
 Each result keeps every seed's test predictions (`predictions`), from which the report bootstraps intervals.
 
-Degenerate cases never crash and never give a silent NaN: a label absent from the test split is left out of
-the macro averages and listed under `excluded`; an undefined metric is NaN with its reason in `nan_reasons`;
-every such decision is also issued as a `ProbeWarning` and listed under `warnings`.
+Degenerate cases never crash and never give a silent NaN: a label without a training video (`untrained`) or
+absent from the test split is left out of the macro averages and listed under `excluded`; a tag whose F1
+threshold fell back to 0.5 (no positive validation video) is named under `threshold_fallbacks`; an undefined
+metric is NaN with its reason in `nan_reasons`; every such decision is also issued as a `ProbeWarning` and
+listed under `warnings`.
 """
 
 import inspect
@@ -154,10 +156,11 @@ def run_probe(
         raise ValueError(f"run_probe: {len(video_ids)} video_ids for {len(X)} rows")
 
     notes: list[str] = []
-    targets, names = _encode_targets(task, y, split, label_names, notes)
+    targets, names, untrained = _encode_targets(task, y, split, label_names, notes)
     sizes = {f"n_{name}": int((split == name).sum()) for name in SPLITS}
     sizes["n_test_videos"] = len(np.unique(video_ids[split == "test"]))
     result: dict[str, Any] = {"task": task, "seed": seed, **sizes, "n_classes": len(names), "labels": names}
+    result.update(untrained=list(untrained), threshold_fallbacks=[])
     reason = _cannot_train(task, names, sizes)
     if reason:
         note(notes, reason)
@@ -199,15 +202,16 @@ def run_probe(
     test_ids, test_targets, test_scores = scored["test"]
     thresholds = None
     if task == "genre":
-        metrics = genre_metrics(test_targets, test_scores, names)
+        metrics = genre_metrics(test_targets, test_scores, names, untrained)
     else:
         if settings["f1_threshold"] == "validation":
             _, val_targets, val_scores = scored["val"]
             thresholds, threshold_notes = f1_thresholds(val_targets, val_scores, names)
             notes += threshold_notes
+            result["threshold_fallbacks"] = [names[j] for j in np.flatnonzero(~val_targets.any(axis=0))]
         else:
             thresholds = np.full(len(names), float(settings["f1_threshold"]))
-        metrics = tagging_metrics(test_targets, test_scores, thresholds, names)
+        metrics = tagging_metrics(test_targets, test_scores, thresholds, names, untrained)
     notes += metrics.pop("warnings")
     predictions = {
         "video_ids": test_ids.tolist(),
@@ -239,6 +243,8 @@ def run_probe_repeats(*args: Any, **kwargs: Any) -> dict[str, Any]:
     summary["mean"] = {metric: float(np.mean([run[metric] for run in runs])) for metric in METRICS[task]}
     summary["std"] = {metric: float(np.std([run[metric] for run in runs])) for metric in METRICS[task]}
     summary["excluded"] = first["excluded"]
+    summary["untrained"] = first["untrained"]  # the split is the same for every seed
+    summary["threshold_fallbacks"] = first["threshold_fallbacks"]
     summary["nan_reasons"] = first["nan_reasons"]
     # Test videos and targets once, every seed's scores and thresholds: what Table 2's intervals resample.
     predictions = [run.pop("predictions") for run in runs]
@@ -263,12 +269,19 @@ def probe_task(
 ) -> dict[str, Any]:
     """One Table 2 cell: label the rows of `representation` for `task`, then `run_probe_repeats`.
 
-    The tagging task is the `probe.top_tags` most frequent tags with Last.fm weight at least
-    `probe.min_tag_count` (`tag_matrix`).
+    The tagging task is the `probe.top_tags` most frequent tags among the training videos with Last.fm
+    weight at least `probe.min_tag_count` (`tag_matrix`).
     """
     settings = probe_settings(cfg)
+    train_ids = representation.video_ids[representation.split == "train"]
     labels = task_labels(
-        task, representation.video_ids, videos, tags, settings["top_tags"], settings["min_tag_count"]
+        task,
+        representation.video_ids,
+        videos,
+        tags,
+        settings["top_tags"],
+        settings["min_tag_count"],
+        train_ids=train_ids,
     )
     result = run_probe_repeats(
         representation.X[labels.mask],
@@ -291,7 +304,9 @@ def probe_task(
 
 def _encode_targets(
     task: str, y: np.ndarray, split: np.ndarray, label_names: Sequence[str] | None, notes: list[str]
-) -> tuple[np.ndarray, list[str]]:
+) -> tuple[np.ndarray, list[str], dict[str, str]]:
+    """Targets as the probe's arrays, the label names, and the labels it cannot learn (name -> reason)."""
+    untrained: dict[str, str] = {}
     y = np.asarray(y)
     if task == "genre":
         if y.ndim != 1:
@@ -304,19 +319,21 @@ def _encode_targets(
         names = [str(c) for c in classes]
         for c, name in enumerate(names):
             total, in_train = int((codes == c).sum()), int((codes[split == "train"] == c).sum())
-            if total == 1:
+            if in_train == 0:
+                untrained[name] = "no training video"
+                note(notes, f"genre class {name!r} has no training video; left out of the macro averages")
+            elif total == 1:
                 note(notes, f"genre class {name!r} has a single video; its scores are noise")
-            elif in_train == 0:
-                note(notes, f"genre class {name!r} has no training video; the probe cannot learn it")
-        return codes, names
+        return codes, names, untrained
     if y.ndim != 2 or not np.isin(y, (0, 1)).all():
         raise ValueError(f"run_probe: tagging labels must be a 0/1 matrix [n, tags], got shape {y.shape}")
     names = list(label_names) if label_names is not None else [f"tag{j}" for j in range(y.shape[1])]
     if len(names) != y.shape[1]:
         raise ValueError(f"run_probe: {len(names)} label_names for {y.shape[1]} tag columns")
     for j in np.flatnonzero(~y[split == "train"].any(axis=0)):
-        note(notes, f"tag {names[j]!r} has no positive training video; the probe cannot learn it")
-    return y.astype(np.float32), names
+        untrained[names[j]] = "no positive training video"
+        note(notes, f"tag {names[j]!r} has no positive training video; left out of the macro averages")
+    return y.astype(np.float32), names, untrained
 
 
 def _cannot_train(task: str, names: list[str], sizes: dict[str, int]) -> str:

@@ -21,7 +21,10 @@ def table2(
     Each figure (mean over seeds) has a 95% bootstrap interval over the test videos beside it (`auc_ci_low`,
     `auc_ci_high`, ...; `resamples` draws, seeded), the spread over seeds its own column (`auc_std`, ...), and the
     draws left out as undefined (`auc_ci_undefined`, ...). `small_labels` lists the classes or tags with fewer
-    than 2 test videos. A representation key `cl_x@name` is configuration `name`'s CL representation (the rows
+    than 2 test videos, `excluded_labels` those left out of the macro averages with the reason (no training
+    video, none in the test split), `f1_threshold_fallbacks` how many tags kept the F1 threshold 0.5 for want
+    of a positive validation video (`f1_fallback_tags` names them). A representation key `cl_x@name` is
+    configuration `name`'s CL representation (the rows
     beyond the study); they follow the study's six rows, by configuration in the order given.
     """
     rows = []
@@ -48,6 +51,12 @@ def table2(
             repeats=result.get("repeats"),
             level=result.get("level", "video"),
             small_labels="; ".join(small_labels(result, name)),
+            excluded_labels="; ".join(
+                f"{label} ({why})" for label, why in result.get("excluded", {}).items()
+            ),
+            f1_threshold_fallbacks=len(result.get("threshold_fallbacks", [])),
+            f1_fallback_tags="; ".join(result.get("threshold_fallbacks", [])),
+            n_labels=len(result.get("labels", [])),
         )
         rows.append(row)
     table = pd.DataFrame(rows)
@@ -79,6 +88,31 @@ def table2_notes(table: pd.DataFrame) -> list[str]:
         for task, row in first.iterrows()
     }
     return small_collection_notes(sizes, small)
+
+
+def _which_rows(same: pd.DataFrame, rows: pd.DataFrame) -> str:
+    return "every row" if len(same) == len(rows) else ", ".join(map(representation_name, same.representation))
+
+
+def left_out_notes(table: pd.DataFrame) -> list[str]:
+    """Classes or tags left out of the macro averages, and tagging F1 thresholds that fell back to 0.5, per task
+    (rows that agree are told together)."""
+    notes = []
+    for task, rows in table.groupby("task", sort=False):
+        for excluded, same in rows.groupby("excluded_labels", sort=False):
+            if excluded:
+                notes.append(
+                    f"{TASK_NAMES[task]} ({_which_rows(same, rows)}): left out of the macro averages: {excluded}"
+                )
+        fallbacks = rows[rows["f1_threshold_fallbacks"] > 0]
+        for (count, tags, labels), same in fallbacks.groupby(
+            ["f1_threshold_fallbacks", "f1_fallback_tags", "n_labels"], sort=False
+        ):
+            notes.append(
+                f"{TASK_NAMES[task]} F1 ({_which_rows(same, rows)}): {count} of {labels} tags had no positive validation "
+                f"video, so their threshold is 0.5, not one chosen on validation ({tags.replace('; ', ', ')})"
+            )
+    return notes
 
 
 def table2_markdown(table: pd.DataFrame, provenance: dict, configuration: str) -> str:
@@ -113,6 +147,7 @@ def table2_markdown(table: pd.DataFrame, provenance: dict, configuration: str) -
     )
     resamples = int(table["resamples"].iloc[0])
     notes = table2_notes(table)
+    left_out_lines = left_out_notes(table)
     return "\n".join(
         [
             "# Table 2: downstream probes (mean over seeds [95% interval over test videos])",
@@ -122,6 +157,7 @@ def table2_markdown(table: pd.DataFrame, provenance: dict, configuration: str) -
             f"CL rows use the `{configuration}` configuration unless another is named in brackets. {sizes}. "
             f"Each interval is a percentile bootstrap over the test videos ({resamples} draws) of the mean over "
             f"{int(table['repeats'].max())} seeds; the spread over seeds is in table2.csv (*_std).{left_out}",
+            *(["", *(f"**Left out:** {note}." for note in left_out_lines)] if left_out_lines else []),
             *(["", *(f"**Small collection:** {note}." for note in notes)] if notes else []),
             "",
             f"{footnote(provenance)}",
