@@ -3,7 +3,7 @@
 
 rule retrieval:
     input:
-        embeddings=model_path("{configuration}", "embeddings.npz"),
+        embeddings=replicate_path("{configuration}", "embeddings.npz"),
         segments=res("data", "segments.parquet"),
     output:
         metrics=res("metrics", "{configuration}", "retrieval.json"),

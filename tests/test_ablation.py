@@ -305,10 +305,10 @@ def test_ablation_temporal_and_table2_rules_on_the_shipped_configurations(tmp_pa
     assert (ablation["loss_val_best"] >= ablation["loss_val_floor"]).all()
     assert (results / "figures/ablation.png").stat().st_size > 20_000
     for name in ("base", "tau007", "clip_style", "temporal"):
-        settings = torch.load(results / "models" / name / "heads.pt", weights_only=True)["config"]
+        settings = torch.load(results / "models" / name / "replicate_0/heads.pt", weights_only=True)["config"]
         assert settings["model"]["hidden_dim"] == 32
         assert settings["loss"]["temperature"] == (1.0 if name == "base" else 0.07)
-    temporal = pd.read_csv(results / "models/temporal/history.csv")["val_loss"]
+    temporal = pd.read_csv(results / "models/temporal/replicate_0/history.csv")["val_loss"]
     assert temporal.iloc[-1] < temporal.iloc[0]  # the temporal model learns through the rules
     floor = json.loads((results / "metrics/temporal/loss_floor.json").read_text())
     assert floor["loss_val_best"] == pytest.approx(temporal.min())

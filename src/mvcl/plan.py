@@ -56,7 +56,19 @@ def benchmark_path(rule_name: str, *parts: object) -> str:
 
 
 def model_path(configuration: str, name: str) -> str:
+    """A file of one configuration shared by its replicates (autoencoders.pt)."""
     return res("models", configuration, name)
+
+
+def replicate_path(configuration: str, name: str, replicate: object = 0) -> str:
+    """A file of one training replicate (heads.pt, history.csv, embeddings.npz); single-model consumers
+    (neighbours, embeddings, cold start, RQ2, diagnostics) read replicate 0."""
+    return res("models", configuration, f"replicate_{replicate}", name)
+
+
+def train_state_root() -> str:
+    """Where train jobs keep per-epoch state to resume from (outside every declared output)."""
+    return res(".state", "train")
 
 
 def probe_key(representation: str, configuration: str = "") -> str:
@@ -131,6 +143,16 @@ class Plan:
     def trained(self) -> list[str]:
         """Every name with a results/models/{name}/: configurations, then ablation entries."""
         return [*self.configurations, *self.ablation]
+
+    @property
+    def replicates(self) -> list[int]:
+        """Training replicates of every configuration and ablation entry (training.replicates)."""
+        defaults = schema_defaults(self.schema["$defs"]["training"]["properties"])
+        return list(range({**defaults, **(self.config.get("training") or {})}["replicates"]))
+
+    def replicate_files(self, name: str, file: str) -> list[str]:
+        """`file` of every replicate of configuration or ablation entry `name`, replicate order."""
+        return [replicate_path(name, file, replicate) for replicate in self.replicates]
 
     def resolved(self, name: str) -> dict:
         """Model/loss/training settings of a configuration or ablation entry (schema < base < override)."""
