@@ -40,15 +40,28 @@ is how often a random pairing ranks as well as the real one.
 from __future__ import annotations
 
 import inspect
+import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from mvcl.io import save_json
 from mvcl.plan import RECALL_AT
-from mvcl.stats import DEFAULT_RESAMPLES, Interval, interval, paired, permutation_p, video_codes
+from mvcl.stats import (
+    DEFAULT_RESAMPLES,
+    Comparison,
+    Interval,
+    p_at_most,
+    permutation_values,
+    two_level_interval,
+    two_level_paired,
+    video_codes,
+)
 from mvcl.vectors import video_means
 
 CANDIDATES = ("all_segments", "other_videos")
@@ -297,23 +310,6 @@ class ByVideo:
         return recall
 
 
-def _intervals(
-    values: np.ndarray,
-    codes: np.ndarray,
-    n_videos: int,
-    prefix: str,
-    direction: str,
-    resamples: int,
-    seed: int,
-) -> dict[str, float]:
-    by_video = ByVideo(values, codes, n_videos)
-    out = interval(by_video.median, n_videos, resamples, seed).as_dict(f"{prefix}median_rank_{direction}")
-    for k in RECALL_AT:
-        name = f"{prefix}recall@{k}_{direction}"
-        out.update(interval(by_video.share_at_most(k), n_videos, resamples, seed).as_dict(name))
-    return out
-
-
 def pooled_permutation_p(
     audio_emb: np.ndarray,
     video_emb: np.ndarray,
@@ -324,7 +320,25 @@ def pooled_permutation_p(
     candidates: str = "all_segments",
     permutations: int = DEFAULT_RESAMPLES,
 ) -> dict[str, float]:
-    """One-sided p-value of each direction's pooled median rank against random audio-video pairings.
+    """One-sided p-value of each direction's pooled median rank against random audio-video pairings
+    (`pooled_permutation_null`)."""
+    null = pooled_permutation_null(audio_emb, video_emb, pool_size, seed, codes, candidates, permutations)
+    return {
+        f"median_rank_{direction}_chance_p": p_at_most(null[direction], observed[f"median_rank_{direction}"])
+        for direction in DIRECTIONS
+    }
+
+
+def pooled_permutation_null(
+    audio_emb: np.ndarray,
+    video_emb: np.ndarray,
+    pool_size: int,
+    seed: int,
+    codes: np.ndarray | None = None,
+    candidates: str = "all_segments",
+    permutations: int = DEFAULT_RESAMPLES,
+) -> dict[str, np.ndarray]:
+    """Per direction, [permutations] pooled median ranks under random audio-video pairings.
 
     A permutation of the test rows re-pairs, within each pool, query i with the partner of another query of
     the same pool (the order the permutation gives the pool's queries); candidates are those of the real
@@ -362,99 +376,261 @@ def pooled_permutation_p(
         return median
 
     return {
-        f"median_rank_{direction}_chance_p": permutation_p(
-            statistic(direction), observed[f"median_rank_{direction}"], n, permutations, seed
-        )
-        for direction in DIRECTIONS
+        direction: permutation_values(statistic(direction), n, permutations, seed) for direction in DIRECTIONS
     }
 
 
-def evaluate_retrieval(
+# A replicate "learned" when its pooled median rank beats random pairings both ways at this one-sided level.
+LEARNED_ALPHA = 0.05
+# Where a figure was ranked: in pools (Table 1's), among the whole test set, video means among all videos.
+LEVELS = {"pooled": "", "full": "full_", "video": "video_"}
+FIGURES = ("median_rank", *(f"recall@{k}" for k in RECALL_AT))
+
+
+def figure_key(figure: str, direction: str, level: str = "pooled") -> str:
+    """The name of one figure in a retrieval record and in Table 1's CSV, e.g. 'video_recall@5_a2v'."""
+    return f"{LEVELS[level]}{figure}_{direction}"
+
+
+@dataclass(frozen=True)
+class ReplicateRetrieval:
+    """One training replicate's ranks on the whole test set (no interval: the configuration's is two-level)."""
+
+    replicate: int
+    seed: int
+    figures: dict[str, float]  # figure_key (and mean_rank_*, study_*) -> value on all test videos
+    chance_p: dict[str, float]  # direction -> one-sided permutation p of its pooled median rank
+
+    @property
+    def learned(self) -> bool:
+        return all(p <= LEARNED_ALPHA for p in self.chance_p.values())
+
+
+@dataclass(frozen=True)
+class RetrievalRecord:
+    """results/metrics/{configuration}/retrieval.json: what the retrieval rule writes and every reader reads.
+
+    `intervals[figure_key]` is the median over replicates with its two-level 95% interval; `chance_p` the
+    one-sided permutation p-value of the median over replicates of the pooled median rank (each replicate's
+    pairing shuffled); `replicates` each replicate's own figures.
+    """
+
+    configuration: str
+    candidates: str
+    n_queries: int
+    n_videos: int
+    pool_size: int
+    n_pools: int
+    chance_median_rank: float
+    full_pool_size: int
+    full_chance_median_rank: float
+    video_pool_size: int
+    bootstrap_resamples: int
+    permutations: int
+    intervals: dict[str, Interval]
+    chance_p: dict[str, float]
+    replicates: list[ReplicateRetrieval]
+
+    @property
+    def learned(self) -> int:
+        """How many replicates beat chance both ways."""
+        return sum(replicate.learned for replicate in self.replicates)
+
+    def replicate_values(self, key: str) -> np.ndarray:
+        return np.array([replicate.figures.get(key, math.nan) for replicate in self.replicates])
+
+    def flat(self) -> dict[str, float | str]:
+        """Figure name -> value (median over replicates), `_ci_low`/`_ci_high` and `_chance_p`, with the
+        sample sizes: the columns the ablation table and the coupling sweep read."""
+        out: dict = {
+            "configuration": self.configuration,
+            "chance_median_rank": self.chance_median_rank,
+            "full_chance_median_rank": self.full_chance_median_rank,
+            "n_videos": self.n_videos,
+            "n_replicates": len(self.replicates),
+            "replicates_learned": self.learned,
+        }
+        for key, figure in self.intervals.items():
+            out.update(figure.as_dict(key))
+        for direction, p in self.chance_p.items():
+            out[f"{figure_key('median_rank', direction)}_chance_p"] = p
+        return out
+
+    def save(self, path: str | Path) -> None:
+        save_json(path, asdict(self))
+
+    @classmethod
+    def load(cls, path: str | Path) -> RetrievalRecord:
+        record = json.loads(Path(path).read_text())
+        record["intervals"] = {key: Interval(**value) for key, value in record["intervals"].items()}
+        record["replicates"] = [ReplicateRetrieval(**replicate) for replicate in record["replicates"]]
+        return cls(**record)
+
+
+def _replicate_ranks(
     audio_emb: np.ndarray,
     video_emb: np.ndarray,
+    codes: np.ndarray,
+    pool_size: int,
+    seed: int,
+    candidates: str,
+) -> tuple[RankSet, dict[str, dict[str, np.ndarray]]]:
+    """One replicate's rank set and its ranks per level and direction ([queries], or [videos] for 'video')."""
+    ranked = rank_set(audio_emb, video_emb, pool_size, seed, codes, candidates)
+    by_level = {
+        "pooled": ranked.pooled,
+        "full": ranked.full,
+        "video": video_ranks(audio_emb, video_emb, codes),
+    }
+    return ranked, by_level
+
+
+def evaluate_retrieval(
+    embeddings: list[tuple[np.ndarray, np.ndarray]],
     video_ids: np.ndarray,
     pool_size: int,
     seed: int,
+    configuration: str = "",
+    seeds: list[int] | None = None,
     candidates: str = "other_videos",
     resamples: int = DEFAULT_RESAMPLES,
     permutations: int = DEFAULT_RESAMPLES,
     study_protocol: bool = True,
-) -> tuple[dict, dict[str, np.ndarray]]:
-    """Table 1's record of one configuration's test embeddings, and its per-query pooled ranks.
+) -> tuple[RetrievalRecord, pd.DataFrame]:
+    """Table 1's record of one configuration's replicates (a list of (audio, video) test embeddings, row-
+    aligned with `video_ids`), and their ranks (replicate, level, video_id, rank_a2v, rank_v2a).
 
-    The record: `median_rank` keys (pooled, `full_`), video-level keys (`video_`), a 95% bootstrap interval
-    (`_ci_low`, `_ci_high`) beside each median rank and recall, the p-value of each pooled median rank against
-    random pairings (`median_rank_{a2v,v2a}_chance_p`), the sample sizes and protocol, and the study's
-    computation (`study_`) when asked. The ranks ({video_id, rank_a2v, rank_v2a}, one per test segment, in
-    the input's order) let Table 1 compare configurations on the same resampled videos.
+    Every replicate is ranked in the same pools (`seed`); the configuration's figures are medians over
+    replicates with two-level intervals (mvcl.stats.two_level_interval); its p-value against chance compares
+    the median over replicates with the median over replicates of each one's permutation null.
     """
     ids, codes = video_codes(video_ids)
-    n_videos = len(ids)
-    ranked = rank_set(audio_emb, video_emb, pool_size, seed, codes, candidates)
-    record: dict = {"candidates": candidates, "n_videos": n_videos, **_rank_summary(ranked, pool_size)}
-    by_video = video_ranks(audio_emb, video_emb, codes)
-    record.update(video_pool_size=n_videos, video_chance_median_rank=(n_videos + 1) / 2)
-    every_video = np.arange(n_videos)
+    n_videos, every_video = len(ids), np.arange(len(ids))
+    seeds = seeds if seeds is not None else list(range(len(embeddings)))
+    replicates, levels, nulls, rank_rows = [], [], [], []
+    for replicate, (audio_emb, video_emb) in enumerate(embeddings):
+        ranked, by_level = _replicate_ranks(audio_emb, video_emb, codes, pool_size, seed, candidates)
+        figures = _rank_summary(ranked, pool_size)
+        for direction in DIRECTIONS:
+            figures.update(_summary(by_level["video"][direction], direction, prefix="video_"))
+        if study_protocol:
+            figures.update(study_median_rank(audio_emb, video_emb, pool_size))
+        null = pooled_permutation_null(audio_emb, video_emb, pool_size, seed, codes, candidates, permutations)
+        chance_p = {d: p_at_most(null[d], figures[figure_key("median_rank", d)]) for d in DIRECTIONS}
+        replicates.append(ReplicateRetrieval(replicate, int(seeds[replicate]), figures, chance_p))
+        levels.append(
+            {
+                level: {
+                    d: ByVideo(values[d], every_video if level == "video" else codes, n_videos)
+                    for d in DIRECTIONS
+                }
+                for level, values in by_level.items()
+            }
+        )
+        nulls.append(null)
+        for level, values in by_level.items():
+            rank_rows.append(
+                pd.DataFrame(
+                    {
+                        "replicate": replicate,
+                        "level": level,
+                        "video_id": ids if level == "video" else np.asarray(video_ids),
+                        **{f"rank_{d}": values[d] for d in DIRECTIONS},
+                    }
+                )
+            )
+    first = replicates[0].figures
+    intervals = {}
+    for level in LEVELS:
+        for direction in DIRECTIONS:
+            for figure in FIGURES:
+                intervals[figure_key(figure, direction, level)] = two_level_interval(
+                    _figure_metric(levels, level, direction, figure),
+                    len(embeddings),
+                    n_videos,
+                    resamples,
+                    seed,
+                )
+    chance_p = {}
     for direction in DIRECTIONS:
-        record.update(_summary(by_video[direction], direction, prefix="video_"))
-        record.update(_intervals(ranked.pooled[direction], codes, n_videos, "", direction, resamples, seed))
-        record.update(
-            _intervals(ranked.full[direction], codes, n_videos, "full_", direction, resamples, seed)
-        )
-        record.update(
-            _intervals(by_video[direction], every_video, n_videos, "video_", direction, resamples, seed)
-        )
-    record.update(
-        pooled_permutation_p(audio_emb, video_emb, pool_size, seed, record, codes, candidates, permutations)
+        null = np.median([replicate_null[direction] for replicate_null in nulls], axis=0)
+        chance_p[direction] = p_at_most(null, intervals[figure_key("median_rank", direction)].value)
+    record = RetrievalRecord(
+        configuration=configuration,
+        candidates=candidates,
+        n_queries=int(first["n_queries"]),
+        n_videos=n_videos,
+        pool_size=int(first["pool_size"]),
+        n_pools=int(first["n_pools"]),
+        chance_median_rank=float(first["chance_median_rank"]),
+        full_pool_size=int(first["full_pool_size"]),
+        full_chance_median_rank=float(first["full_chance_median_rank"]),
+        video_pool_size=n_videos,
+        bootstrap_resamples=resamples,
+        permutations=permutations,
+        intervals=intervals,
+        chance_p=chance_p,
+        replicates=replicates,
     )
-    record.update(bootstrap_resamples=resamples, permutations=permutations)
-    if study_protocol:
-        record.update(study_median_rank(audio_emb, video_emb, pool_size))
-    rank_table = {"video_id": np.asarray(video_ids), **{f"rank_{d}": ranked.pooled[d] for d in DIRECTIONS}}
-    return record, rank_table
+    return record, pd.concat(rank_rows, ignore_index=True)
+
+
+def _figure_metric(levels: list[dict], level: str, direction: str, figure: str) -> Callable:
+    """metric(replicate, videos) of one figure for the two-level bootstrap."""
+    if figure == "median_rank":
+        return lambda replicate, videos: levels[replicate][level][direction].median(videos)
+    k = int(figure.removeprefix("recall@"))
+    recalls = [replicate[level][direction].share_at_most(k) for replicate in levels]
+    return lambda replicate, videos: recalls[replicate](videos)
+
+
+def _replicate_metrics(ranks: pd.DataFrame, direction: str, ids: np.ndarray) -> list[ByVideo]:
+    """ByVideo over each replicate's pooled ranks of one direction (rows in the order of `ids`' codes)."""
+    pooled = ranks[ranks["level"] == "pooled"]
+    _, codes = video_codes(pooled.loc[pooled["replicate"] == 0, "video_id"].to_numpy())
+    return [
+        ByVideo(table[f"rank_{direction}"].to_numpy(float), codes, len(ids))
+        for _, table in pooled.groupby("replicate", sort=True)
+    ]
 
 
 def against_reference(
-    ranks_of: dict[str, dict[str, np.ndarray]], reference: str, resamples: int, seed: int
-) -> dict[str, dict[str, float]]:
-    """Per configuration, its pooled median rank minus the reference's, paired on the same resampled videos.
+    ranks_of: dict[str, pd.DataFrame], reference: str, resamples: int, seed: int
+) -> dict[str, dict[str, Comparison]]:
+    """Per configuration and direction, its median over replicates of the pooled median rank minus the
+    reference's: a two-level paired bootstrap (replicates paired by seed when the counts match, the same
+    drawn test videos on both sides). Negative = better. Empty when the reference is not among them.
 
-    `ranks_of[name]` holds video_id and rank_{a2v,v2a} per test segment (evaluate_retrieval's rank table);
-    every configuration must rank the same test segments in the same order. Keys per direction:
-    median_rank_{d}_vs_{reference} (the difference, negative = better), its _ci_low/_ci_high and _p.
+    `ranks_of[name]` is evaluate_retrieval's rank table; every configuration must rank the same test segments.
     """
     if reference not in ranks_of:
-        return {name: {} for name in ranks_of}
+        return {}
     base = ranks_of[reference]
-    ids, codes = video_codes(base["video_id"])
+    base_ids = base.loc[(base["level"] == "pooled") & (base["replicate"] == 0), "video_id"].to_numpy()
+    ids, _ = video_codes(base_ids)
     out = {}
     for name, table in ranks_of.items():
-        if not np.array_equal(np.asarray(table["video_id"]), np.asarray(base["video_id"])):
+        mine_ids = table.loc[(table["level"] == "pooled") & (table["replicate"] == 0), "video_id"].to_numpy()
+        if not np.array_equal(mine_ids, base_ids):
             raise ValueError(
                 f"configurations '{name}' and '{reference}' rank different test segments; rerun their "
                 "retrieval rules on the same segments.parquet"
             )
-        row: dict[str, float] = {}
+        if name == reference:
+            continue
+        out[name] = {}
         for direction in DIRECTIONS:
-            mine = ByVideo(np.asarray(table[f"rank_{direction}"], float), codes, len(ids))
-            theirs = ByVideo(np.asarray(base[f"rank_{direction}"], float), codes, len(ids))
-            comparison = paired(mine.median, theirs.median, len(ids), resamples, seed)
-            key = f"median_rank_{direction}_vs_{reference}"
-            row.update(comparison.difference.as_dict(key))
-            row[f"{key}_p"] = comparison.p_value
-        out[name] = row
+            mine, theirs = _replicate_metrics(table, direction, ids), _replicate_metrics(base, direction, ids)
+            out[name][direction] = two_level_paired(
+                lambda r, videos, mine=mine: mine[r].median(videos),
+                len(mine),
+                lambda r, videos, theirs=theirs: theirs[r].median(videos),
+                len(theirs),
+                len(ids),
+                resamples,
+                seed,
+            )
     return out
-
-
-def ci(record: dict, key: str) -> Interval:
-    """The interval of `key` in a retrieval record (NaN bounds where the record has none)."""
-    return Interval(
-        float(record.get(key, math.nan)),
-        float(record.get(f"{key}_ci_low", math.nan)),
-        float(record.get(f"{key}_ci_high", math.nan)),
-        int(record.get("n_videos", 0)),
-        int(record.get("bootstrap_resamples", 0)),
-    )
 
 
 def study_median_rank(

@@ -72,16 +72,22 @@ def loss_floor_record(history: pd.DataFrame, settings: dict, segments_per_video:
     }
 
 
-# Retrieval columns of results/ablation.csv (from results/metrics/{name}/retrieval.json).
+# Retrieval columns of results/ablation.csv (RetrievalRecord.flat() of results/metrics/{name}/retrieval.json):
+# medians over replicates with their two-level intervals, and how many replicates learned.
 RETRIEVAL_COLUMNS = (
-    "median_rank_a2v",
-    "median_rank_v2a",
+    *(
+        f"{figure}{suffix}"
+        for figure in ("median_rank_a2v", "median_rank_v2a")
+        for suffix in ("", "_ci_low", "_ci_high")
+    ),
     "chance_median_rank",
     "recall@10_a2v",
     "recall@10_v2a",
     "full_median_rank_a2v",
     "full_median_rank_v2a",
     "full_chance_median_rank",
+    "n_replicates",
+    "replicates_learned",
 )
 LOSS_COLUMNS = (
     "loss_val_best",
