@@ -269,7 +269,7 @@ def test_ablation_temporal_and_table2_rules_on_the_shipped_configurations(tmp_pa
     config["dataset"]["msd_tags"] = ""  # genre only
     config["segments"]["count"] = 3
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    stages = ("common", "train", "evaluate", "probe", "ablation")
+    stages = ("common", "train", "retrieval", "probe", "ablation")
     (tmp_path / "Snakefile").write_text(
         "from snakemake.utils import validate\n\n\n"
         'configfile: "config.yaml"\n\n\n'
