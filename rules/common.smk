@@ -70,7 +70,7 @@ def probe_inputs(wildcards):
         inputs["video_features"] = res("features", "r2plus1d.npy")
     if wildcards.representation in CL_REPRESENTATIONS:
         configuration = wildcards.get("configuration", config["probe"]["configuration"])
-        inputs["embeddings"] = replicate_path(configuration, "embeddings.npz")
+        inputs["embeddings"] = PLAN.replicate_files(configuration, "embeddings.npz")
     if "tagging" in PLAN.probe_tasks:
         inputs["tags"] = res("data", "msd_tags.parquet")
     return inputs

@@ -219,6 +219,11 @@ class Plan:
         paths = [res("probes", task, f"{key}.json") for task, *keys in self.rq1_pairs() for key in keys]
         return list(dict.fromkeys(paths))
 
+    @property
+    def rq1_configurations(self) -> list[str]:
+        """The configurations whose CL rows RQ1 compares: probe.configuration, then Table 2's others."""
+        return [self.config["probe"]["configuration"], *self.table2_configurations]
+
     def probe_settings(self, configuration: str | None) -> dict:
         """The `probe` section; the probes of an ablation entry run `ablation.probe_repeats` seeds."""
         if configuration in self.ablation:

@@ -177,11 +177,18 @@ def replicate_draws(n_replicates: int, resamples: int, seed: int) -> np.ndarray:
     return rng.integers(n_replicates, size=(resamples, n_replicates))
 
 
-def _median_over(metric: ReplicateMetric, replicates: np.ndarray, videos: np.ndarray) -> float:
-    """Median over `replicates` (with repeats) of each one's metric on `videos`."""
+# How a figure sums up its replicates: Table 1 takes the median rank (robust to a replicate left at chance),
+# Table 2 the mean AUC (the mean over seeds it always reported).
+Center = Callable[[np.ndarray], float]
+
+
+def _center_over(
+    metric: ReplicateMetric, replicates: np.ndarray, videos: np.ndarray, center: Center = np.median
+) -> float:
+    """`center` (median) over `replicates` (with repeats) of each one's metric on `videos`."""
     unique, counts = np.unique(replicates, return_counts=True)
     values = np.repeat([metric(int(r), videos) for r in unique], counts)
-    return float(np.median(values)) if np.isfinite(values).all() else math.nan
+    return float(center(values)) if np.isfinite(values).all() else math.nan
 
 
 def replicate_values(metric: ReplicateMetric, n_replicates: int, n_videos: int) -> np.ndarray:
@@ -196,12 +203,13 @@ def two_level_interval(
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
     level: float = LEVEL,
+    center: Center = np.median,
 ) -> Interval:
-    """Median over replicates of `metric` on all test videos, and its two-level percentile-bootstrap interval
-    (draw replicates, then test videos)."""
-    value = float(np.median(replicate_values(metric, n_replicates, n_videos)))
+    """Median (`center`) over replicates of `metric` on all test videos, and its two-level percentile-bootstrap
+    interval (draw replicates, then test videos)."""
+    value = float(center(replicate_values(metric, n_replicates, n_videos)))
     videos, replicates = draws(n_videos, resamples, seed), replicate_draws(n_replicates, resamples, seed)
-    values = np.array([_median_over(metric, r, v) for r, v in zip(replicates, videos, strict=True)])
+    values = np.array([_center_over(metric, r, v, center) for r, v in zip(replicates, videos, strict=True)])
     return replace(_summary(value, values, n_videos, level)[0], n_replicates=n_replicates)
 
 
@@ -214,12 +222,13 @@ def two_level_paired(
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
     level: float = LEVEL,
+    center: Center = np.median,
 ) -> Comparison:
     """(median over a's replicates) - (median over b's), each draw on the same test videos for both sides;
     replicates paired by index (the same seeds) when the counts match, drawn independently otherwise."""
     value = float(
-        np.median(replicate_values(metric_a, n_replicates_a, n_videos))
-        - np.median(replicate_values(metric_b, n_replicates_b, n_videos))
+        center(replicate_values(metric_a, n_replicates_a, n_videos))
+        - center(replicate_values(metric_b, n_replicates_b, n_videos))
     )
     videos = draws(n_videos, resamples, seed)
     drawn_a = replicate_draws(n_replicates_a, resamples, seed)
@@ -228,7 +237,7 @@ def two_level_paired(
     )
     differences = np.array(
         [
-            _median_over(metric_a, ra, v) - _median_over(metric_b, rb, v)
+            _center_over(metric_a, ra, v, center) - _center_over(metric_b, rb, v, center)
             for ra, rb, v in zip(drawn_a, drawn_b, videos, strict=True)
         ]
     )
