@@ -24,6 +24,6 @@ retrieval = {
 floors = dict(zip(names, map(read, snakemake.input.loss_floor), strict=True))
 keys = [(name, task) for name in names for task in tasks]  # the order of snakemake.input.probes
 probes = dict(zip(keys, map(read, snakemake.input.probes), strict=True))
-table = ablation_table(names, params.changes, retrieval, probes, floors, tasks)
+table = ablation_table(names, params.changes, retrieval, probes, floors, tasks, params.resamples, params.seed)
 save_csv(snakemake.output.table, table)
 log.info("\n%s", table.to_string())
