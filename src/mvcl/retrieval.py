@@ -70,6 +70,7 @@ SMALL_TEST_VIDEOS = 30
 DIRECTIONS = ("a2v", "v2a")
 _TIE = 1e-9
 _BLOCK = 2048  # rows per block: a block of similarities is 2048 x 2048 float64 = 32 MiB
+_CELLS = 1 << 22  # draws x queries (or permutations x pool cells) held at once: 32 MiB of float64
 
 
 def _check(audio_emb: np.ndarray, video_emb: np.ndarray) -> None:
@@ -275,6 +276,16 @@ def video_ranks(audio_emb: np.ndarray, video_emb: np.ndarray, codes: np.ndarray)
     return {"a2v": ranks(audio, video, everyone), "v2a": ranks(video, audio, everyone)}
 
 
+def _draw_weights(draws: np.ndarray, n_videos: int) -> np.ndarray:
+    """[B, n_videos] how often each video was drawn in each row of `draws` [B, m]."""
+    rows = np.repeat(np.arange(len(draws)), draws.shape[1])
+    return (
+        np.bincount(rows * n_videos + draws.ravel(), minlength=len(draws) * n_videos)
+        .reshape(len(draws), n_videos)
+        .astype(np.float64)
+    )
+
+
 class ByVideo:
     """Statistics of per-query values on a bootstrap draw of videos, without re-selecting rows.
 
@@ -298,6 +309,31 @@ class ByVideo:
             return math.nan
         middle = np.searchsorted(cumulative, [(total - 1) // 2, total // 2], side="right")
         return float(self.sorted[middle].mean())
+
+    def medians(self, draws: np.ndarray) -> np.ndarray:
+        """[B] `median` on each row of `draws` [B, videos drawn], computed together (in chunks)."""
+        out, n = np.empty(len(draws)), len(self.sorted)
+        chunk = max(1, _CELLS // max(1, n))
+        for b0 in range(0, len(draws), chunk):
+            cumulative = np.cumsum(
+                _draw_weights(draws[b0 : b0 + chunk], self.n_videos)[:, self.sorted_codes], 1
+            )
+            total = cumulative[:, -1].astype(np.int64)
+            # np.searchsorted(cumulative, t, side="right") row by row: how many cumulative weights are <= t
+            low = (cumulative <= ((total - 1) // 2)[:, None]).sum(axis=1)
+            high = (cumulative <= (total // 2)[:, None]).sum(axis=1)
+            values = (self.sorted[np.minimum(low, n - 1)] + self.sorted[np.minimum(high, n - 1)]) / 2
+            out[b0 : b0 + len(values)] = np.where(total > 0, values, np.nan)
+        return out
+
+    def shares_at_most(self, k: float, draws: np.ndarray) -> np.ndarray:
+        """[B] `share_at_most(k)` on each row of `draws`: per-video credits once, then one product per draw."""
+        recall = self.share_at_most(k)
+        credit = np.array(
+            [recall(np.array([v])) * self.rows[v] if self.rows[v] else 0.0 for v in range(self.n_videos)]
+        )
+        weights = _draw_weights(draws, self.n_videos)
+        return (weights @ credit) / (weights @ self.rows)
 
     def share_at_most(self, k: float) -> Callable[[np.ndarray], float]:
         """Recall@k on a draw: the weighted share of queries ranked k or better."""
@@ -359,24 +395,33 @@ def pooled_permutation_null(
         }
         cached.append((query_rows, sims, sibling))
 
-    def statistic(direction: str):
-        def median(permutation: np.ndarray) -> float:
+    def statistic(direction: str) -> Callable[[np.ndarray], np.ndarray]:
+        def medians(permutations: np.ndarray) -> np.ndarray:
+            """[P] pooled median rank under each row of `permutations` [P, n], a chunk of rows at a time."""
             out = []
             for query_rows, sims, sibling in cached:
-                positive = np.argsort(permutation[query_rows])
-                sim = sims[direction]
-                positive_sim = sim[np.arange(len(sim)), positive][:, None]
-                excluded = None
-                if sibling is not None:
-                    excluded = sibling & (np.arange(sim.shape[1])[None, :] != positive[:, None])
-                above, tied = _mid_ranks(sim, positive_sim, excluded)
-                out.append(1 + above + (tied - 1) / 2)
-            return float(np.median(np.concatenate(out)))
+                sim = sims[direction]  # [q, c]
+                chunk = max(1, _CELLS // sim.size)
+                ranked = []
+                for p0 in range(0, len(permutations), chunk):
+                    positive = np.argsort(permutations[p0 : p0 + chunk][:, query_rows], axis=1)  # [P, q]
+                    positive_sim = np.take_along_axis(sim[None], positive[:, :, None], axis=2)  # [P, q, 1]
+                    above = sim[None] > positive_sim + _TIE  # [P, q, c]
+                    tied = np.abs(sim[None] - positive_sim) <= _TIE
+                    if sibling is not None:
+                        excluded = sibling[None] & (
+                            np.arange(sim.shape[1])[None, None, :] != positive[:, :, None]
+                        )
+                        above, tied = above & ~excluded, tied & ~excluded
+                    ranked.append(1 + above.sum(axis=2) + (tied.sum(axis=2) - 1) / 2)
+                out.append(np.concatenate(ranked))
+            return np.median(np.concatenate(out, axis=1), axis=1)
 
-        return median
+        return medians
 
     return {
-        direction: permutation_values(statistic(direction), n, permutations, seed) for direction in DIRECTIONS
+        direction: permutation_values(statistic(direction), n, permutations, seed, batched=True)
+        for direction in DIRECTIONS
     }
 
 
@@ -575,13 +620,25 @@ def evaluate_retrieval(
     return record, pd.concat(rank_rows, ignore_index=True)
 
 
-def _figure_metric(levels: list[dict], level: str, direction: str, figure: str) -> Callable:
-    """metric(replicate, videos) of one figure for the two-level bootstrap."""
-    if figure == "median_rank":
-        return lambda replicate, videos: levels[replicate][level][direction].median(videos)
-    k = int(figure.removeprefix("recall@"))
-    recalls = [replicate[level][direction].share_at_most(k) for replicate in levels]
-    return lambda replicate, videos: recalls[replicate](videos)
+class _Figure:
+    """One figure of every replicate on bootstrap draws: figure(replicate, videos) and on_draws(replicate,
+    draws [B, m]) for mvcl.stats' two-level bootstrap."""
+
+    def __init__(self, by_video: list[ByVideo], figure: str):
+        self.by_video, self.figure = by_video, figure
+        self.k = None if figure == "median_rank" else int(figure.removeprefix("recall@"))
+
+    def __call__(self, replicate: int, videos: np.ndarray) -> float:
+        return float(self.on_draws(replicate, videos[None, :])[0])
+
+    def on_draws(self, replicate: int, draws: np.ndarray) -> np.ndarray:
+        ranked = self.by_video[replicate]
+        return ranked.medians(draws) if self.k is None else ranked.shares_at_most(self.k, draws)
+
+
+def _figure_metric(levels: list[dict], level: str, direction: str, figure: str) -> _Figure:
+    """The two-level bootstrap's metric of one figure."""
+    return _Figure([replicate[level][direction] for replicate in levels], figure)
 
 
 def _replicate_metrics(ranks: pd.DataFrame, direction: str, ids: np.ndarray) -> list[ByVideo]:
@@ -622,9 +679,9 @@ def against_reference(
         for direction in DIRECTIONS:
             mine, theirs = _replicate_metrics(table, direction, ids), _replicate_metrics(base, direction, ids)
             out[name][direction] = two_level_paired(
-                lambda r, videos, mine=mine: mine[r].median(videos),
+                _Figure(mine, "median_rank"),
                 len(mine),
-                lambda r, videos, theirs=theirs: theirs[r].median(videos),
+                _Figure(theirs, "median_rank"),
                 len(theirs),
                 len(ids),
                 resamples,

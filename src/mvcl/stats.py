@@ -178,17 +178,27 @@ def replicate_draws(n_replicates: int, resamples: int, seed: int) -> np.ndarray:
 
 
 # How a figure sums up its replicates: Table 1 takes the median rank (robust to a replicate left at chance),
-# Table 2 the mean AUC (the mean over seeds it always reported).
-Center = Callable[[np.ndarray], float]
+# Table 2 the mean AUC (the mean over seeds it always reported). Called with axis=1 on [draws, replicates].
+Center = Callable[..., np.ndarray]
 
 
-def _center_over(
-    metric: ReplicateMetric, replicates: np.ndarray, videos: np.ndarray, center: Center = np.median
-) -> float:
-    """`center` (median) over `replicates` (with repeats) of each one's metric on `videos`."""
-    unique, counts = np.unique(replicates, return_counts=True)
-    values = np.repeat([metric(int(r), videos) for r in unique], counts)
-    return float(center(values)) if np.isfinite(values).all() else math.nan
+def _on_all_draws(metric: ReplicateMetric, n_replicates: int, videos: np.ndarray) -> np.ndarray:
+    """[B, n_replicates] each replicate's metric on each draw of `videos` [B, n]; a metric with an
+    `on_draws(replicate, videos)` method computes a replicate's draws together."""
+    together = getattr(metric, "on_draws", None)
+    columns = [
+        together(r, videos) if together is not None else np.array([metric(r, row) for row in videos], float)
+        for r in range(n_replicates)
+    ]
+    return np.stack(columns, axis=1)
+
+
+def _center_on_draws(values: np.ndarray, replicates: np.ndarray, center: Center) -> np.ndarray:
+    """[B] `center` over the drawn replicates (`replicates` [B, N] indices) of each draw's values [B, N];
+    NaN where a drawn replicate's metric is undefined."""
+    drawn = np.take_along_axis(values, replicates, axis=1)
+    out = np.asarray(center(drawn, axis=1), dtype=np.float64)
+    return np.where(np.isfinite(drawn).all(axis=1), out, np.nan)
 
 
 def replicate_values(metric: ReplicateMetric, n_replicates: int, n_videos: int) -> np.ndarray:
@@ -209,7 +219,7 @@ def two_level_interval(
     interval (draw replicates, then test videos)."""
     value = float(center(replicate_values(metric, n_replicates, n_videos)))
     videos, replicates = draws(n_videos, resamples, seed), replicate_draws(n_replicates, resamples, seed)
-    values = np.array([_center_over(metric, r, v, center) for r, v in zip(replicates, videos, strict=True)])
+    values = _center_on_draws(_on_all_draws(metric, n_replicates, videos), replicates, center)
     return replace(_summary(value, values, n_videos, level)[0], n_replicates=n_replicates)
 
 
@@ -235,12 +245,9 @@ def two_level_paired(
     drawn_b = (
         drawn_a if n_replicates_a == n_replicates_b else replicate_draws(n_replicates_b, resamples, seed + 1)
     )
-    differences = np.array(
-        [
-            _center_over(metric_a, ra, v, center) - _center_over(metric_b, rb, v, center)
-            for ra, rb, v in zip(drawn_a, drawn_b, videos, strict=True)
-        ]
-    )
+    differences = _center_on_draws(
+        _on_all_draws(metric_a, n_replicates_a, videos), drawn_a, center
+    ) - _center_on_draws(_on_all_draws(metric_b, n_replicates_b, videos), drawn_b, center)
     difference, defined = _summary(value, differences, n_videos, level)
     return Comparison(
         replace(difference, n_replicates=min(n_replicates_a, n_replicates_b)), two_sided_p(defined)
@@ -260,11 +267,19 @@ def permutation_p(
 
 
 def permutation_values(
-    statistic: Callable[[np.ndarray], float], n: int, permutations: int = DEFAULT_RESAMPLES, seed: int = 0
+    statistic: Callable[[np.ndarray], float | np.ndarray],
+    n: int,
+    permutations: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    batched: bool = False,
 ) -> np.ndarray:
-    """[permutations] `statistic` on random permutations of n; the same seed and n, the same permutations."""
+    """[permutations] `statistic` on random permutations of n; the same seed and n, the same permutations.
+    `statistic` takes one permutation [n], or all of them [permutations, n] when `batched`."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, n, 1]))
-    return np.array([statistic(rng.permutation(n)) for _ in range(permutations)])
+    drawn = np.array([rng.permutation(n) for _ in range(permutations)]).reshape(permutations, n)
+    if batched:
+        return np.asarray(statistic(drawn), dtype=np.float64)
+    return np.array([statistic(permutation) for permutation in drawn])
 
 
 def p_at_most(null: np.ndarray, observed: float) -> float:
