@@ -163,7 +163,17 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path):
 
     state = tmp_path / "state.pt"
     with pytest.raises(KeyboardInterrupt):
-        train_heads(audio, video, segments, cfg, seed=3, device=CPU, log=killed_at_epoch_5, state_path=state)
+        train_heads(
+            audio,
+            video,
+            segments,
+            cfg,
+            seed=3,
+            device=CPU,
+            log=killed_at_epoch_5,
+            state_path=state,
+            state_every_s=0,
+        )
     messages = []
     resumed = train_heads(
         audio, video, segments, cfg, seed=3, device=CPU, log=messages.append, state_path=state

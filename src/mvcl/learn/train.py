@@ -21,8 +21,8 @@ another order: base's demo median rank moved 13.5 -> 14.0 between 1 and 2 thread
 the history, column `threads`). CUDA kernels are not bit-reproducible.
 
 Resuming. With `state_path`, everything the next epoch depends on (weights, optimiser and schedule, the
-batch and view generators, torch's RNG, the early-stopping record, the history) is saved there after every
-epoch, atomically; a run started with an existing `state_path` continues after its last saved epoch and ends
+batch and view generators, torch's RNG, the early-stopping record, the history) is saved there after an epoch
+once a minute (`state_every_s`) and after the last, atomically; a run started with an existing `state_path` continues after its last saved epoch and ends
 with the weights an uninterrupted run would have.
 
 Early stopping. `training.min_epochs`: the heads sit on the chance loss for the first few epochs, and with
@@ -68,6 +68,9 @@ from mvcl.vectors import finite_rows
 
 # Below this many validation videos the validation loss is too noisy to stop on (the log warns).
 SMALL_VALIDATION_VIDEOS = 30
+# Seconds between two writes of a run's resume state: a write is the weights, Adam's moments and the best
+# weights (21 MB for base on the demo), which cost ~40% of a demo run when written after every epoch.
+STATE_EVERY_S = 60.0
 
 
 @dataclass
@@ -159,12 +162,14 @@ def train_heads(
     log: Callable[[str], None] = print,
     init_states: dict[str, dict] | None = None,
     state_path: str | Path | None = None,
+    state_every_s: float = STATE_EVERY_S,
 ) -> TrainResult:
     """Train both heads of configuration `cfg` (resolve_configuration's output) with early stopping.
 
     `init_states` ({"audio"|"video": encoder state dict}) starts the heads from pre-trained autoencoders; with
     `model.init: autoencoder` and no `init_states` they are trained here first (`pretrain_autoencoders`).
-    `state_path`: the file of the run's state after each epoch; when it exists the run resumes from it.
+    `state_path`: the file of the run's state, written after an epoch when `state_every_s` seconds have passed
+    since the last write (and after the last epoch); when it exists the run resumes from it.
     """
     model_cfg, training, device = cfg["model"], cfg["training"], torch.device(device)
     video_features = as_views(video_features)
@@ -230,6 +235,7 @@ def train_heads(
             _set_torch_rng(state["torch_rng"], device)
             history, first_epoch, stopped = state["history"], state["epoch"] + 1, state["stopped"]
             log(f"resumed from {state_path} after epoch {state['epoch']}")
+        last_write = time.perf_counter()
         for epoch in range(first_epoch, 0 if stopped else training["max_epochs"]):
             start, lr = time.perf_counter(), optimizer.param_groups[0]["lr"]
             model.train()
@@ -260,7 +266,13 @@ def train_heads(
                 f"epoch {epoch}: train {train_loss:.4f} val {val_loss:.4f} (chance {val_chance:.4f}) lr {lr:.3g}"
             )
             stopped = stopping.step(epoch, val_loss, model)
-            if state_path is not None:
+            due = (
+                time.perf_counter() - last_write >= state_every_s
+                or stopped
+                or epoch + 1 == training["max_epochs"]
+            )
+            if state_path is not None and due:
+                last_write = time.perf_counter()
                 _save_state(
                     state_path,
                     epoch,
