@@ -310,7 +310,7 @@ def test_against_base_is_empty_for_base_and_negative_for_a_better_configuration(
 
 def test_table1_median_rank_is_the_correct_computation_not_the_studys():
     """A planted bug 'Table 1's correct median-rank column filled from the study's' must fail here."""
-    from mvcl.report.table1 import table1, table1_markdown
+    from mvcl.report.table1 import best_epoch, table1, table1_markdown
 
     audio, video, codes = clustered(videos=20, per_video=2, noise=0.4, seed=9)
     ids = np.array([f"v{c}" for c in codes])
@@ -330,6 +330,8 @@ def test_table1_median_rank_is_the_correct_computation_not_the_studys():
         assert row["median_rank_a2v"] == correct[name] != row["study_median_rank_a2v"]
         assert row["median_rank_a2v_ci_low"] <= correct[name] <= row["median_rank_a2v_ci_high"]
     assert table["all_stopped_early"].tolist()[:2] == [True, False]
+    history = pd.DataFrame({"epoch": range(6), "val_loss": [5.0, 4.0, 4.0, float("nan"), 4.5, 4.2]})
+    assert best_epoch(history) == 1
     text = table1_markdown(table, {})
     low, high = (table.loc[0, f"median_rank_a2v_ci_{side}"] for side in ("low", "high"))
     assert f"| base (study) | {correct['base']:.1f} [{low:.1f}, {high:.1f}] |" in text

@@ -9,7 +9,7 @@ import pandas as pd
 from mvcl.io import atomic_path, save_csv
 from mvcl.logs import log_to
 from mvcl.plan import ABLATION_REFERENCE
-from mvcl.report.table1 import table1, table1_markdown
+from mvcl.report.table1 import best_epoch, table1, table1_markdown
 from mvcl.retrieval import SMALL_TEST_VIDEOS, RetrievalRecord, against_reference
 
 log = log_to(snakemake.log[0])
@@ -24,8 +24,7 @@ comparisons = against_reference(
 per_name = len(snakemake.input.histories) // len(names)
 best_epochs = {
     name: [
-        int(pd.read_csv(path).sort_values(["val_loss", "epoch"])["epoch"].iloc[0])
-        for path in snakemake.input.histories[i * per_name : (i + 1) * per_name]
+        best_epoch(pd.read_csv(path)) for path in snakemake.input.histories[i * per_name : (i + 1) * per_name]
     ]
     for i, name in enumerate(names)
 }

@@ -28,6 +28,11 @@ EARLY_EPOCHS = 5
 ARROWS = {"a2v": "a→v", "v2a": "v→a"}
 
 
+def best_epoch(history: pd.DataFrame) -> int:
+    """The epoch whose weights a run kept: the first with the lowest validation loss (history.csv)."""
+    return int(history.sort_values(["val_loss", "epoch"], na_position="last")["epoch"].iloc[0])
+
+
 def reference_key(direction: str, reference: str = ABLATION_REFERENCE) -> str:
     """Table 1's column of the difference to the reference, e.g. 'median_rank_a2v_vs_base'."""
     return f"{figure_key('median_rank', direction)}_vs_{reference}"
