@@ -35,6 +35,12 @@ over the queries ranked once (a video drawn twice weighs twice), equal to np.med
 Against chance, the audio-video pairing is permuted within each pool (query i's positive becomes another
 query's partner of the same pool) and the pooled median rank recomputed (`permutation_p`); the one-sided p-value
 is how often a random pairing ranks as well as the real one.
+
+Replicates. A configuration's test embeddings come from `training.replicates` training runs, ranked alike (the
+same pools). Its record (`RetrievalRecord`, results/metrics/{configuration}/retrieval.json) gives each figure as
+the median over replicates with a two-level interval (mvcl.stats.two_level_interval: replicates, then test
+videos), each replicate's own figures and permutation p-values ("learned": better than chance both ways), and
+the configuration's p-value against chance: each permutation's median over replicates is the null.
 """
 
 from __future__ import annotations
