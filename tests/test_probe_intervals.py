@@ -189,6 +189,7 @@ def test_rq1_says_when_a_cl_rows_heads_did_not_learn():
     assert row["heads_learned"] == 0 and row["heads_replicates"] == 3
     assert "did not learn (0 of 3 training replicates" in row["sentence"]
     assert "| 0/3 |" in rq1_markdown(table, PROVENANCE)
+    assert "each of its configuration's 3 training replicates" in rq1_markdown(table, PROVENANCE)
 
 
 def test_a_representation_against_itself_differs_by_nothing():
@@ -208,7 +209,9 @@ def test_paired_comparison_intersects_the_test_videos():
     assert comparison.difference.n_videos == result["n_test_videos"] - 1
     found = predictions(result, "a")
     assert a == pytest.approx(
-        seed_mean(found, "roc_auc", np.arange(1, len(found.video_ids)))(0, np.arange(len(found.video_ids) - 1))
+        seed_mean(found, "roc_auc", np.arange(1, len(found.video_ids)))(
+            0, np.arange(len(found.video_ids) - 1)
+        )
     )
 
 

@@ -166,5 +166,6 @@ def _learned_cell(row: dict) -> str:
 
 
 def _replicates(table: pd.DataFrame) -> str:
-    counts = sorted({int(n) for n in table.get("n_replicates", pd.Series(dtype=float)).dropna()})
+    """The CL rows' replicate counts (from their configurations' retrieval records)."""
+    counts = sorted({int(n) for n in table.get("heads_replicates", pd.Series(dtype=float)).dropna()})
     return "/".join(map(str, counts)) or "1"

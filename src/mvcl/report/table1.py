@@ -305,7 +305,14 @@ def _notes(table: pd.DataFrame, reference: str) -> list[str]:
         for record in table.to_dict("records")
         if record["configuration"] != "chance"
     ]
-    notes += ["", "Against chance (Holm-corrected): " + "; ".join(chance) + "."]
+    floor = min(1.0, _family_size(table, reference) / (first["permutations"] + 1))
+    notes += [
+        "",
+        "Against chance (Holm-corrected): "
+        + "; ".join(chance)
+        + f". The smallest p-value {int(first['permutations'])} pairings can give, 1/"
+        f"{int(first['permutations']) + 1}, is {floor:.3f} after Holm over {_family_size(table, reference)} tests.",
+    ]
     early = table.loc[table["all_stopped_early"] == True, "configuration"].tolist()  # noqa: E712 (NaN rows)
     if early:
         notes += [
