@@ -17,8 +17,8 @@ from mvcl.learn.embed import embed
 from mvcl.learn.sampler import segment_batches
 from mvcl.learn.stopping import EarlyStopping
 from mvcl.learn.train import train_heads
+from mvcl.plan import replicate_seed
 from mvcl.retrieval import median_rank
-from mvcl.rng import replicate_seed
 
 CPU = torch.device("cpu")
 

@@ -8,10 +8,10 @@ from mvcl.data.tags import read_msd_tags
 from mvcl.device import start_torch_job
 from mvcl.io import save_json
 from mvcl.logs import log_to
+from mvcl.plan import replicate_seed
 from mvcl.probe.data import video_representation
 from mvcl.probe.replicates import merge_replicates, replicate_repeats
 from mvcl.probe.train import probe_settings, probe_task
-from mvcl.rng import replicate_seed
 
 log = log_to(snakemake.log[0])
 start_torch_job(snakemake.threads)

@@ -6,8 +6,8 @@ import pandas as pd
 
 from mvcl.io import save_parquet
 from mvcl.logs import log_to
+from mvcl.plan import replicate_seed
 from mvcl.retrieval import evaluate_retrieval
-from mvcl.rng import replicate_seed
 from mvcl.vectors import usable_rows
 
 log = log_to(snakemake.log[0])

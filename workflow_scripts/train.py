@@ -17,7 +17,7 @@ from mvcl.learn.checkpoint import save_heads, state_folder
 from mvcl.learn.embed import embed
 from mvcl.learn.train import train_heads
 from mvcl.logs import log_to
-from mvcl.rng import replicate_seed
+from mvcl.plan import replicate_seed
 
 log = log_to(snakemake.log[0])
 start_torch_job(snakemake.threads)

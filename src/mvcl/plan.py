@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import PurePosixPath
 
+import numpy as np
+
 from mvcl.configuration import deep_merge, load_schema, resolve_configuration, schema_defaults
 
 RESULTS = "results"
@@ -64,6 +66,14 @@ def replicate_path(configuration: str, name: str, replicate: object = 0) -> str:
     """A file of one training replicate (heads.pt, history.csv, embeddings.npz); single-model consumers
     (neighbours, embeddings, cold start, RQ2, diagnostics) read replicate 0."""
     return res("models", configuration, f"replicate_{replicate}", name)
+
+
+def replicate_seed(seed: int, replicate: int) -> int:
+    """The seed of training replicate `replicate`: `seed` itself for replicate 0 (the single-model runs
+    before replicates existed), otherwise a 31-bit seed drawn from SeedSequence([seed, replicate])."""
+    if replicate == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, replicate]).generate_state(1)[0] >> 1)
 
 
 def train_state_root() -> str:

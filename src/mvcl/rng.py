@@ -12,14 +12,6 @@ def seed_streams(seed: int, n: int) -> list[np.random.SeedSequence]:
     return np.random.SeedSequence(seed).spawn(n)
 
 
-def replicate_seed(seed: int, replicate: int) -> int:
-    """The seed of training replicate `replicate`: `seed` itself for replicate 0 (the single-model runs
-    before replicates existed), otherwise a 31-bit seed drawn from SeedSequence([seed, replicate])."""
-    if replicate == 0:
-        return seed
-    return int(np.random.SeedSequence([seed, replicate]).generate_state(1)[0] >> 1)
-
-
 def torch_seed(stream: np.random.SeedSequence) -> int:
     return int(stream.generate_state(1, dtype=np.uint64)[0] >> 1)
 
