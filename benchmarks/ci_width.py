@@ -83,7 +83,8 @@ def widths(result: dict, task: str, replicates: int, resamples: int, seed: int) 
         for replicate in range(replicates):
             subset = rng.choice(pool, size=n, replace=False)
             for metric in metrics:
-                ci = interval(seed_mean(found, metric, subset), n, resamples, seed + replicate)
+                on_videos = seed_mean(found, metric, subset)  # replicate 0: a frozen representation's probe
+                ci = interval(lambda videos, on=on_videos: on(0, videos), n, resamples, seed + replicate)
                 rows.append(
                     {
                         "task": task,

@@ -28,6 +28,8 @@ rule ablation_table:
         names=PLAN.ablation_rows,
         changes=PLAN.ablation_changes,
         tasks=PLAN.probe_tasks,
+        resamples=config["evaluation"]["bootstrap"],
+        seed=config["seed"],
     script:
         "../workflow_scripts/ablation_table.py"
 

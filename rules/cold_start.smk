@@ -108,7 +108,7 @@ if PLAN.new_videos:
 
     rule embed_new:
         input:
-            heads=model_path("{configuration}", "heads.pt"),
+            heads=replicate_path("{configuration}", "heads.pt"),
             segments=new_files("segments", ".parquet"),
             audio=new_files("features", "musicnn", ".npy"),
             video=new_files("features", "r2plus1d", ".npy"),

@@ -14,7 +14,9 @@ from mvcl.plan import (
     benchmark_path,
     log_path,
     model_path,
+    replicate_path,
     res,
+    train_state_root,
 )
 from mvcl.data.metadata import metadata_problem
 from mvcl.validate import check_config
@@ -69,7 +71,7 @@ def probe_inputs(wildcards):
         inputs["video_features"] = res("features", "r2plus1d.npy")
     if wildcards.representation in CL_REPRESENTATIONS:
         configuration = wildcards.get("configuration", config["probe"]["configuration"])
-        inputs["embeddings"] = model_path(configuration, "embeddings.npz")
+        inputs["embeddings"] = PLAN.replicate_files(configuration, "embeddings.npz")
     if "tagging" in PLAN.probe_tasks:
         inputs["tags"] = res("data", "msd_tags.parquet")
     return inputs

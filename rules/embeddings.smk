@@ -3,7 +3,7 @@
 
 rule embeddings:
     input:
-        embeddings=model_path("{configuration}", "embeddings.npz"),
+        embeddings=replicate_path("{configuration}", "embeddings.npz"),
         segments=res("data", "segments.parquet"),
     output:
         videos=res("embeddings", "{configuration}.parquet"),

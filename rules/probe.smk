@@ -87,6 +87,9 @@ rule table2:
 rule rq1:
     input:
         results=PLAN.rq1_inputs(),
+        retrieval=[
+            res("metrics", name, "retrieval.json") for name in PLAN.rq1_configurations
+        ],
         provenance=res("provenance.json"),
     output:
         table=report(res("rq1.csv"), caption="../report/rq1.rst", category="Tables"),
@@ -99,6 +102,7 @@ rule rq1:
         "../envs/mvcl.yaml"
     params:
         pairs=PLAN.rq1_pairs(),
+        configurations=PLAN.rq1_configurations,
         resamples=config["evaluation"]["bootstrap"],
         seed=config["seed"],
     script:

@@ -1,6 +1,6 @@
 # The study's qualitative analysis (nearest neighbours of seed videos and segments) and embedding diagnostics.
 
-QUALITATIVE_EMBEDDINGS = model_path(
+QUALITATIVE_EMBEDDINGS = replicate_path(
     config["qualitative"]["configuration"], "embeddings.npz"
 )
 
@@ -71,7 +71,7 @@ rule neighbours_html:
 rule diagnostics:
     input:
         segments=res("data", "segments.parquet"),
-        embeddings=model_path("{configuration}", "embeddings.npz"),
+        embeddings=replicate_path("{configuration}", "embeddings.npz"),
     output:
         diagnostics=res("metrics", "{configuration}", "diagnostics.json"),
     log:
@@ -137,7 +137,7 @@ rule figure_similarities:
     input:
         segments=res("data", "segments.parquet"),
         embeddings=expand(
-            model_path("{configuration}", "embeddings.npz"),
+            replicate_path("{configuration}", "embeddings.npz"),
             configuration=PLAN.configurations,
         ),
     output:
@@ -166,7 +166,7 @@ rule figure_embedding_map:
     input:
         manifest=res("data", "manifest.parquet"),
         segments=res("data", "segments.parquet"),
-        embeddings=model_path("{configuration}", "embeddings.npz"),
+        embeddings=replicate_path("{configuration}", "embeddings.npz"),
     output:
         figure=report(
             res("figures", "embedding_map_{configuration}.png"),

@@ -1,9 +1,10 @@
-# Table 1: cross-modal retrieval of every configuration's test segments (median rank, recall@k).
+# Table 1: cross-modal retrieval of every configuration's test segments (median rank, recall@k), every
+# replicate of a configuration ranked in one job.
 
 
 rule retrieval:
     input:
-        embeddings=model_path("{configuration}", "embeddings.npz"),
+        embeddings=PLAN.replicate_files("{configuration}", "embeddings.npz"),
         segments=res("data", "segments.parquet"),
     output:
         metrics=res("metrics", "{configuration}", "retrieval.json"),
@@ -20,6 +21,7 @@ rule retrieval:
         retrieval=config["retrieval"],
         evaluation=config["evaluation"],
         seed=config["seed"],
+        replicates=PLAN.replicates,
     script:
         "../workflow_scripts/retrieval.py"
 
@@ -34,6 +36,11 @@ rule table1:
             res("metrics", "{configuration}", "ranks.parquet"),
             configuration=PLAN.configurations,
         ),
+        histories=[
+            path
+            for name in PLAN.configurations
+            for path in PLAN.replicate_files(name, "history.csv")
+        ],
         provenance=res("provenance.json"),
     output:
         table=report(

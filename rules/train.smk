@@ -32,9 +32,9 @@ rule train:
     input:
         unpack(train_inputs),
     output:
-        heads=model_path("{configuration}", "heads.pt"),
-        history=model_path("{configuration}", "history.csv"),
-        embeddings=model_path("{configuration}", "embeddings.npz"),
+        heads=PLAN.replicate_files("{configuration}", "heads.pt"),
+        history=PLAN.replicate_files("{configuration}", "history.csv"),
+        embeddings=PLAN.replicate_files("{configuration}", "embeddings.npz"),
     log:
         log_path("train", "{configuration}"),
     benchmark:
@@ -49,6 +49,8 @@ rule train:
     params:
         settings=resolved,
         seed=config["seed"],
+        replicates=PLAN.replicates,
+        state=train_state_root(),
         device=config["device"],
     script:
         "../workflow_scripts/train.py"
@@ -57,7 +59,7 @@ rule train:
 # Best validation loss against the chance loss and the floor the head's output space allows.
 rule loss_floor:
     input:
-        history=model_path("{configuration}", "history.csv"),
+        history=replicate_path("{configuration}", "history.csv"),
     output:
         record=res("metrics", "{configuration}", "loss_floor.json"),
     log:
@@ -76,7 +78,7 @@ rule loss_floor:
 rule figure_training:
     input:
         histories=expand(
-            model_path("{configuration}", "history.csv"),
+            replicate_path("{configuration}", "history.csv"),
             configuration=PLAN.configurations,
         ),
     output:

@@ -148,8 +148,14 @@ def test_loss_floor_record_needs_the_bounds_in_the_history():
 def retrieval(median):
     return {
         "median_rank_a2v": median,
+        "median_rank_a2v_ci_low": median - 3,
+        "median_rank_a2v_ci_high": median + 4,
         "median_rank_v2a": median + 1,
+        "median_rank_v2a_ci_low": median - 2,
+        "median_rank_v2a_ci_high": median + 5,
         "chance_median_rank": 36.5,
+        "n_replicates": 5,
+        "replicates_learned": 3,
         "recall@10_a2v": 0.5,
         "recall@10_v2a": 0.4,
         "full_median_rank_a2v": median,
@@ -189,6 +195,9 @@ def test_ablation_table_has_one_row_per_entry_with_ranks_aucs_and_loss_bounds(ab
     assert ablation_rows["name"].tolist() == ["base", "no_sigmoid", "tau007"]
     assert ablation_rows["change"].tolist() == ["the study's choices", "model.output_activation=none", ""]
     assert ablation_rows["median_rank_a2v"].tolist() == [30.0, 20.0, 5.0]
+    assert ablation_rows["median_rank_a2v_ci_high"].tolist() == [34.0, 24.0, 9.0]
+    assert ablation_rows["replicates_learned"].tolist() == [3, 3, 3]
+    assert {"genre_auc_ci_low", "tagging_auc_ci_high"} <= set(ablation_rows)
     assert ablation_rows["genre_auc"].tolist() == pytest.approx([0.6, 0.7, 0.8])
     assert ablation_rows["tagging_repeats"].tolist() == [5, 5, 5]
     assert {"loss_val_best", "loss_val_floor", "loss_val_chance", "loss_temperature"} <= set(ablation_rows)
@@ -301,14 +310,19 @@ def test_ablation_temporal_and_table2_rules_on_the_shipped_configurations(tmp_pa
     assert ablation.index.tolist() == ["base", "tau007"]
     assert ablation.loc["tau007", "change"] == "loss.temperature=0.07"
     assert ablation["genre_auc"].between(0, 1).all() and "tagging_auc" not in ablation
-    assert ablation["genre_repeats"].tolist() == [1, config["ablation"]["probe_repeats"]]  # base: Table 2's
+    # probe seeds spread over the 5 replicates, at least one each (base: probe.repeats 1, tau007: 2)
+    assert ablation["genre_repeats"].tolist() == [5, 5]
+    assert (ablation["genre_auc_ci_low"] <= ablation["genre_auc"]).all() and (
+        ablation["n_replicates"] == 5
+    ).all()
+    assert (ablation["median_rank_a2v_ci_low"] <= ablation["median_rank_a2v"]).all()
     assert (ablation["loss_val_best"] >= ablation["loss_val_floor"]).all()
     assert (results / "figures/ablation.png").stat().st_size > 20_000
     for name in ("base", "tau007", "clip_style", "temporal"):
-        settings = torch.load(results / "models" / name / "heads.pt", weights_only=True)["config"]
+        settings = torch.load(results / "models" / name / "replicate_0/heads.pt", weights_only=True)["config"]
         assert settings["model"]["hidden_dim"] == 32
         assert settings["loss"]["temperature"] == (1.0 if name == "base" else 0.07)
-    temporal = pd.read_csv(results / "models/temporal/history.csv")["val_loss"]
+    temporal = pd.read_csv(results / "models/temporal/replicate_0/history.csv")["val_loss"]
     assert temporal.iloc[-1] < temporal.iloc[0]  # the temporal model learns through the rules
     floor = json.loads((results / "metrics/temporal/loss_floor.json").read_text())
     assert floor["loss_val_best"] == pytest.approx(temporal.min())

@@ -100,3 +100,19 @@ def test_auto_device_falls_back_to_cpu_and_cuda_without_cuda_is_an_error(monkeyp
     assert pick_device("cpu") == torch.device("cpu")
     with pytest.raises(RuntimeError, match="CUDA is not available"):
         pick_device("cuda:0")
+
+
+def test_the_replicate_count_is_global_and_every_name_has_one_folder_per_replicate(config):
+    from mvcl.plan import Plan
+
+    changed = copy.deepcopy(config)
+    changed["configurations"]["emb512"] = {"training": {"replicates": 2}}
+    with pytest.raises(
+        ValueError, match="configurations.emb512.training.replicates: the replicate count is global"
+    ):
+        resolve_configuration(changed, "emb512")
+    plan = Plan({**config, "training": {**config["training"], "replicates": 3}})
+    assert plan.replicate_files("tau03", "heads.pt") == [
+        f"results/models/tau03/replicate_{r}/heads.pt" for r in range(3)
+    ]
+    assert load_schema()["$defs"]["training"]["properties"]["replicates"]["default"] == 5

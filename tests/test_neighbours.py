@@ -308,9 +308,9 @@ def test_figure_rules_run_and_the_report_gathers_them(corpus, tmp_path):
     manifest.to_parquet(tmp_path / "results/data/manifest.parquet")
     segments.to_parquet(tmp_path / "results/data/segments.parquet")
     for name, video_angles in {"base": ANGLES[::-1], "tau03": ANGLES}.items():
-        (tmp_path / "results/models" / name).mkdir(parents=True)
+        (tmp_path / "results/models" / name / "replicate_0").mkdir(parents=True)
         audio, video = segment_embeddings(ANGLES, video_angles)
-        np.savez(tmp_path / "results/models" / name / "embeddings.npz", audio=audio, video=video)
+        np.savez(tmp_path / "results/models" / name / "replicate_0/embeddings.npz", audio=audio, video=video)
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config["configurations"] = {"base": {}, "tau03": {"loss": {"temperature": 0.3}}}
     config["qualitative"] = {"configuration": "base", "seed_videos": 4, "seed_segments": 3, "k": 2}

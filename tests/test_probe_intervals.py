@@ -14,10 +14,12 @@ from mvcl.plan import Plan, res
 from mvcl.probe.data import ProbeWarning
 from mvcl.probe.intervals import compare, metric_intervals, predictions, seed_mean
 from mvcl.probe.metrics import genre_metrics, metric_on_videos, tagging_metrics
+from mvcl.probe.replicates import merge_replicates, replicate_repeats
 from mvcl.probe.train import run_probe_repeats
 from mvcl.report.figures.probes import plot_probes
 from mvcl.report.rq1 import rq1, rq1_markdown, rq1_sentence
 from mvcl.report.table2 import table2, table2_markdown, table2_notes
+from mvcl.retrieval import ReplicateRetrieval, RetrievalRecord
 from tests.helpers import run_snakemake
 from tests.test_plan import CONFIG
 from tests.test_probe import SMALL, synthetic_videos
@@ -102,7 +104,7 @@ def test_the_interval_resamples_videos_not_seeds():
     expected = np.mean(
         [metric_on_videos("genre", "roc_auc", found.targets[draw], scores[draw]) for scores in found.scores]
     )
-    assert seed_mean(found, "roc_auc")(draw) == pytest.approx(expected)
+    assert seed_mean(found, "roc_auc")(0, draw) == pytest.approx(expected)
 
 
 def test_draws_with_a_single_class_are_left_out_and_counted():
@@ -204,6 +206,37 @@ def test_small_collections_are_told_so():
 # --- RQ1 -------------------------------------------------------------------------------------------------
 
 
+def test_a_cl_row_over_replicates_carries_the_training_variance():
+    replicates = [probed("genre", seed=r, noise=2.0 * r, repeats=1) for r in range(3)]
+    merged = merge_replicates(replicates)
+    assert merged["replicate_of_seed"] == [0, 1, 2] and merged["repeats"] == 3
+    aucs = [result["mean"]["roc_auc"] for result in replicates]
+    assert merged["mean"]["roc_auc"] == pytest.approx(np.mean(aucs))
+    over = metric_intervals(merged, "x", resamples=200, seed=0)["roc_auc"]
+    one = metric_intervals(replicates[0], "x", resamples=200, seed=0)["roc_auc"]
+    assert over.n_replicates == 3 and one.n_replicates == 1
+    assert over.value == pytest.approx(np.mean(aucs))
+    assert over.high - over.low > one.high - one.low  # the replicates' spread is in the interval
+    assert over.low <= min(aucs) + 0.02 and replicate_repeats(5, 3) == 2 and replicate_repeats(2, 5) == 1
+    comparison, cl, frozen = compare(merged, replicates[0], ("cl", "frozen"), resamples=100, seed=0)
+    assert comparison.difference.n_replicates == 1 and cl == pytest.approx(np.mean(aucs))
+
+
+def test_rq1_says_when_a_cl_rows_heads_did_not_learn():
+    result = probed("genre")
+    untrained = RetrievalRecord(
+        "base", "other_videos", 10, 5, 10, 1, 5.5, 10, 5.5, 5, 100, 100, {}, {"a2v": 0.6, "v2a": 0.4},
+        [ReplicateRetrieval(r, r, {}, {"a2v": 0.6, "v2a": 0.4}) for r in range(3)],
+    )  # fmt: skip
+    table = rq1({("genre", "cl_agg"): result, ("genre", "both"): result}, [("genre", "cl_agg", "both")],
+                resamples=50, seed=0, heads={"": untrained})  # fmt: skip
+    row = table.iloc[0]
+    assert row["heads_learned"] == 0 and row["heads_replicates"] == 3
+    assert "did not learn (0 of 3 training replicates" in row["sentence"]
+    assert "| 0/3 |" in rq1_markdown(table, PROVENANCE)
+    assert "each of its configuration's 3 training replicates" in rq1_markdown(table, PROVENANCE)
+
+
 def test_a_representation_against_itself_differs_by_nothing():
     result = probed("genre")
     comparison, a, b = compare(result, result, ("x", "x"), resamples=100, seed=0)
@@ -221,7 +254,9 @@ def test_paired_comparison_intersects_the_test_videos():
     assert comparison.difference.n_videos == result["n_test_videos"] - 1
     found = predictions(result, "a")
     assert a == pytest.approx(
-        seed_mean(found, "roc_auc", np.arange(1, len(found.video_ids)))(np.arange(len(found.video_ids) - 1))
+        seed_mean(found, "roc_auc", np.arange(1, len(found.video_ids)))(
+            0, np.arange(len(found.video_ids) - 1)
+        )
     )
 
 
@@ -242,7 +277,7 @@ def test_an_interval_over_zero_is_not_called_a_difference():
            "ci_low": -0.05, "ci_high": 0.09, "p_value": 0.6, "n_test_videos": 17}  # fmt: skip
     sentence = rq1_sentence(row)
     assert sentence.startswith("CL audio (clip_style) and the musicnn features do not differ clearly")
-    assert "+0.02 [-0.05, +0.09]" in sentence and "(p = 0.6, 17 test videos)" in sentence
+    assert "+0.02 [-0.05, +0.09]" in sentence and "(p = 0.600, 17 test videos)" in sentence
 
 
 def test_rq1_pairs_each_cl_row_with_its_frozen_counterpart():
@@ -283,5 +318,5 @@ def test_rq1_builds_only_the_probes_it_compares(tiny_workdir):
     printed = run_snakemake(tiny_workdir, "results/rq1.csv", "-n").stdout
     stats = printed[printed.index("Job stats") : printed.index("total")]
     jobs = {line.split()[0] for line in stats.splitlines()[3:] if line.strip()}
-    assert {"rq1", "probe", "probe_configuration", "train"} <= jobs
-    assert not jobs & {"table2", "table1", "retrieval", "figure_probes"}
+    assert {"rq1", "probe", "probe_configuration", "train", "retrieval"} <= jobs  # retrieval: did heads learn
+    assert not jobs & {"table2", "table1", "figure_probes"}

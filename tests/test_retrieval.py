@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+import pandas as pd
 import pytest
 
 import mvcl.retrieval as retrieval
@@ -46,7 +49,7 @@ def test_ties_count_half():
 def test_a_collapsed_model_scores_the_chance_recall_not_below_it():
     same = np.ones((60, 4), dtype=np.float32) / 2  # every embedding equal: every candidate ties
     ids = np.array([f"v{i:02d}" for i in range(60)])  # one segment per video: 50 candidates per pool
-    record, _ = retrieval.evaluate_retrieval(same, same, ids, 50, 0, resamples=20, permutations=20)
+    record = retrieval.evaluate_retrieval([(same, same)], ids, 50, 0, resamples=20, permutations=20)[0].flat()
     chance_candidates = 2 * record["chance_median_rank"] - 1
     for k in (1, 5, 10):
         for prefix, candidates in (("", chance_candidates), ("full_", 60), ("video_", 60)):
@@ -234,21 +237,67 @@ def test_a_resample_selects_whole_videos_and_its_median_equals_numpys():
         assert recall(videos) == pytest.approx(np.mean(chosen <= 5))
 
 
-def test_retrieval_record_has_intervals_and_tells_aligned_from_random_pairings():
+def test_retrieval_record_has_intervals_and_tells_aligned_from_random_pairings(tmp_path):
     audio, video, codes = clustered(videos=40, per_video=3, noise=0.5, seed=5)
     ids = np.array([f"v{c:02d}" for c in codes])
-    record, ranked = retrieval.evaluate_retrieval(audio, video, ids, 50, 0, resamples=200, permutations=200)
-    assert record["candidates"] == "other_videos" and record["n_videos"] == 40 and record["n_queries"] == 120
-    for key in ("median_rank_a2v", "full_median_rank_v2a", "video_median_rank_a2v", "recall@5_v2a"):
-        assert record[f"{key}_ci_low"] <= record[key] <= record[f"{key}_ci_high"], key
-    assert record["median_rank_a2v"] < 0.3 * record["chance_median_rank"]
-    assert record["median_rank_a2v_chance_p"] == pytest.approx(1 / 201)
-    assert record["study_median_rank_a2v"] != record["median_rank_a2v"]
-    assert list(ranked) == ["video_id", "rank_a2v", "rank_v2a"] and len(ranked["rank_a2v"]) == 120
-    shuffled, _ = retrieval.evaluate_retrieval(
-        audio, video[np.random.default_rng(6).permutation(120)], ids, 50, 0, resamples=50, permutations=200
+    record, ranked = retrieval.evaluate_retrieval(
+        [(audio, video)], ids, 50, 0, resamples=200, permutations=200
     )
-    assert shuffled["median_rank_a2v_chance_p"] > 0.05
+    assert record.candidates == "other_videos" and record.n_videos == 40 and record.n_queries == 120
+    for key in ("median_rank_a2v", "full_median_rank_v2a", "video_median_rank_a2v", "recall@5_v2a"):
+        figure = record.intervals[key]
+        assert figure.low <= figure.value <= figure.high and figure.n_replicates == 1, key
+    assert record.intervals["median_rank_a2v"].value < 0.3 * record.chance_median_rank
+    assert record.chance_p["a2v"] == pytest.approx(1 / 201) and record.learned == 1
+    assert record.replicates[0].figures["study_median_rank_a2v"] != record.intervals["median_rank_a2v"].value
+    assert list(ranked) == ["replicate", "level", "video_id", "rank_a2v", "rank_v2a"]
+    assert ranked.groupby("level").size().to_dict() == {"full": 120, "pooled": 120, "video": 40}
+    record.save(tmp_path / "retrieval.json")
+    assert retrieval.RetrievalRecord.load(tmp_path / "retrieval.json") == record  # one shape, both ways
+    shuffled, _ = retrieval.evaluate_retrieval(
+        [(audio, video[np.random.default_rng(6).permutation(120)])],
+        ids,
+        50,
+        0,
+        resamples=50,
+        permutations=200,
+    )
+    assert shuffled.chance_p["a2v"] > 0.05 and shuffled.learned == 0
+
+
+def test_one_replicate_interval_is_the_single_level_bootstrap_draw_for_draw():
+    from mvcl.stats import interval
+
+    audio, video, codes = clustered(videos=25, per_video=3, noise=0.8, seed=3)
+    ids = np.array([f"v{c:02d}" for c in codes])
+    record, _ = retrieval.evaluate_retrieval([(audio, video)], ids, 1000, 0, resamples=100, permutations=10)
+    pooled = retrieval.ByVideo(retrieval.ranks(audio, video, np.arange(75), codes, codes), codes, 25)
+    assert record.intervals["median_rank_a2v"] == replace(
+        interval(pooled.median, 25, 100, seed=0), n_replicates=1
+    )
+
+
+def test_replicates_widen_the_interval_and_the_untrained_ones_are_counted():
+    audio, video, codes = clustered(videos=30, per_video=3, noise=0.5, seed=11)
+    ids = np.array([f"v{c:02d}" for c in codes])
+    rng = np.random.default_rng(12)
+    untrained = [(unit(rng.normal(size=audio.shape)), unit(rng.normal(size=video.shape))) for _ in range(2)]
+    one, _ = retrieval.evaluate_retrieval([(audio, video)], ids, 1000, 0, resamples=200, permutations=100)
+    mixed, _ = retrieval.evaluate_retrieval(
+        [(audio, video), *untrained, (audio, unit(video + 0.3 * rng.normal(size=video.shape)))],
+        ids,
+        1000,
+        0,
+        seeds=[0, 5, 6, 7],
+        resamples=200,
+        permutations=100,
+    )
+    assert mixed.learned == 2 and [r.seed for r in mixed.replicates] == [0, 5, 6, 7]
+    width = {
+        name: r.intervals["median_rank_a2v"].high - r.intervals["median_rank_a2v"].low
+        for name, r in (("one", one), ("mixed", mixed))
+    }
+    assert width["mixed"] > 2 * width["one"]  # training variance is in the interval
 
 
 def test_permutation_statistic_with_the_identity_pairing_is_the_observed_median():
@@ -261,29 +310,37 @@ def test_permutation_statistic_with_the_identity_pairing_is_the_observed_median(
     assert far["median_rank_a2v_chance_p"] == pytest.approx(1 / 21)
 
 
-def test_against_base_is_zero_for_base_and_negative_for_a_better_configuration():
+def test_against_base_is_empty_for_base_and_negative_for_a_better_configuration():
     rng = np.random.default_rng(8)
     ids = np.repeat([f"v{i}" for i in range(30)], 2)
-    base = {
-        "video_id": ids,
-        "rank_a2v": rng.integers(20, 40, 60).astype(float),
-        "rank_v2a": np.full(60, 30.0),
-    }
-    better = {"video_id": ids, "rank_a2v": base["rank_a2v"] - 10, "rank_v2a": np.full(60, 30.0)}
+
+    def ranks_table(a2v: list[np.ndarray]) -> pd.DataFrame:
+        return pd.concat(
+            [
+                pd.DataFrame(
+                    {"replicate": r, "level": "pooled", "video_id": ids, "rank_a2v": ranks, "rank_v2a": 30.0}
+                )
+                for r, ranks in enumerate(a2v)
+            ],
+            ignore_index=True,
+        )
+
+    base_ranks = [rng.integers(20, 40, 60).astype(float) for _ in range(3)]
+    base, better = ranks_table(base_ranks), ranks_table([ranks - 10 for ranks in base_ranks])
     out = retrieval.against_reference({"base": base, "better": better}, "base", 200, 0)
-    assert out["base"]["median_rank_a2v_vs_base"] == 0 and out["base"]["median_rank_a2v_vs_base_p"] == 1.0
-    assert out["better"]["median_rank_a2v_vs_base"] == -10
-    assert (
-        out["better"]["median_rank_a2v_vs_base_ci_high"] < 0
-        and out["better"]["median_rank_a2v_vs_base_p"] < 0.05
-    )
+    assert set(out) == {"better"}
+    comparison = out["better"]["a2v"]
+    assert comparison.difference.value == -10 and comparison.difference.n_replicates == 3
+    assert comparison.difference.high < 0 and comparison.p_value < 0.05
+    assert out["better"]["v2a"].difference.value == 0 and out["better"]["v2a"].p_value == 1.0
+    other = better.assign(video_id=np.tile(ids[::-1], 3))
     with pytest.raises(ValueError, match="different test segments"):
-        retrieval.against_reference({"base": base, "other": {**better, "video_id": ids[::-1]}}, "base", 10, 0)
+        retrieval.against_reference({"base": base, "other": other}, "base", 10, 0)
 
 
 def test_table1_median_rank_is_the_correct_computation_not_the_studys():
     """A planted bug 'Table 1's correct median-rank column filled from the study's' must fail here."""
-    from mvcl.report.table1 import table1, table1_markdown
+    from mvcl.report.table1 import best_epoch, table1, table1_markdown
 
     audio, video, codes = clustered(videos=20, per_video=2, noise=0.4, seed=9)
     ids = np.array([f"v{c}" for c in codes])
@@ -292,20 +349,25 @@ def test_table1_median_rank_is_the_correct_computation_not_the_studys():
     records, rank_tables, correct = {}, {}, {}
     for name, emb in videos.items():
         records[name], rank_tables[name] = retrieval.evaluate_retrieval(
-            audio, emb, ids, 1000, 0, resamples=50, permutations=20
+            [(audio, emb)], ids, 1000, 0, configuration=name, resamples=50, permutations=20
         )
         correct[name] = np.median(retrieval.ranks(audio, emb, np.arange(40), codes, codes))
-        assert records[name]["study_median_rank_a2v"] != correct[name]  # the case tells the two apart
-    for name, comparison in retrieval.against_reference(rank_tables, "base", 50, 0).items():
-        records[name].update(comparison)
-    table = table1(records, ["base"])
+        assert records[name].replicates[0].figures["study_median_rank_a2v"] != correct[name]
+    comparisons = retrieval.against_reference(rank_tables, "base", 50, 0)
+    table = table1(records, ["base"], comparisons, {"base": [2], "clip_style": [7]})
     for name in videos:
         row = table.set_index("configuration").loc[name]
         assert row["median_rank_a2v"] == correct[name] != row["study_median_rank_a2v"]
         assert row["median_rank_a2v_ci_low"] <= correct[name] <= row["median_rank_a2v_ci_high"]
+    assert table["all_stopped_early"].tolist()[:2] == [True, False]
+    history = pd.DataFrame({"epoch": range(6), "val_loss": [5.0, 4.0, 4.0, float("nan"), 4.5, 4.2]})
+    assert best_epoch(history) == 1
     text = table1_markdown(table, {})
     low, high = (table.loc[0, f"median_rank_a2v_ci_{side}"] for side in ("low", "high"))
     assert f"| base (study) | {correct['base']:.1f} [{low:.1f}, {high:.1f}] |" in text
-    assert "20 test videos (40 segments)" in text and "`other_videos`" in text
+    assert "the 20 test videos (40 segments)" in text and "`other_videos`" in text
     assert "Only 20 test videos (fewer than 30)" in text
-    assert "- clip_style: a→v p = " in text and "against base (p = " in text
+    assert "Holm's correction over the table's family of 6 tests" in text
+    assert "† Every replicate of base" in text
+    compact = text.split("## Recall@k")[0]
+    assert "R@1/5/10" not in compact and "R@1/5/10 a→v" in text  # recall@k in the second table

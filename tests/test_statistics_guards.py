@@ -38,7 +38,9 @@ def test_table1_intervals_resample_videos_not_segments():
     audio = np.repeat(unit(rng.normal(size=(videos, 8))), per_video, axis=0)
     video = np.repeat(unit(rng.normal(size=(videos, 8))), per_video, axis=0)
     ids = np.repeat([f"v{i}" for i in range(videos)], per_video)
-    record, ranked = evaluate_retrieval(audio, video, ids, 1000, 0, resamples=400, permutations=10)
+    record, table = evaluate_retrieval([(audio, video)], ids, 1000, 0, resamples=400, permutations=10)
+    record = record.flat()
+    ranked = {"rank_a2v": table.loc[table["level"] == "pooled", "rank_a2v"].to_numpy()}
     per_video_rank = ranked["rank_a2v"].reshape(videos, per_video)
     assert (per_video_rank == per_video_rank[:, :1]).all() and len(np.unique(per_video_rank)) > 5
     # the known answer: a bootstrap of the 10 video ranks (each video weighs its 30 equal segments)
@@ -63,8 +65,11 @@ def test_the_permutation_test_under_other_videos_leaves_out_a_querys_own_video()
         audio = unit(rng.normal(size=(videos * per_video, 8)))
         video = unit(rng.normal(size=(videos * per_video, 8)))  # unrelated to the audio
         ids = np.repeat([f"v{i}" for i in range(videos)], per_video)
-        record, _ = evaluate_retrieval(audio, video, ids, 1000, seed, "other_videos", 10, 200, False)
-        p_values.append(record["median_rank_a2v_chance_p"])
+        record, _ = evaluate_retrieval(
+            [(audio, video)], ids, 1000, seed, candidates="other_videos", resamples=10, permutations=200,
+            study_protocol=False,
+        )
+        p_values.append(record.flat()["median_rank_a2v_chance_p"])
     # under the null the p-value is uniform: its median over 5 unrelated sets sits far above 0.05
     assert np.median(p_values) > 0.2, p_values
 

@@ -15,7 +15,9 @@ from mvcl.learn.batches import Features
 from mvcl.learn.checkpoint import load_heads, save_heads
 from mvcl.learn.embed import embed
 from mvcl.learn.sampler import segment_batches
+from mvcl.learn.stopping import EarlyStopping
 from mvcl.learn.train import train_heads
+from mvcl.plan import replicate_seed
 from mvcl.retrieval import median_rank
 
 CPU = torch.device("cpu")
@@ -49,7 +51,14 @@ def settings(**sections):
         {
             "model": {"hidden_dim": 32, "embedding_dim": 16, "output_activation": "none", "dropout": 0.1},
             "loss": {"temperature": 0.2, "exclude_positive": False},
-            "training": {"batch_size": 64, "lr": 0.003, "max_epochs": 12, "patience": 3, "segments": "all"},
+            "training": {
+                "batch_size": 64,
+                "lr": 0.003,
+                "max_epochs": 12,
+                "patience": 3,
+                "segments": "all",
+                "min_epochs": 0,
+            },
             "configurations": {"x": sections},
         },
         "x",
@@ -128,6 +137,70 @@ def test_early_stopping_restores_the_best_epochs_weights():
     ended = train_heads(audio, video, segments, cfg, seed=1, device=CPU, log=quiet)
     state, want = stopped.model.state_dict(), ended.model.state_dict()
     assert all(torch.equal(state[k], want[k]) for k in state)
+
+
+def test_a_run_on_a_plateau_at_chance_is_not_stopped_before_min_epochs():
+    plateau = [5.0, 5.0, 5.01, 5.0, 5.02, 5.0, 4.5, 4.0, 3.5, 3.0]  # chance for 6 epochs, then learning
+    model = torch.nn.Linear(2, 2)
+    study, guarded = EarlyStopping(patience=3), EarlyStopping(patience=3, min_epochs=10)
+    assert [study.step(e, loss, model) for e, loss in enumerate(plateau)].index(True) == 3
+    assert not any(guarded.step(e, loss, model) for e, loss in enumerate(plateau))
+    assert guarded.best_epoch == 9
+    audio, video, segments = corpus(videos=30, coupling=0.0)  # nothing to learn: a plateau at chance
+    cfg = settings(training={"max_epochs": 12, "patience": 1, "min_epochs": 8})
+    result = train_heads(audio, video, segments, cfg, seed=0, device=CPU, log=quiet)
+    assert len(result.history) >= 8
+
+
+def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path):
+    audio, video, segments = corpus(videos=30)
+    cfg = settings(training={"max_epochs": 8, "segments": "one", "patience": 8}, model={"dropout": 0.3})
+    whole = train_heads(audio, video, segments, cfg, seed=3, device=CPU, log=quiet)
+
+    def killed_at_epoch_5(message: str) -> None:
+        if message.startswith("epoch 5:"):
+            raise KeyboardInterrupt("killed")
+
+    state = tmp_path / "state.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train_heads(
+            audio,
+            video,
+            segments,
+            cfg,
+            seed=3,
+            device=CPU,
+            log=killed_at_epoch_5,
+            state_path=state,
+            state_every_s=0,
+        )
+    messages = []
+    resumed = train_heads(
+        audio, video, segments, cfg, seed=3, device=CPU, log=messages.append, state_path=state
+    )
+    assert any("resumed" in message and "after epoch 4" in message for message in messages)
+    want, got = whole.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(want[k], got[k]) for k in want)
+    assert resumed.best_epoch == whole.best_epoch
+    pd.testing.assert_frame_equal(
+        whole.history.drop(columns="seconds"), resumed.history.drop(columns="seconds")
+    )
+
+
+def test_validation_split_below_thirty_videos_is_warned_about():
+    audio, video, segments = corpus(videos=30)
+    messages = []
+    train_heads(
+        audio, video, segments, settings(training={"max_epochs": 1}), seed=0, device=CPU, log=messages.append
+    )
+    assert any("only 5 validation videos" in message for message in messages)
+
+
+def test_replicate_zero_keeps_the_master_seed_and_others_differ():
+    assert replicate_seed(11, 0) == 11
+    seeds = {replicate_seed(11, r) for r in range(1, 6)}
+    assert len(seeds) == 5 and 11 not in seeds
+    assert replicate_seed(11, 2) == replicate_seed(11, 2) != replicate_seed(12, 2)
 
 
 def test_non_finite_rows_are_dropped_and_counted():

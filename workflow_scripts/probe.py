@@ -1,4 +1,5 @@
-"""Rules probe and probe_configuration: every Table 2 cell of one representation (each task), over seeds."""
+"""Rules probe and probe_configuration: every Table 2 cell of one representation (each task), over seeds; a CL
+representation is probed on every training replicate's embeddings (probe.repeats spread over them)."""
 
 import numpy as np
 import pandas as pd
@@ -7,36 +8,50 @@ from mvcl.data.tags import read_msd_tags
 from mvcl.device import start_torch_job
 from mvcl.io import save_json
 from mvcl.logs import log_to
+from mvcl.plan import replicate_seed
 from mvcl.probe.data import video_representation
+from mvcl.probe.replicates import merge_replicates, replicate_repeats
 from mvcl.probe.train import probe_settings, probe_task
 
 log = log_to(snakemake.log[0])
 start_torch_job(snakemake.threads)
 inputs = snakemake.input
-arrays = {}
+frozen = {}
 if "audio_features" in inputs.keys():
-    arrays["audio_features"] = np.load(inputs.audio_features, mmap_mode="r")
+    frozen["audio_features"] = np.load(inputs.audio_features, mmap_mode="r")
 if "video_features" in inputs.keys():
-    arrays["video_features"] = np.load(inputs.video_features, mmap_mode="r")
+    frozen["video_features"] = np.load(inputs.video_features, mmap_mode="r")
+replicates = [{}]  # a frozen representation: one "replicate", the features
 if "embeddings" in inputs.keys():
-    embeddings = np.load(inputs.embeddings)
-    arrays.update(audio_embeddings=embeddings["audio"], video_embeddings=embeddings["video"])
+    replicates = [
+        {"audio_embeddings": embeddings["audio"], "video_embeddings": embeddings["video"]}
+        for embeddings in map(np.load, inputs.embeddings)
+    ]
 segments = pd.read_parquet(inputs.segments, columns=["video_id", "segment", "split"])
-level = probe_settings(snakemake.params.probe)["level"]
+settings = snakemake.params.probe
+level = probe_settings(settings)["level"]
+if len(replicates) > 1:
+    settings = {**settings, "repeats": replicate_repeats(settings["repeats"], len(replicates))}
 name = snakemake.wildcards.representation
-representation = video_representation(name, segments, level=level, **arrays)
+representations = [
+    video_representation(name, segments, level=level, **frozen, **arrays) for arrays in replicates
+]
 manifest = pd.read_parquet(inputs.manifest)
 tags = read_msd_tags(inputs.tags) if "tags" in inputs.keys() else None
 for task, output in zip(snakemake.params.tasks, snakemake.output.results, strict=True):
-    result = probe_task(
-        task,
-        representation,
-        manifest,
-        snakemake.params.probe,
-        snakemake.params.seed,
-        snakemake.params.device,
-        tags=tags,
-    )
+    results = [
+        probe_task(
+            task,
+            representation,
+            manifest,
+            settings,
+            replicate_seed(snakemake.params.seed, replicate),
+            snakemake.params.device,
+            tags=tags,
+        )
+        for replicate, representation in enumerate(representations)
+    ]
+    result = results[0] if len(results) == 1 else merge_replicates(results)
     summary = {key: result[key] for key in ("n_train", "n_test_videos", "mean", "std") if key in result}
-    log.info("%s / %s: %s", task, name, summary)
+    log.info("%s / %s (%d replicates): %s", task, name, len(results), summary)
     save_json(output, result)

@@ -1,4 +1,5 @@
-"""Rule table1: results/table1.csv and results/table1.md (correct ranks with intervals, tests, the study's)."""
+"""Rule table1: results/table1.csv and results/table1.md (median ranks over replicates with two-level
+intervals, Holm-corrected tests against chance and the reference, the study's computation)."""
 
 import json
 from pathlib import Path
@@ -7,27 +8,27 @@ import pandas as pd
 
 from mvcl.io import atomic_path, save_csv
 from mvcl.logs import log_to
-from mvcl.report.table1 import table1, table1_markdown
-from mvcl.retrieval import SMALL_TEST_VIDEOS, against_reference
-
-REFERENCE = "base"
+from mvcl.plan import ABLATION_REFERENCE
+from mvcl.report.table1 import best_epoch, table1, table1_markdown
+from mvcl.retrieval import SMALL_TEST_VIDEOS, RetrievalRecord, against_reference
 
 log = log_to(snakemake.log[0])
 names = snakemake.params.configurations
-metrics = {
-    name: json.loads(Path(path).read_text())
-    for name, path in zip(names, snakemake.input.metrics, strict=True)
+records = {
+    name: RetrievalRecord.load(path) for name, path in zip(names, snakemake.input.metrics, strict=True)
 }
 ranks = {name: pd.read_parquet(path) for name, path in zip(names, snakemake.input.ranks, strict=True)}
 comparisons = against_reference(
-    {name: {column: table[column].to_numpy() for column in table} for name, table in ranks.items()},
-    REFERENCE,
-    snakemake.params.evaluation["bootstrap"],
-    snakemake.params.seed,
+    ranks, ABLATION_REFERENCE, snakemake.params.evaluation["bootstrap"], snakemake.params.seed
 )
-for name, comparison in comparisons.items():
-    metrics[name].update(comparison)
-table = table1(metrics, snakemake.params.study_configurations, REFERENCE)
+per_name = len(snakemake.input.histories) // len(names)
+best_epochs = {
+    name: [
+        best_epoch(pd.read_csv(path)) for path in snakemake.input.histories[i * per_name : (i + 1) * per_name]
+    ]
+    for i, name in enumerate(names)
+}
+table = table1(records, snakemake.params.study_configurations, comparisons, best_epochs)
 videos = table["n_test_videos"].iloc[0]
 if videos < SMALL_TEST_VIDEOS:
     log.warning(
@@ -38,5 +39,5 @@ if videos < SMALL_TEST_VIDEOS:
 save_csv(snakemake.output.table, table)
 provenance = json.loads(Path(snakemake.input.provenance).read_text())
 with atomic_path(snakemake.output.markdown) as temporary:
-    temporary.write_text(table1_markdown(table, provenance, REFERENCE))
+    temporary.write_text(table1_markdown(table, provenance))
 log.info("\n%s", table.to_string())

@@ -1,4 +1,11 @@
-"""Rule train: projection heads of one configuration -> heads.pt, history.csv, embeddings.npz (every segment)."""
+"""Rule train: every replicate of one configuration -> heads.pt, history.csv, embeddings.npz (every segment).
+
+Replicates train one after another in this job (torch starts once). Each keeps its per-epoch state under
+`params.state` (a folder named by a hash of the inputs and settings, outside the declared outputs), so a job
+killed by its time limit resumes where it stopped and ends with the weights an uninterrupted job has.
+"""
+
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -6,10 +13,11 @@ import torch
 
 from mvcl.device import pick_device, start_torch_job
 from mvcl.io import atomic_path, save_csv
-from mvcl.learn.checkpoint import save_heads
+from mvcl.learn.checkpoint import save_heads, state_folder
 from mvcl.learn.embed import embed
 from mvcl.learn.train import train_heads
 from mvcl.logs import log_to
+from mvcl.plan import replicate_seed
 
 log = log_to(snakemake.log[0])
 start_torch_job(snakemake.threads)
@@ -20,15 +28,33 @@ segments = pd.read_parquet(snakemake.input.segments, columns=["video_id", "segme
 init_states = None
 if "autoencoders" in snakemake.input.keys():
     init_states = torch.load(snakemake.input.autoencoders, weights_only=True)
-settings = snakemake.params.settings
-log.info("configuration %s: %s", snakemake.wildcards.configuration, settings)
-result = train_heads(
-    audio, video, segments, settings, snakemake.params.seed, device, log=log.info, init_states=init_states
+settings, name = snakemake.params.settings, snakemake.wildcards.configuration
+log.info("configuration %s: %s", name, settings)
+state = state_folder(
+    snakemake.params.state, [str(path) for path in snakemake.input], settings, snakemake.params.seed, device
 )
-save_heads(
-    snakemake.output.heads, result.model, settings, {"configuration": snakemake.wildcards.configuration}
-)
-save_csv(snakemake.output.history, result.history)
-audio_emb, video_emb = embed(result.model, audio, video, device, segments=segments)
-with atomic_path(snakemake.output.embeddings) as temporary:
-    np.savez(temporary, audio=audio_emb, video=video_emb)
+for replicate in snakemake.params.replicates:
+    seed = replicate_seed(snakemake.params.seed, replicate)
+    log.info("replicate %d (seed %d)", replicate, seed)
+    result = train_heads(
+        audio,
+        video,
+        segments,
+        settings,
+        seed,
+        device,
+        log=log.info,
+        init_states=init_states,
+        state_path=state / f"replicate_{replicate}.pt",
+    )
+    save_heads(
+        snakemake.output.heads[replicate],
+        result.model,
+        settings,
+        {"configuration": name, "replicate": replicate, "seed": seed},
+    )
+    save_csv(snakemake.output.history[replicate], result.history.assign(replicate=replicate, seed=seed))
+    audio_emb, video_emb = embed(result.model, audio, video, device, segments=segments)
+    with atomic_path(snakemake.output.embeddings[replicate]) as temporary:
+        np.savez(temporary, audio=audio_emb, video=video_emb)
+shutil.rmtree(state, ignore_errors=True)

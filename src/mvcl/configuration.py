@@ -137,5 +137,10 @@ def resolve_configuration(config: dict, name: str, schema: dict | None = None) -
         _check_keys(base, properties, section)
         _check_keys(override.get(section) or {}, properties, f"configurations.{name}.{section}")
         _check_values(override.get(section) or {}, schema, section, f"configurations.{name}.{section}")
+        if "replicates" in (override.get(section) or {}) and section == "training":
+            raise ValueError(
+                f"configurations.{name}.training.replicates: the replicate count is global (every configuration "
+                "is compared over the same seeds); set training.replicates instead"
+            )
         resolved[section] = deep_merge(deep_merge(schema_defaults(properties), base), override.get(section) or {})
     return resolved

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import PurePosixPath
 
+import numpy as np
+
 from mvcl.configuration import deep_merge, load_schema, resolve_configuration, with_defaults
 from mvcl.validate import check_sweep
 
@@ -57,7 +59,27 @@ def benchmark_path(rule_name: str, *parts: object) -> str:
 
 
 def model_path(configuration: str, name: str) -> str:
+    """A file of one configuration shared by its replicates (autoencoders.pt)."""
     return res("models", configuration, name)
+
+
+def replicate_path(configuration: str, name: str, replicate: object = 0) -> str:
+    """A file of one training replicate (heads.pt, history.csv, embeddings.npz); single-model consumers
+    (neighbours, embeddings, cold start, RQ2, diagnostics) read replicate 0."""
+    return res("models", configuration, f"replicate_{replicate}", name)
+
+
+def replicate_seed(seed: int, replicate: int) -> int:
+    """The seed of training replicate `replicate`: `seed` itself for replicate 0 (the single-model runs
+    before replicates existed), otherwise a 31-bit seed drawn from SeedSequence([seed, replicate])."""
+    if replicate == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, replicate]).generate_state(1)[0] >> 1)
+
+
+def train_state_root() -> str:
+    """Where train jobs keep per-epoch state to resume from (outside every declared output)."""
+    return res(".state", "train")
 
 
 def probe_key(representation: str, configuration: str = "") -> str:
@@ -139,6 +161,15 @@ class Plan:
         """Every name with a results/models/{name}/: configurations, then ablation entries."""
         return [*self.configurations, *self.ablation]
 
+    @property
+    def replicates(self) -> list[int]:
+        """Training replicates of every configuration and ablation entry (training.replicates)."""
+        return list(range(self.config["training"]["replicates"]))
+
+    def replicate_files(self, name: str, file: str) -> list[str]:
+        """`file` of every replicate of configuration or ablation entry `name`, replicate order."""
+        return [replicate_path(name, file, replicate) for replicate in self.replicates]
+
     def resolved(self, name: str) -> dict:
         """Model/loss/training settings of a configuration or ablation entry (schema < base < override)."""
         overrides = {**self.config["configurations"], **self.ablation}
@@ -203,6 +234,11 @@ class Plan:
         """The probe results RQ1 compares (each once), a subset of Table 2's cells."""
         paths = [res("probes", task, f"{key}.json") for task, *keys in self.rq1_pairs() for key in keys]
         return list(dict.fromkeys(paths))
+
+    @property
+    def rq1_configurations(self) -> list[str]:
+        """The configurations whose CL rows RQ1 compares: probe.configuration, then Table 2's others."""
+        return [self.config["probe"]["configuration"], *self.table2_configurations]
 
     def probe_section_for(self, configuration: str | None) -> dict:
         """The `probe` section a configuration's probes run with: as configured, except that the probes of an

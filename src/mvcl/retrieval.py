@@ -37,20 +37,39 @@ over the queries ranked once (a video drawn twice weighs twice), equal to np.med
 Against chance, the audio-video pairing is permuted within each pool (query i's positive becomes another
 query's partner of the same pool) and the pooled median rank recomputed (`permutation_p`); the one-sided p-value
 is how often a random pairing ranks as well as the real one.
+
+Replicates. A configuration's test embeddings come from `training.replicates` training runs, ranked alike (the
+same pools). Its record (`RetrievalRecord`, results/metrics/{configuration}/retrieval.json) gives each figure as
+the median over replicates with a two-level interval (mvcl.stats.two_level_interval: replicates, then test
+videos), each replicate's own figures and permutation p-values ("learned": better than chance both ways), and
+the configuration's p-value against chance: each permutation's median over replicates is the null.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from mvcl.io import save_json
 from mvcl.plan import RECALL_AT
-from mvcl.stats import DEFAULT_RESAMPLES, Interval, interval, paired, permutation_p, video_codes
+from mvcl.stats import (
+    DEFAULT_RESAMPLES,
+    Comparison,
+    Interval,
+    p_at_most,
+    permutation_values,
+    two_level_interval,
+    two_level_paired,
+    video_codes,
+)
 from mvcl.vectors import video_means
 
 CANDIDATES = ("all_segments", "other_videos")
@@ -59,6 +78,7 @@ SMALL_TEST_VIDEOS = 30
 DIRECTIONS = ("a2v", "v2a")
 _TIE = 1e-9
 _BLOCK = 2048  # rows per block: a block of similarities is 2048 x 2048 float64 = 32 MiB
+_CELLS = 1 << 22  # draws x queries (or permutations x pool cells) held at once: 32 MiB of float64
 
 
 def _check(audio_emb: np.ndarray, video_emb: np.ndarray) -> None:
@@ -299,6 +319,16 @@ def video_ranks_and_ties(
     return {"a2v": ranks_and_ties(audio, video, everyone), "v2a": ranks_and_ties(video, audio, everyone)}
 
 
+def _draw_weights(draws: np.ndarray, n_videos: int) -> np.ndarray:
+    """[B, n_videos] how often each video was drawn in each row of `draws` [B, m]."""
+    rows = np.repeat(np.arange(len(draws)), draws.shape[1])
+    return (
+        np.bincount(rows * n_videos + draws.ravel(), minlength=len(draws) * n_videos)
+        .reshape(len(draws), n_videos)
+        .astype(np.float64)
+    )
+
+
 class ByVideo:
     """Statistics of per-query values on a bootstrap draw of videos, without re-selecting rows.
 
@@ -325,6 +355,31 @@ class ByVideo:
         middle = np.searchsorted(cumulative, [(total - 1) // 2, total // 2], side="right")
         return float(self.sorted[middle].mean())
 
+    def medians(self, draws: np.ndarray) -> np.ndarray:
+        """[B] `median` on each row of `draws` [B, videos drawn], computed together (in chunks)."""
+        out, n = np.empty(len(draws)), len(self.sorted)
+        chunk = max(1, _CELLS // max(1, n))
+        for b0 in range(0, len(draws), chunk):
+            cumulative = np.cumsum(
+                _draw_weights(draws[b0 : b0 + chunk], self.n_videos)[:, self.sorted_codes], 1
+            )
+            total = cumulative[:, -1].astype(np.int64)
+            # np.searchsorted(cumulative, t, side="right") row by row: how many cumulative weights are <= t
+            low = (cumulative <= ((total - 1) // 2)[:, None]).sum(axis=1)
+            high = (cumulative <= (total // 2)[:, None]).sum(axis=1)
+            values = (self.sorted[np.minimum(low, n - 1)] + self.sorted[np.minimum(high, n - 1)]) / 2
+            out[b0 : b0 + len(values)] = np.where(total > 0, values, np.nan)
+        return out
+
+    def shares_at_most(self, k: float, draws: np.ndarray) -> np.ndarray:
+        """[B] `share_at_most(k)` on each row of `draws`: per-video credits once, then one product per draw."""
+        recall = self.share_at_most(k)
+        credit = np.array(
+            [recall(np.array([v])) * self.rows[v] if self.rows[v] else 0.0 for v in range(self.n_videos)]
+        )
+        weights = _draw_weights(draws, self.n_videos)
+        return (weights @ credit) / (weights @ self.rows)
+
     def share_at_most(self, k: float) -> Callable[[np.ndarray], float]:
         """Recall@k on a draw: the weighted share of queries ranked k or better (ties shared)."""
         credit = recall_credit(self.values, self.tied, k)
@@ -337,24 +392,6 @@ class ByVideo:
         return recall
 
 
-def _intervals(
-    values: np.ndarray,
-    tied: np.ndarray,
-    codes: np.ndarray,
-    n_videos: int,
-    prefix: str,
-    direction: str,
-    resamples: int,
-    seed: int,
-) -> dict[str, float]:
-    by_video = ByVideo(values, codes, n_videos, tied)
-    out = interval(by_video.median, n_videos, resamples, seed).as_dict(f"{prefix}median_rank_{direction}")
-    for k in RECALL_AT:
-        name = f"{prefix}recall@{k}_{direction}"
-        out.update(interval(by_video.share_at_most(k), n_videos, resamples, seed).as_dict(name))
-    return out
-
-
 def pooled_permutation_p(
     audio_emb: np.ndarray,
     video_emb: np.ndarray,
@@ -365,7 +402,25 @@ def pooled_permutation_p(
     candidates: str = "all_segments",
     permutations: int = DEFAULT_RESAMPLES,
 ) -> dict[str, float]:
-    """One-sided p-value of each direction's pooled median rank against random audio-video pairings.
+    """One-sided p-value of each direction's pooled median rank against random audio-video pairings
+    (`pooled_permutation_null`)."""
+    null = pooled_permutation_null(audio_emb, video_emb, pool_size, seed, codes, candidates, permutations)
+    return {
+        f"median_rank_{direction}_chance_p": p_at_most(null[direction], observed[f"median_rank_{direction}"])
+        for direction in DIRECTIONS
+    }
+
+
+def pooled_permutation_null(
+    audio_emb: np.ndarray,
+    video_emb: np.ndarray,
+    pool_size: int,
+    seed: int,
+    codes: np.ndarray | None = None,
+    candidates: str = "all_segments",
+    permutations: int = DEFAULT_RESAMPLES,
+) -> dict[str, np.ndarray]:
+    """Per direction, [permutations] pooled median ranks under random audio-video pairings.
 
     A permutation of the test rows re-pairs, within each pool, query i with the partner of another query of
     the same pool (the order the permutation gives the pool's queries); candidates are those of the real
@@ -386,117 +441,302 @@ def pooled_permutation_p(
         }
         cached.append((query_rows, sims, sibling))
 
-    def statistic(direction: str):
-        def median(permutation: np.ndarray) -> float:
+    def statistic(direction: str) -> Callable[[np.ndarray], np.ndarray]:
+        def medians(permutations: np.ndarray) -> np.ndarray:
+            """[P] pooled median rank under each row of `permutations` [P, n], a chunk of rows at a time."""
             out = []
             for query_rows, sims, sibling in cached:
-                positive = np.argsort(permutation[query_rows])
-                sim = sims[direction]
-                positive_sim = sim[np.arange(len(sim)), positive][:, None]
-                excluded = None
-                if sibling is not None:
-                    excluded = sibling & (np.arange(sim.shape[1])[None, :] != positive[:, None])
-                above, tied = _mid_ranks(sim, positive_sim, excluded)
-                out.append(1 + above + (tied - 1) / 2)
-            return float(np.median(np.concatenate(out)))
+                sim = sims[direction]  # [q, c]
+                chunk = max(1, _CELLS // sim.size)
+                ranked = []
+                for p0 in range(0, len(permutations), chunk):
+                    positive = np.argsort(permutations[p0 : p0 + chunk][:, query_rows], axis=1)  # [P, q]
+                    positive_sim = np.take_along_axis(sim[None], positive[:, :, None], axis=2)  # [P, q, 1]
+                    above = sim[None] > positive_sim + _TIE  # [P, q, c]
+                    tied = np.abs(sim[None] - positive_sim) <= _TIE
+                    if sibling is not None:
+                        excluded = sibling[None] & (
+                            np.arange(sim.shape[1])[None, None, :] != positive[:, :, None]
+                        )
+                        above, tied = above & ~excluded, tied & ~excluded
+                    ranked.append(1 + above.sum(axis=2) + (tied.sum(axis=2) - 1) / 2)
+                out.append(np.concatenate(ranked))
+            return np.median(np.concatenate(out, axis=1), axis=1)
 
-        return median
+        return medians
 
     return {
-        f"median_rank_{direction}_chance_p": permutation_p(
-            statistic(direction), observed[f"median_rank_{direction}"], n, permutations, seed
-        )
+        direction: permutation_values(statistic(direction), n, permutations, seed, batched=True)
         for direction in DIRECTIONS
     }
 
 
-def evaluate_retrieval(
+# A replicate "learned" when its pooled median rank beats random pairings both ways at this one-sided level.
+LEARNED_ALPHA = 0.05
+# Where a figure was ranked: in pools (Table 1's), among the whole test set, video means among all videos.
+LEVELS = {"pooled": "", "full": "full_", "video": "video_"}
+FIGURES = ("median_rank", *(f"recall@{k}" for k in RECALL_AT))
+
+
+def figure_key(figure: str, direction: str, level: str = "pooled") -> str:
+    """The name of one figure in a retrieval record and in Table 1's CSV, e.g. 'video_recall@5_a2v'."""
+    return f"{LEVELS[level]}{figure}_{direction}"
+
+
+@dataclass(frozen=True)
+class ReplicateRetrieval:
+    """One training replicate's ranks on the whole test set (no interval: the configuration's is two-level)."""
+
+    replicate: int
+    seed: int
+    figures: dict[str, float]  # figure_key (and mean_rank_*, study_*) -> value on all test videos
+    chance_p: dict[str, float]  # direction -> one-sided permutation p of its pooled median rank
+
+    @property
+    def learned(self) -> bool:
+        return all(p <= LEARNED_ALPHA for p in self.chance_p.values())
+
+
+@dataclass(frozen=True)
+class RetrievalRecord:
+    """results/metrics/{configuration}/retrieval.json: what the retrieval rule writes and every reader reads.
+
+    `intervals[figure_key]` is the median over replicates with its two-level 95% interval; `chance_p` the
+    one-sided permutation p-value of the median over replicates of the pooled median rank (each replicate's
+    pairing shuffled); `replicates` each replicate's own figures.
+    """
+
+    configuration: str
+    candidates: str
+    n_queries: int
+    n_videos: int
+    pool_size: int
+    n_pools: int
+    chance_median_rank: float
+    full_pool_size: int
+    full_chance_median_rank: float
+    video_pool_size: int
+    bootstrap_resamples: int
+    permutations: int
+    intervals: dict[str, Interval]
+    chance_p: dict[str, float]
+    replicates: list[ReplicateRetrieval]
+
+    @property
+    def learned(self) -> int:
+        """How many replicates beat chance both ways."""
+        return sum(replicate.learned for replicate in self.replicates)
+
+    def replicate_values(self, key: str) -> np.ndarray:
+        return np.array([replicate.figures.get(key, math.nan) for replicate in self.replicates])
+
+    def flat(self) -> dict[str, float | str]:
+        """Figure name -> value (median over replicates), `_ci_low`/`_ci_high` and `_chance_p`, with the
+        sample sizes: the columns the ablation table and the coupling sweep read."""
+        out: dict = {
+            "configuration": self.configuration,
+            "chance_median_rank": self.chance_median_rank,
+            "full_chance_median_rank": self.full_chance_median_rank,
+            "n_videos": self.n_videos,
+            "n_replicates": len(self.replicates),
+            "replicates_learned": self.learned,
+        }
+        for key, figure in self.intervals.items():
+            out.update(figure.as_dict(key))
+        for direction, p in self.chance_p.items():
+            out[f"{figure_key('median_rank', direction)}_chance_p"] = p
+        return out
+
+    def save(self, path: str | Path) -> None:
+        save_json(path, asdict(self))
+
+    @classmethod
+    def load(cls, path: str | Path) -> RetrievalRecord:
+        record = json.loads(Path(path).read_text())
+        record["intervals"] = {key: Interval(**value) for key, value in record["intervals"].items()}
+        record["replicates"] = [ReplicateRetrieval(**replicate) for replicate in record["replicates"]]
+        return cls(**record)
+
+
+def _replicate_ranks(
     audio_emb: np.ndarray,
     video_emb: np.ndarray,
+    codes: np.ndarray,
+    pool_size: int,
+    seed: int,
+    candidates: str,
+) -> tuple[RankSet, dict[str, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]]:
+    """One replicate's rank set, and per level its (ranks, tie counts) per direction ([queries], or [videos]
+    for 'video')."""
+    ranked = rank_set(audio_emb, video_emb, pool_size, seed, codes, candidates)
+    by_video = video_ranks_and_ties(audio_emb, video_emb, codes)
+    by_level = {
+        "pooled": (ranked.pooled, ranked.pooled_tied),
+        "full": (ranked.full, ranked.full_tied),
+        "video": ({d: by_video[d][0] for d in DIRECTIONS}, {d: by_video[d][1] for d in DIRECTIONS}),
+    }
+    return ranked, by_level
+
+
+def evaluate_retrieval(
+    embeddings: list[tuple[np.ndarray, np.ndarray]],
     video_ids: np.ndarray,
     pool_size: int,
     seed: int,
+    configuration: str = "",
+    seeds: list[int] | None = None,
     candidates: str = "other_videos",
     resamples: int = DEFAULT_RESAMPLES,
     permutations: int = DEFAULT_RESAMPLES,
     study_protocol: bool = True,
-) -> tuple[dict, dict[str, np.ndarray]]:
-    """Table 1's record of one configuration's test embeddings, and its per-query pooled ranks.
+) -> tuple[RetrievalRecord, pd.DataFrame]:
+    """Table 1's record of one configuration's replicates (a list of (audio, video) test embeddings, row-
+    aligned with `video_ids`), and their ranks (replicate, level, video_id, rank_a2v, rank_v2a).
 
-    The record: `median_rank` keys (pooled, `full_`), video-level keys (`video_`), a 95% bootstrap interval
-    (`_ci_low`, `_ci_high`) beside each median rank and recall, the p-value of each pooled median rank against
-    random pairings (`median_rank_{a2v,v2a}_chance_p`), the sample sizes and protocol, and the study's
-    computation (`study_`) when asked. The ranks ({video_id, rank_a2v, rank_v2a}, one per test segment, in
-    the input's order) let Table 1 compare configurations on the same resampled videos.
+    Every replicate is ranked in the same pools (`seed`); the configuration's figures are medians over
+    replicates with two-level intervals (mvcl.stats.two_level_interval); its p-value against chance compares
+    the median over replicates with the median over replicates of each one's permutation null.
     """
     ids, codes = video_codes(video_ids)
-    n_videos = len(ids)
-    ranked = rank_set(audio_emb, video_emb, pool_size, seed, codes, candidates)
-    record: dict = {"candidates": candidates, "n_videos": n_videos, **_rank_summary(ranked, pool_size)}
-    by_video = video_ranks_and_ties(audio_emb, video_emb, codes)
-    record.update(video_pool_size=n_videos, video_chance_median_rank=(n_videos + 1) / 2)
-    every_video = np.arange(n_videos)
-    for direction in DIRECTIONS:
-        video_rank, video_tied = by_video[direction]
-        record.update(_summary(video_rank, video_tied, direction, prefix="video_"))
-        pooled, pooled_tied = ranked.pooled[direction], ranked.pooled_tied[direction]
-        record.update(_intervals(pooled, pooled_tied, codes, n_videos, "", direction, resamples, seed))
-        full, full_tied = ranked.full[direction], ranked.full_tied[direction]
-        record.update(_intervals(full, full_tied, codes, n_videos, "full_", direction, resamples, seed))
-        record.update(
-            _intervals(video_rank, video_tied, every_video, n_videos, "video_", direction, resamples, seed)
+    n_videos, every_video = len(ids), np.arange(len(ids))
+    seeds = seeds if seeds is not None else list(range(len(embeddings)))
+    replicates, levels, nulls, rank_rows = [], [], [], []
+    for replicate, (audio_emb, video_emb) in enumerate(embeddings):
+        ranked, by_level = _replicate_ranks(audio_emb, video_emb, codes, pool_size, seed, candidates)
+        figures = _rank_summary(ranked, pool_size)
+        for direction in DIRECTIONS:
+            video_rank, video_tied = (part[direction] for part in by_level["video"])
+            figures.update(_summary(video_rank, video_tied, direction, prefix="video_"))
+        if study_protocol:
+            figures.update(study_median_rank(audio_emb, video_emb, pool_size))
+        null = pooled_permutation_null(audio_emb, video_emb, pool_size, seed, codes, candidates, permutations)
+        chance_p = {d: p_at_most(null[d], figures[figure_key("median_rank", d)]) for d in DIRECTIONS}
+        replicates.append(ReplicateRetrieval(replicate, int(seeds[replicate]), figures, chance_p))
+        levels.append(
+            {
+                level: {
+                    d: ByVideo(values[d], every_video if level == "video" else codes, n_videos, tied[d])
+                    for d in DIRECTIONS
+                }
+                for level, (values, tied) in by_level.items()
+            }
         )
-    record.update(
-        pooled_permutation_p(audio_emb, video_emb, pool_size, seed, record, codes, candidates, permutations)
+        nulls.append(null)
+        for level, (values, _) in by_level.items():
+            rank_rows.append(
+                pd.DataFrame(
+                    {
+                        "replicate": replicate,
+                        "level": level,
+                        "video_id": ids if level == "video" else np.asarray(video_ids),
+                        **{f"rank_{d}": values[d] for d in DIRECTIONS},
+                    }
+                )
+            )
+    first = replicates[0].figures
+    intervals = {}
+    for level in LEVELS:
+        for direction in DIRECTIONS:
+            for figure in FIGURES:
+                intervals[figure_key(figure, direction, level)] = two_level_interval(
+                    _figure_metric(levels, level, direction, figure),
+                    len(embeddings),
+                    n_videos,
+                    resamples,
+                    seed,
+                )
+    chance_p = {}
+    for direction in DIRECTIONS:
+        null = np.median([replicate_null[direction] for replicate_null in nulls], axis=0)
+        chance_p[direction] = p_at_most(null, intervals[figure_key("median_rank", direction)].value)
+    record = RetrievalRecord(
+        configuration=configuration,
+        candidates=candidates,
+        n_queries=int(first["n_queries"]),
+        n_videos=n_videos,
+        pool_size=int(first["pool_size"]),
+        n_pools=int(first["n_pools"]),
+        chance_median_rank=float(first["chance_median_rank"]),
+        full_pool_size=int(first["full_pool_size"]),
+        full_chance_median_rank=float(first["full_chance_median_rank"]),
+        video_pool_size=n_videos,
+        bootstrap_resamples=resamples,
+        permutations=permutations,
+        intervals=intervals,
+        chance_p=chance_p,
+        replicates=replicates,
     )
-    record.update(bootstrap_resamples=resamples, permutations=permutations)
-    if study_protocol:
-        record.update(study_median_rank(audio_emb, video_emb, pool_size))
-    rank_table = {"video_id": np.asarray(video_ids), **{f"rank_{d}": ranked.pooled[d] for d in DIRECTIONS}}
-    return record, rank_table
+    return record, pd.concat(rank_rows, ignore_index=True)
+
+
+class _Figure:
+    """One figure of every replicate on bootstrap draws: figure(replicate, videos) and on_draws(replicate,
+    draws [B, m]) for mvcl.stats' two-level bootstrap."""
+
+    def __init__(self, by_video: list[ByVideo], figure: str):
+        self.by_video, self.figure = by_video, figure
+        self.k = None if figure == "median_rank" else int(figure.removeprefix("recall@"))
+
+    def __call__(self, replicate: int, videos: np.ndarray) -> float:
+        return float(self.on_draws(replicate, videos[None, :])[0])
+
+    def on_draws(self, replicate: int, draws: np.ndarray) -> np.ndarray:
+        ranked = self.by_video[replicate]
+        return ranked.medians(draws) if self.k is None else ranked.shares_at_most(self.k, draws)
+
+
+def _figure_metric(levels: list[dict], level: str, direction: str, figure: str) -> _Figure:
+    """The two-level bootstrap's metric of one figure."""
+    return _Figure([replicate[level][direction] for replicate in levels], figure)
+
+
+def _replicate_metrics(ranks: pd.DataFrame, direction: str, ids: np.ndarray) -> list[ByVideo]:
+    """ByVideo over each replicate's pooled ranks of one direction (rows in the order of `ids`' codes)."""
+    pooled = ranks[ranks["level"] == "pooled"]
+    _, codes = video_codes(pooled.loc[pooled["replicate"] == 0, "video_id"].to_numpy())
+    return [
+        ByVideo(table[f"rank_{direction}"].to_numpy(float), codes, len(ids))
+        for _, table in pooled.groupby("replicate", sort=True)
+    ]
 
 
 def against_reference(
-    ranks_of: dict[str, dict[str, np.ndarray]], reference: str, resamples: int, seed: int
-) -> dict[str, dict[str, float]]:
-    """Per configuration, its pooled median rank minus the reference's, paired on the same resampled videos.
+    ranks_of: dict[str, pd.DataFrame], reference: str, resamples: int, seed: int
+) -> dict[str, dict[str, Comparison]]:
+    """Per configuration and direction, its median over replicates of the pooled median rank minus the
+    reference's: a two-level paired bootstrap (replicates paired by seed when the counts match, the same
+    drawn test videos on both sides). Negative = better. Empty when the reference is not among them.
 
-    `ranks_of[name]` holds video_id and rank_{a2v,v2a} per test segment (evaluate_retrieval's rank table);
-    every configuration must rank the same test segments in the same order. Keys per direction:
-    median_rank_{d}_vs_{reference} (the difference, negative = better), its _ci_low/_ci_high and _p.
+    `ranks_of[name]` is evaluate_retrieval's rank table; every configuration must rank the same test segments.
     """
     if reference not in ranks_of:
-        return {name: {} for name in ranks_of}
+        return {}
     base = ranks_of[reference]
-    ids, codes = video_codes(base["video_id"])
+    base_ids = base.loc[(base["level"] == "pooled") & (base["replicate"] == 0), "video_id"].to_numpy()
+    ids, _ = video_codes(base_ids)
     out = {}
     for name, table in ranks_of.items():
-        if not np.array_equal(np.asarray(table["video_id"]), np.asarray(base["video_id"])):
+        mine_ids = table.loc[(table["level"] == "pooled") & (table["replicate"] == 0), "video_id"].to_numpy()
+        if not np.array_equal(mine_ids, base_ids):
             raise ValueError(
                 f"configurations '{name}' and '{reference}' rank different test segments; rerun their "
                 "retrieval rules on the same segments.parquet"
             )
-        row: dict[str, float] = {}
+        if name == reference:
+            continue
+        out[name] = {}
         for direction in DIRECTIONS:
-            mine = ByVideo(np.asarray(table[f"rank_{direction}"], float), codes, len(ids))
-            theirs = ByVideo(np.asarray(base[f"rank_{direction}"], float), codes, len(ids))
-            comparison = paired(mine.median, theirs.median, len(ids), resamples, seed)
-            key = f"median_rank_{direction}_vs_{reference}"
-            row.update(comparison.difference.as_dict(key))
-            row[f"{key}_p"] = comparison.p_value
-        out[name] = row
+            mine, theirs = _replicate_metrics(table, direction, ids), _replicate_metrics(base, direction, ids)
+            out[name][direction] = two_level_paired(
+                _Figure(mine, "median_rank"),
+                len(mine),
+                _Figure(theirs, "median_rank"),
+                len(theirs),
+                len(ids),
+                resamples,
+                seed,
+            )
     return out
-
-
-def ci(record: dict, key: str) -> Interval:
-    """The interval of `key` in a retrieval record (NaN bounds where the record has none)."""
-    return Interval(
-        float(record.get(key, math.nan)),
-        float(record.get(f"{key}_ci_low", math.nan)),
-        float(record.get(f"{key}_ci_high", math.nan)),
-        int(record.get("n_videos", 0)),
-        int(record.get("bootstrap_resamples", 0)),
-    )
 
 
 def study_median_rank(

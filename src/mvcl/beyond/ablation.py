@@ -21,6 +21,8 @@ from collections.abc import Iterable
 import pandas as pd
 
 from mvcl.learn.bounds import chance_loss, loss_floor
+from mvcl.probe.intervals import metric_intervals
+from mvcl.stats import DEFAULT_RESAMPLES
 
 
 def batch_bounds(settings: dict, segments_per_video: int) -> tuple[int, float, float]:
@@ -72,16 +74,22 @@ def loss_floor_record(history: pd.DataFrame, settings: dict, segments_per_video:
     }
 
 
-# Retrieval columns of results/ablation.csv (from results/metrics/{name}/retrieval.json).
+# Retrieval columns of results/ablation.csv (RetrievalRecord.flat() of results/metrics/{name}/retrieval.json):
+# medians over replicates with their two-level intervals, and how many replicates learned.
 RETRIEVAL_COLUMNS = (
-    "median_rank_a2v",
-    "median_rank_v2a",
+    *(
+        f"{figure}{suffix}"
+        for figure in ("median_rank_a2v", "median_rank_v2a")
+        for suffix in ("", "_ci_low", "_ci_high")
+    ),
     "chance_median_rank",
     "recall@10_a2v",
     "recall@10_v2a",
     "full_median_rank_a2v",
     "full_median_rank_v2a",
     "full_chance_median_rank",
+    "n_replicates",
+    "replicates_learned",
 )
 LOSS_COLUMNS = (
     "loss_val_best",
@@ -99,10 +107,14 @@ def ablation_table(
     probes: dict[tuple[str, str], dict],
     floors: dict[str, dict],
     tasks: Iterable[str],
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """One row per ablation entry (the reference first): what changed, ranks, probe AUCs, loss bounds.
 
-    `probes` is keyed by (name, task) and holds `probe_task` results of that entry's cl_agg representation.
+    `retrieval[name]` is RetrievalRecord.flat() (medians over replicates with two-level intervals); `probes`
+    is keyed by (name, task) and holds the probe results of that entry's cl_agg representation, whose ROC-AUC
+    gets Table 2's interval (`{task}_auc_ci_low/high`: replicates, then test videos).
     """
     rows = []
     for name in names:
@@ -111,6 +123,8 @@ def ablation_table(
         for task in tasks:
             result = probes[(name, task)]
             row[f"{task}_auc"] = result.get("mean", {}).get("roc_auc", math.nan)
+            auc = metric_intervals(result, f"{task}/cl_agg@{name}", resamples, seed)["roc_auc"]
+            row[f"{task}_auc_ci_low"], row[f"{task}_auc_ci_high"] = auc.low, auc.high
             row[f"{task}_auc_std"] = result.get("std", {}).get("roc_auc", math.nan)
             row[f"{task}_repeats"] = result.get("repeats")
         row.update({column: floors[name].get(column, math.nan) for column in LOSS_COLUMNS})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import torch
@@ -39,3 +41,24 @@ def load_heads(path: str | Path, device: torch.device | str = "cpu") -> tuple[Co
     )
     model.load_state_dict(checkpoint["state_dict"])
     return model.to(device).eval(), checkpoint
+
+
+def state_folder(
+    root: str | Path, inputs: list[str], settings: dict, seed: int, device: torch.device | str
+) -> Path:
+    """`root`/<hash>: where a train job keeps its replicates' per-epoch state, named by what determines them.
+
+    The hash covers each input's path, size and modification time, the resolved settings, the master seed
+    and the device type, so a rerun of the same job finds its state and a changed job never resumes from
+    another's.
+    """
+    key = {
+        "inputs": [
+            (path, Path(path).stat().st_size, Path(path).stat().st_mtime_ns) for path in sorted(inputs)
+        ],
+        "settings": settings,
+        "seed": seed,
+        "device": torch.device(device).type,
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return Path(root) / digest

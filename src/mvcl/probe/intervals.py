@@ -6,6 +6,11 @@ that metric on the drawn videos (every seed on the same draw). So the interval i
 videos; the spread over seeds stays a column of its own (`*_std`). A draw on which the metric is undefined (a
 single class drawn) is left out and counted (`mvcl.stats`).
 
+A CL row probed on several training replicates (mvcl.probe.replicates: `replicate_of_seed`) is the mean over
+replicates of each replicate's seed mean, with a two-level interval (draw replicates, then test videos), so it
+carries the contrastive training's variance as well as the test videos'. One replicate gives the interval
+above, draw for draw.
+
 RQ1 ("does contrastive learning beat the frozen features it starts from?") compares a CL representation with
 its frozen counterpart *paired*: both probes are scored on the same draws of the test videos they share (the
 intersection, should one of them have dropped a video), and the difference has its own interval and p-value.
@@ -20,7 +25,14 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from mvcl.probe.metrics import metric_on_videos
-from mvcl.stats import DEFAULT_RESAMPLES, Comparison, Interval, Metric, interval, paired
+from mvcl.stats import (
+    DEFAULT_RESAMPLES,
+    Comparison,
+    Interval,
+    ReplicateMetric,
+    two_level_interval,
+    two_level_paired,
+)
 
 TABLE_METRICS = ("roc_auc", "f1", "pr_auc")
 # Below these sizes a number is reported but flagged: an AUC over fewer than 30 test videos has a 95% interval
@@ -40,6 +52,11 @@ class Predictions(NamedTuple):
     thresholds: np.ndarray | None  # tagging: [seeds, tags] F1 thresholds
     labels: list[str]
     kept: np.ndarray  # [labels] False for a label without training videos, left out of the macro averages
+    replicate_of_seed: np.ndarray  # [seeds] the training replicate whose embeddings seed s probed (0: frozen)
+
+    @property
+    def replicates(self) -> int:
+        return int(self.replicate_of_seed.max()) + 1
 
 
 def predictions(result: dict[str, Any], name: str, required: bool = True) -> Predictions | None:
@@ -64,25 +81,27 @@ def predictions(result: dict[str, Any], name: str, required: bool = True) -> Pre
         thresholds=None if thresholds[0] is None else np.asarray(thresholds, dtype=np.float64),
         labels=list(result["labels"]),
         kept=~np.isin(result["labels"], result["untrained"]),
+        replicate_of_seed=np.asarray(result.get("replicate_of_seed", [0] * len(stored["scores"])), dtype=int),
     )
 
 
-def seed_mean(found: Predictions, metric: str, positions: np.ndarray | None = None) -> Metric:
-    """metric(draw) = mean over seeds of `metric` on the videos `positions[draw]` (default: all, in order)."""
+def seed_mean(found: Predictions, metric: str, positions: np.ndarray | None = None) -> ReplicateMetric:
+    """metric(replicate, draw) = mean over that replicate's seeds of `metric` on the videos `positions[draw]`
+    (default: all, in order)."""
     positions = np.arange(len(found.video_ids)) if positions is None else np.asarray(positions)
 
-    def on_draw(draw: np.ndarray) -> float:
+    def on_draw(replicate: int, draw: np.ndarray) -> float:
         rows = positions[draw]
         values = [
             metric_on_videos(
                 found.task,
                 metric,
                 found.targets[rows],
-                seed_scores[rows],
+                found.scores[s][rows],
                 None if found.thresholds is None else found.thresholds[s],
                 found.kept,
             )
-            for s, seed_scores in enumerate(found.scores)
+            for s in np.flatnonzero(found.replicate_of_seed == replicate)
         ]
         return float(np.mean(values))
 
@@ -100,7 +119,9 @@ def metric_intervals(
         if found is None or n == 0 or (found.task == "genre" and metric == "pr_auc"):
             intervals[metric] = Interval(math.nan, math.nan, math.nan, n, 0)
         else:
-            intervals[metric] = interval(seed_mean(found, metric), n, resamples, seed)
+            intervals[metric] = two_level_interval(
+                seed_mean(found, metric), found.replicates, n, resamples, seed, center=np.mean
+            )
     return intervals
 
 
@@ -112,9 +133,10 @@ def compare(
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
 ) -> tuple[Comparison, float, float]:
-    """`metric` of `result` minus that of `baseline` on the test videos both scored, paired over the same draws.
+    """`metric` of `result` minus that of `baseline` on the test videos both scored, paired over the same draws
+    (and over replicates: each side's replicates drawn as mvcl.stats.two_level_paired does).
 
-    Returns the comparison and each side's seed-mean metric on the shared videos.
+    Returns the comparison and each side's seed-mean metric on the shared videos (mean over replicates).
     """
     found, other = predictions(result, names[0]), predictions(baseline, names[1])
     if found is None or other is None:
@@ -131,8 +153,14 @@ def compare(
         return Comparison(nothing, math.nan), math.nan, math.nan
     metric_a, metric_b = seed_mean(found, metric, here), seed_mean(other, metric, there)
     everything = np.arange(len(here))
-    comparison = paired(metric_a, metric_b, len(here), resamples, seed)
-    return comparison, metric_a(everything), metric_b(everything)
+    comparison = two_level_paired(
+        metric_a, found.replicates, metric_b, other.replicates, len(here), resamples, seed, center=np.mean
+    )
+    return comparison, _mean_over(metric_a, found, everything), _mean_over(metric_b, other, everything)
+
+
+def _mean_over(metric: ReplicateMetric, found: Predictions, videos: np.ndarray) -> float:
+    return float(np.mean([metric(replicate, videos) for replicate in range(found.replicates)]))
 
 
 def label_counts(found: Predictions | None) -> dict[str, int]:

@@ -49,6 +49,7 @@ def table2(
             n_test_videos=result.get("n_test_videos", result.get("n_test")),
             resamples=resamples,
             repeats=result.get("repeats"),
+            replicates=result.get("replicates", 1),
             level=result.get("level", "video"),
             small_labels="; ".join(small_labels(result, name)),
             excluded_labels="; ".join(
@@ -156,7 +157,10 @@ def table2_markdown(table: pd.DataFrame, provenance: dict, configuration: str) -
             "",
             f"CL rows use the `{configuration}` configuration unless another is named in brackets. {sizes}. "
             f"Each interval is a percentile bootstrap over the test videos ({resamples} draws) of the mean over "
-            f"{int(table['repeats'].max())} seeds; the spread over seeds is in table2.csv (*_std).{left_out}",
+            f"{int(table['repeats'].max())} seeds; the spread over seeds is in table2.csv (*_std). A CL row is "
+            f"probed on each of its configuration's {int(table['replicates'].max())} training replicates "
+            "(the seeds spread over them; table2.csv: replicates) and its interval draws replicates, then test "
+            f"videos.{left_out}",
             *(["", *(f"**Left out:** {note}." for note in left_out_lines)] if left_out_lines else []),
             *(["", *(f"**Small collection:** {note}." for note in notes)] if notes else []),
             "",

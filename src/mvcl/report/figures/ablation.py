@@ -13,7 +13,7 @@ from mvcl.report.names import TASK_NAMES
 
 def plot_ablation(table: pd.DataFrame, out: str | Path) -> None:
     """Three panels over the rows of results/ablation.csv (the reference `base` first, drawn as a line):
-    median rank both ways (chance dotted), cl_agg probe ROC-AUC per task (± std over seeds, 0.5 dotted), and
+    median rank both ways over replicates with its two-level 95% interval (chance dotted), cl_agg probe ROC-AUC per task (95% interval over replicates and test videos, 0.5 dotted), and
     the loss: how far below chance the best validation loss fell, against how far the floor would allow."""
     names = table["name"].tolist()
     labels = [
@@ -27,10 +27,26 @@ def plot_ablation(table: pd.DataFrame, out: str | Path) -> None:
     height = 0.38
     for offset, direction, colour in ((height / 2, "a2v", "tab:blue"), (-height / 2, "v2a", "tab:orange")):
         values = table[f"median_rank_{direction}"].to_numpy(float)
-        ranks.barh(y + offset, values, height, color=colour, label=f"{direction[0]}→{direction[-1]}")
+        errors = np.abs(
+            np.stack(
+                [
+                    values - table[f"median_rank_{direction}_ci_low"],
+                    table[f"median_rank_{direction}_ci_high"] - values,
+                ]
+            )
+        )
+        ranks.barh(
+            y + offset,
+            values,
+            height,
+            xerr=errors,
+            capsize=2,
+            color=colour,
+            label=f"{direction[0]}→{direction[-1]}",
+        )
         ranks.axvline(values[0], color=colour, linewidth=0.8, linestyle="--")
     ranks.axvline(table["chance_median_rank"].iloc[0], color="black", linestyle=":", label="chance")
-    ranks.set_xlabel("median rank among test segments (lower is better)")
+    ranks.set_xlabel("median rank over replicates, 95% interval (lower is better)")
     _legend_above(ranks)
 
     probes = axes[1]
@@ -42,7 +58,9 @@ def plot_ablation(table: pd.DataFrame, out: str | Path) -> None:
             y + offset,
             values,
             height,
-            xerr=table[f"{task}_auc_std"].to_numpy(float),
+            xerr=np.abs(
+                np.stack([values - table[f"{task}_auc_ci_low"], table[f"{task}_auc_ci_high"] - values])
+            ),
             color=plt.cm.tab10(i + 2),
             capsize=2,
             label=TASK_NAMES[task],
@@ -50,7 +68,7 @@ def plot_ablation(table: pd.DataFrame, out: str | Path) -> None:
         probes.axvline(values[0], color=plt.cm.tab10(i + 2), linewidth=0.8, linestyle="--")
     probes.axvline(0.5, color="black", linestyle=":", label="chance")
     probes.set_xlim(0.4, 1.0)
-    probes.set_xlabel("probe ROC-AUC of CL aggregated (mean ± std)")
+    probes.set_xlabel("probe ROC-AUC of CL aggregated, 95% interval")
     _legend_above(probes)
 
     loss = axes[2]
