@@ -8,7 +8,7 @@ from mvcl.device import start_torch_job
 from mvcl.io import save_json
 from mvcl.logs import log_to
 from mvcl.probe.data import video_representation
-from mvcl.probe.train import probe_settings, probe_task
+from mvcl.probe.train import probe_task, resolve_probe_section
 
 log = log_to(snakemake.log[0])
 start_torch_job(snakemake.threads)
@@ -22,7 +22,7 @@ if "embeddings" in inputs.keys():
     embeddings = np.load(inputs.embeddings)
     arrays.update(audio_embeddings=embeddings["audio"], video_embeddings=embeddings["video"])
 segments = pd.read_parquet(inputs.segments, columns=["video_id", "segment", "split"])
-level = probe_settings(snakemake.params.probe)["level"]
+level = resolve_probe_section(snakemake.params.probe)["level"]
 name = snakemake.wildcards.representation
 representation = video_representation(name, segments, level=level, **arrays)
 manifest = pd.read_parquet(inputs.manifest)
