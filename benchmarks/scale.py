@@ -370,7 +370,10 @@ def rehearsal(rows: list[dict], replicates: int, train_epochs: int) -> dict:
         ),
     }
     seconds = {
-        "train": trained * train_epochs * json.loads(after["train"]["details"])["epoch_seconds"],
+        "train": trained
+        * train_epochs
+        * json.loads(after["train"]["details"])["epoch_seconds"]
+        / after["train"]["fraction"],
         "retrieval": trained * after["retrieval"]["seconds_full_size"],
     }
     per_seed = {
