@@ -12,7 +12,18 @@ seeded normal noise, about 4.5 GB, written in chunks), then measures, each step 
 - `train`: one epoch of `base` (`mvcl.learn.train.train_heads`, max_epochs 1) on the memory-mapped features;
 - `retrieval`: `mvcl.retrieval.median_rank` on the ~56k test segments (256-d embeddings, seeded
   noise: the cost does not depend on the values), in pools of 1000 and over the whole test set;
-- `probe_genre`, `probe_tagging`: one run (one seed) of each probe task on musicnn at video level.
+- `probe_genre`, `probe_tagging`: one Table 2 cell of each probe task on musicnn at video level, with
+  `probe.repeats` seeds (trained together); `details` holds the seconds per seed.
+
+`--baseline REF` runs every step a second time on the code of git revision REF (its `src/`, exported to the
+scratch folder), before the current code, so a row pair gives before and after on one machine in one run
+(column `code`). Every row names the processor (`cpu_model`, `cpu_capability`: torch's vector ISA, which
+ATEN_CPU_CAPABILITY=avx2 lowers to emulate an AVX2-only machine, recorded with `cpu_flags`).
+
+Last, a `rehearsal` row estimates the whole downstream at the study's scale from the current code's figures:
+every trained configuration (the configurations and the ablation's entries) times `--replicates` trained for
+`--train-epochs` epochs and ranked once, plus every probe cell of Table 2, RQ1 and the ablation with its seeds
+(at the musicnn cell's cost per seed: the widest input, so an upper bound). The assumptions are in `details`.
 
 Peak memory per step: `peak_rss_mb` is the process's VmHWM (it counts the pages of the memory-mapped
 features it touched, which the kernel can drop), `peak_anon_mb` the largest anonymous RSS sampled every 0.2 s
@@ -21,8 +32,9 @@ on the first F of the videos and its time is extrapolated (column `extrapolation
 retrieval, whose ranking of the whole test set is quadratic in its size (seconds / F², an upper bound: its
 pooled part is linear).
 
-    python benchmarks/scale.py [--folder /tmp] [--keep] [--shard-videos 30 500]
-        [--fraction retrieval=0.5 probe_genre=0.1 ...] [--out results/benchmarks/scale.csv]
+    python benchmarks/scale.py [--folder /tmp] [--keep] [--shard-videos 30 500] [--baseline REF]
+        [--fraction retrieval=0.5 probe_genre=0.1 ...] [--replicates 3] [--train-epochs 20]
+        [--out results/benchmarks/scale.csv]
 """
 
 from __future__ import annotations
@@ -33,6 +45,7 @@ import os
 import re
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -202,6 +215,7 @@ def run_step(step: str, work: Path, fraction: float) -> dict:
     import yaml
 
     torch.set_num_threads(os.cpu_count() or 1)
+    details_cpu = {"cpu_capability": torch.backends.cpu.get_cpu_capability()}
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     audio, video, segments = load_collection(work, fraction)
     details: dict = {
@@ -242,26 +256,38 @@ def run_step(step: str, work: Path, fraction: float) -> dict:
             manifest = pd.read_parquet(work / "results" / "data" / "manifest.parquet")
             tags = pd.read_csv(work / "msd_tags.csv").assign(count=100.0) if task == "tagging" else None
             representation = video_representation("musicnn", segments, audio_features=audio)
-            result = probe_task(
-                task, representation, manifest, {**config["probe"], "repeats": 1}, 0, "cpu", tags=tags
+            result = probe_task(task, representation, manifest, config["probe"], 0, "cpu", tags=tags)
+            details.update(
+                n_labelled=result["n_labelled"],
+                seeds=len(result["runs"]),
+                epochs=[run["epochs"] for run in result["runs"]],
             )
-            details.update(n_labelled=result["n_labelled"], epochs=result["runs"][0].get("epochs"))
         seconds = time.perf_counter() - started
+        if "seeds" in details:
+            details["seconds_per_seed"] = round(seconds / details["seeds"], 1)
     return {
         "seconds": round(seconds, 1),
         "peak_rss_mb": round(status_kb("VmHWM") / 1024),
         "peak_anon_mb": round(anonymous.peak_kb / 1024),
         "details": json.dumps(details),
+        **details_cpu,
     }
 
 
 # --- orchestration (stdlib only, so that the parent's memory does not count in its children's) -------------
 
 
-def child(*args: str) -> dict:
-    environment = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+def child(*args: str, src: Path = REPO / "src") -> dict:
+    # The schema of this checkout, also for an exported baseline's code (which has no schemas/ above it).
+    environment = {
+        **os.environ,
+        "PYTHONPATH": str(src),
+        "MVCL_SCHEMA": str(REPO / "schemas" / "config.schema.yaml"),
+    }
     command = [sys.executable, __file__, *args]
-    output = subprocess.run(command, check=True, capture_output=True, text=True, env=environment)
+    output = subprocess.run(command, capture_output=True, text=True, env=environment)
+    if output.returncode:
+        raise RuntimeError(f"{' '.join(args)} with {src} failed:\n{output.stderr[-4000:]}")
     return json.loads(output.stdout.splitlines()[-1])
 
 
@@ -291,6 +317,93 @@ def dry_run(work: Path) -> dict:
     }
 
 
+def export_source(revision: str, folder: Path) -> Path:
+    """`src/` of git revision `revision`, written under `folder` (the "before" code of a comparison)."""
+    archive = folder / "baseline.tar"
+    with open(archive, "wb") as out:
+        subprocess.run(["git", "-C", str(REPO), "archive", revision, "src"], check=True, stdout=out)
+    with tarfile.open(archive) as tar:
+        tar.extractall(folder / "baseline", filter="data")
+    return folder / "baseline" / "src"
+
+
+def processor() -> dict:
+    """The processor's vendor, model and vector flags (/proc/cpuinfo): speed choices depend on them."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as lines:
+            for line in lines:
+                name, _, value = (part.strip() for part in line.partition(":"))
+                fields.setdefault(name, value)
+    except OSError:
+        pass
+    wanted = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
+    flags = set(fields.get("flags", "").split())
+    return {
+        "cpu_vendor": fields.get("vendor_id", ""),
+        "cpu_model": fields.get("model name", ""),
+        "cpu_flags": " ".join(flag for flag in wanted if flag in flags),
+        "cores": os.cpu_count(),
+        "emulation": " ".join(
+            f"{key}={os.environ[key]}"
+            for key in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+            if key in os.environ
+        ),
+    }
+
+
+def rehearsal(rows: list[dict], replicates: int, train_epochs: int) -> dict:
+    """The whole downstream at the study's scale from the current code's rows (see the module docstring)."""
+    import yaml
+
+    sys.path.insert(0, str(REPO / "src"))
+    from mvcl.plan import Plan
+
+    plan = Plan(yaml.safe_load((REPO / "config.yaml").read_text()))
+    after = {row["step"]: row for row in rows if row["code"] == "after"}
+    trained = len(plan.trained) * replicates
+    cells = {
+        "table2_rq1": (set(plan.table2_inputs()) | set(plan.rq1_inputs()), plan.config["probe"]["repeats"]),
+        "ablation": (
+            set(plan.ablation_probes()) - set(plan.table2_inputs()),
+            plan.config["ablation"]["probe_repeats"],
+        ),
+    }
+    seconds = {
+        "train": trained
+        * train_epochs
+        * json.loads(after["train"]["details"])["epoch_seconds"]
+        / after["train"]["fraction"],
+        "retrieval": trained * after["retrieval"]["seconds_full_size"],
+    }
+    per_seed = {
+        task: after[f"probe_{task}"]["seconds_full_size"]
+        / json.loads(after[f"probe_{task}"]["details"])["seeds"]
+        for task in ("genre", "tagging")
+    }
+    for name, (paths, seeds) in cells.items():
+        seconds[name] = sum(per_seed[Path(path).parent.name] * seeds for path in paths)
+    details = {
+        "trained_configurations": len(plan.trained),
+        "replicates": replicates,
+        "train_epochs_assumed": train_epochs,
+        "probe_cells": {name: len(paths) for name, (paths, _) in cells.items()},
+        "hours": {name: round(value / 3600, 2) for name, value in seconds.items()},
+        "not_counted": "bootstrap intervals of Table 1/2 and RQ1, embedding, job start-up",
+    }
+    total = sum(seconds.values())
+    return {
+        "step": "rehearsal",
+        "setting": "estimate from the rows above",
+        "code": "after",
+        "fraction": 1.0,
+        "seconds": round(total),
+        "seconds_full_size": round(total),
+        "extrapolation": "sum",
+        "details": json.dumps(details),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -303,6 +416,9 @@ def main() -> None:
     parser.add_argument("--shard-videos", type=int, nargs="+", default=[30, 500])
     parser.add_argument("--steps", nargs="+", default=["dag", *STEPS], choices=["dag", *STEPS])
     parser.add_argument("--fraction", nargs="*", default=[], metavar="STEP=F", help="run STEP on a fraction")
+    parser.add_argument("--baseline", metavar="REF", help="also run every step on git revision REF's code")
+    parser.add_argument("--replicates", type=int, default=3, help="replicates per configuration (rehearsal)")
+    parser.add_argument("--train-epochs", type=int, default=20, help="epochs per training run (rehearsal)")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "benchmarks" / "scale.csv")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -322,12 +438,15 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="mvcl-scale-", dir=args.folder))
     rows = []
 
-    def record(step: str, setting: str, fraction: float, result: dict) -> None:
+    cpu = processor()
+
+    def record(step: str, setting: str, fraction: float, result: dict, code: str = "after") -> None:
         seconds, power = result["seconds"], 2 if step == "retrieval" else 1
         rows.append(
             {
                 "step": step,
                 "setting": setting,
+                "code": code,
                 "fraction": fraction,
                 "seconds": seconds,
                 "seconds_full_size": round(seconds / fraction**power, 1),
@@ -336,6 +455,8 @@ def main() -> None:
                 "peak_rss_mb": result["peak_rss_mb"],
                 "peak_anon_mb": result.get("peak_anon_mb", ""),
                 "details": result["details"],
+                "cpu_capability": result.get("cpu_capability", ""),
+                **cpu,
             }
         )
         print(rows[-1], flush=True)
@@ -352,10 +473,19 @@ def main() -> None:
             for shard_videos in args.shard_videos:
                 child("--child", "reshard", str(work), str(shard_videos))
                 record("dag", f"shard_videos={shard_videos}", 1.0, dry_run(work))
+        codes = {"after": REPO / "src"}
+        if args.baseline:
+            codes = {f"before ({args.baseline})": export_source(args.baseline, work), **codes}
         for step in (step for step in STEPS if step in args.steps):
             fraction = fractions.get(step, 1.0)
             setting = {"train": "base", "retrieval": "pool 1000 + whole test set"}.get(step, "musicnn")
-            record(step, setting, fraction, child("--child", step, str(work), str(fraction)))
+            for code, src in codes.items():
+                record(
+                    step, setting, fraction, child("--child", step, str(work), str(fraction), src=src), code
+                )
+        if set(STEPS) <= set(args.steps):
+            rows.append({**rehearsal(rows, args.replicates, args.train_epochs), **cpu})
+            print(rows[-1], flush=True)
         write_rows(args.out, rows)  # pandas only now: the parent stays small while it measures
     finally:
         clean_up(work, args.keep)

@@ -10,7 +10,7 @@ from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 from mvcl.data.tags import tag_matrix
 from mvcl.probe.data import ProbeWarning, task_labels, video_level, video_representation
 from mvcl.probe.metrics import f1_thresholds, genre_metrics, tagging_metrics
-from mvcl.probe.train import probe_task, run_probe, run_probe_repeats
+from mvcl.probe.train import probe_task, run_probe, run_probe_repeats, run_probe_seeds
 
 # Small probe so that each test stays within seconds on one CPU thread.
 SMALL = {"hidden": [32, 16], "lr": 1e-2, "batch_size": 64, "max_epochs": 100, "patience": 5, "repeats": 2}
@@ -338,7 +338,7 @@ def test_bad_inputs_are_refused_with_a_clear_message():
         run_probe(X[:10], genre, split, "genre", SMALL, seed=0, device="cpu")
     with pytest.raises(ValueError, match="0/1 matrix"):
         run_probe(X, tags * 2, split, "tagging", SMALL, seed=0, device="cpu")
-    with pytest.raises(ValueError, match="probe.patience must be a positive integer"):
+    with pytest.raises(ValueError, match="probe.patience: 0 is less than the minimum of 1"):
         run_probe(X, genre, split, "genre", {**SMALL, "patience": 0}, seed=0, device="cpu")
 
 
@@ -368,7 +368,12 @@ def test_default_probe_settings_learn_on_cpu():
 
 def _training_and_choices(result: dict) -> tuple:
     """What the train and validation splits decide: the training curve and the F1 thresholds."""
-    return result["epochs"], result["best_epoch"], result["best_val_loss"], result["predictions"]["thresholds"]
+    return (
+        result["epochs"],
+        result["best_epoch"],
+        result["best_val_loss"],
+        result["predictions"]["thresholds"],
+    )
 
 
 def test_test_rows_do_not_move_the_scaler_or_the_training():
@@ -464,3 +469,65 @@ def test_a_segment_level_probe_is_scored_per_test_video():
     assert result["predictions"]["video_ids"] == [i for i, s in zip(ids, split, strict=True) if s == "test"]
     assert len(result["predictions"]["scores"][0]) == n_test and result["level"] == "segment"
     assert result["mean"]["roc_auc"] > 0.85
+
+
+# --- seeds trained together ------------------------------------------------------------------------------
+
+
+def test_each_seed_trained_with_others_equals_it_trained_alone():
+    """Seeds share only the data: a seed's result does not depend on which seeds train beside it, even when
+    the others stop early at other epochs (patience 2 makes them stop apart)."""
+    X, genre, _, split = synthetic_videos(seed=6, n=300)
+    cfg = {**SMALL, "patience": 2, "max_epochs": 40}
+    together = run_probe_seeds(X, genre, split, "genre", cfg, [3, 4, 5], device="cpu")
+    assert len({run["epochs"] for run in together}) > 1  # they did stop at different epochs
+    for run in together:
+        alone = run_probe(X, genre, split, "genre", cfg, seed=run["seed"], device="cpu")
+        assert (run["epochs"], run["best_epoch"]) == (alone["epochs"], alone["best_epoch"])
+        np.testing.assert_allclose(run["predictions"]["scores"], alone["predictions"]["scores"], atol=1e-6)
+        assert run["best_val_loss"] == pytest.approx(alone["best_val_loss"], abs=1e-6)
+
+
+@pytest.mark.parametrize("task", ["genre", "tagging"])
+def test_batched_probe_does_the_math_of_one_torch_mlp_per_seed(task):
+    """Reference: the study's probe as nn.Sequential, torch.manual_seed(seed) before it (init, then dropout),
+    Adam, batches from a generator seeded with seed, no early stopping; the same seed must reach the same
+    weights up to float rounding (batched matmuls and fused Adam add order differently)."""
+    X, genre, tags, split = synthetic_videos(seed=7, n=240)
+    y = genre if task == "genre" else tags
+    cfg = {**SMALL, "max_epochs": 3}
+    batched = run_probe(X, y, split, task, {**cfg, "patience": 100}, seed=11, device="cpu")
+
+    train = split == "train"
+    mean, std = X[train].mean(axis=0, dtype=np.float64), X[train].std(axis=0, dtype=np.float64)
+    x = torch.as_tensor((X - mean.astype(np.float32)) / std.astype(np.float32))
+    if task == "genre":
+        targets, out = torch.as_tensor(np.unique(genre, return_inverse=True)[1]), 4
+        loss_fn = torch.nn.CrossEntropyLoss()
+    else:
+        targets, out = torch.as_tensor(tags, dtype=torch.float32), 3
+        loss_fn = torch.nn.BCEWithLogitsLoss()
+    x_train, t_train = x[train], targets[train]
+    state = torch.random.get_rng_state()
+    torch.manual_seed(11)
+    layers, width = [], X.shape[1]
+    for size in SMALL["hidden"]:
+        layers += [torch.nn.Linear(width, size), torch.nn.ReLU(), torch.nn.Dropout(0.3)]
+        width = size
+    model = torch.nn.Sequential(*layers, torch.nn.Linear(width, out))
+    optimizer = torch.optim.Adam(model.parameters(), lr=SMALL["lr"])
+    order = torch.Generator().manual_seed(11)
+    for _ in range(cfg["max_epochs"]):
+        for batch in torch.randperm(len(x_train), generator=order).split(SMALL["batch_size"]):
+            loss = loss_fn(model(x_train[batch]), t_train[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    torch.random.set_rng_state(state)
+    model.eval()
+    with torch.no_grad():
+        logits = model(x[split == "test"])
+    reference = logits.softmax(dim=1) if task == "genre" else logits.sigmoid()
+    # The batched run keeps its best validation epoch: these data's validation loss falls for 3 epochs.
+    assert (batched["epochs"], batched["best_epoch"]) == (3, 3)
+    np.testing.assert_allclose(batched["predictions"]["scores"], reference.double().numpy(), atol=2e-5)

@@ -371,3 +371,50 @@ def test_table1_median_rank_is_the_correct_computation_not_the_studys():
     assert "† Every replicate of base" in text
     compact = text.split("## Recall@k")[0]
     assert "R@1/5/10" not in compact and "R@1/5/10 a→v" in text  # recall@k in the second table
+
+
+def float64_ranks(query, candidates, positive, query_groups=None, candidate_groups=None):
+    """The float64 ranking, plainly: mid-ranks with ties within 1e-9, siblings of the query's video left out."""
+    query, candidates = np.asarray(query, np.float64), np.asarray(candidates, np.float64)
+    sim = query @ candidates.T
+    positive_sim = np.einsum("cd,cd->c", query, candidates[positive])[:, None]
+    above, tied = sim > positive_sim + 1e-9, np.abs(sim - positive_sim) <= 1e-9
+    if query_groups is not None:
+        excluded = (query_groups[:, None] == candidate_groups[None, :]) & (
+            np.arange(len(candidates))[None, :] != positive[:, None]
+        )
+        above, tied = above & ~excluded, tied & ~excluded
+    return 1 + above.sum(axis=1) + (tied.sum(axis=1) - 1) / 2
+
+
+@pytest.mark.parametrize("other_videos", [False, True])
+def test_float32_blocks_give_the_float64_ranks_on_real_width_embeddings(monkeypatch, other_videos):
+    """256-d embeddings (the study's width) with every hard case: exact duplicates, a collapsed cluster,
+    near-ties a few float32 ulps apart and 1e-9 apart, and segments of one video that are near-identical."""
+    monkeypatch.setattr(retrieval, "_BLOCK", 512)  # several blocks, a ragged last one
+    rng = np.random.default_rng(3)
+    n, dim = 1500, 256
+    codes = np.repeat(np.arange(n // 6), 6)
+    base = rng.normal(size=(n // 6, dim))
+    audio = unit(np.repeat(base, 6, axis=0) + 0.8 * rng.normal(size=(n, dim)))
+    video = unit(audio + 0.9 * rng.normal(size=(n, dim)))
+    video[100:140] = video[100]  # collapsed: forty identical candidates
+    audio[200:230] = audio[200]
+    video[300] = video[301]  # duplicate across a video boundary
+    video[700] = unit((video[701] + np.float32(3e-7) * rng.normal(size=dim))[None])[0]  # float32-ulp near-tie
+    near = video[900].astype(np.float64)
+    video[901] = (near + 1e-10 * rng.normal(size=dim)).astype(np.float32)  # rounds to a duplicate
+    groups = codes if other_videos else None
+    both = retrieval.ranks_both_ways(audio, video, groups)
+    for direction, query, candidates in (("a2v", audio, video), ("v2a", video, audio)):
+        expected = float64_ranks(query, candidates, np.arange(n), groups, groups)
+        np.testing.assert_array_equal(ranks(query, candidates, np.arange(n), groups, groups), expected)
+        np.testing.assert_array_equal(both[direction], expected)
+    # and on float64 inputs with ties closer than float32 can tell apart, but wider than 1e-9
+    query = rng.normal(size=(300, dim))
+    candidates = query + rng.normal(size=(300, dim))
+    candidates[11] = candidates[10] + 1e-8 * rng.normal(size=dim)
+    candidates[21] = candidates[20] + 1e-12 * rng.normal(size=dim)
+    np.testing.assert_array_equal(
+        ranks(query, candidates, np.arange(300)), float64_ranks(query, candidates, np.arange(300))
+    )

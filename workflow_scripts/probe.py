@@ -11,7 +11,7 @@ from mvcl.logs import log_to
 from mvcl.plan import replicate_seed
 from mvcl.probe.data import video_representation
 from mvcl.probe.replicates import merge_replicates, replicate_repeats
-from mvcl.probe.train import probe_settings, probe_task
+from mvcl.probe.train import probe_task, resolve_probe_section
 
 log = log_to(snakemake.log[0])
 start_torch_job(snakemake.threads)
@@ -29,7 +29,7 @@ if "embeddings" in inputs.keys():
     ]
 segments = pd.read_parquet(inputs.segments, columns=["video_id", "segment", "split"])
 settings = snakemake.params.probe
-level = probe_settings(settings)["level"]
+level = resolve_probe_section(settings)["level"]
 if len(replicates) > 1:
     settings = {**settings, "repeats": replicate_repeats(settings["repeats"], len(replicates))}
 name = snakemake.wildcards.representation

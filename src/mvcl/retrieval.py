@@ -51,6 +51,7 @@ import inspect
 import json
 import math
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,7 @@ CANDIDATES = ("all_segments", "other_videos")
 SMALL_TEST_VIDEOS = 30
 DIRECTIONS = ("a2v", "v2a")
 _TIE = 1e-9
-_BLOCK = 2048  # rows per block: a block of similarities is 2048 x 2048 float64 = 32 MiB
+_BLOCK = 2048  # rows per block: a block of similarities is 2048 x 2048 float32 = 16 MiB
 _CELLS = 1 << 22  # draws x queries (or permutations x pool cells) held at once: 32 MiB of float64
 
 
@@ -104,6 +105,32 @@ def _mid_ranks(sim: np.ndarray, positive_sim: np.ndarray, excluded: np.ndarray |
     return np.stack([above.sum(axis=1), tied.sum(axis=1)])
 
 
+def _float32_error(dim: int) -> float:
+    """Bound on |float32 dot - exact dot| / (|q| |c|) for dim-d vectors rounded to float32 and summed in float32
+    in any order (Higham's gamma_{d+2}; Cauchy-Schwarz bounds sum |q_k c_k| by |q| |c|)."""
+    k = (dim + 2) * 2.0**-24
+    return k / (1 - k)
+
+
+def _dots(query: np.ndarray, candidates: np.ndarray, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """float64 similarities of the pairs (query[rows[k]], candidates[columns[k]]), in chunks (memory stays
+    flat): every float64 similarity that decides a count comes from here."""
+    out = np.empty(len(rows))
+    for start in range(0, len(rows), _BLOCK):
+        part = slice(start, start + _BLOCK)
+        out[part] = np.einsum(
+            "kd,kd->k",
+            np.asarray(query[rows[part]], dtype=np.float64),
+            np.asarray(candidates[columns[part]], dtype=np.float64),
+        )
+    return out
+
+
+def _classify(sim: np.ndarray, positive_sim: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+    """(above, tied) of float64 similarities against the positive's: ties within _TIE."""
+    return sim > positive_sim + _TIE, np.abs(sim - positive_sim) <= _TIE
+
+
 def ranks(
     query: np.ndarray,
     candidates: np.ndarray,
@@ -115,6 +142,10 @@ def ranks(
 
     With groups (video codes), the candidates of query i's own group other than its positive are left out
     (`other_videos`); the positive always stays.
+
+    Similarities are computed in float32 blocks, yet every count is the float64 one: a candidate whose float32
+    similarity lies within the float32 error bound (plus twice the tie tolerance) of the positive's float64
+    similarity is re-scored in float64, so "above" and "tied" are decided as on float64 similarities.
     """
     return ranks_and_ties(query, candidates, positive, query_groups, candidate_groups)[0]
 
@@ -127,27 +158,13 @@ def ranks_and_ties(
     candidate_groups: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """`ranks`, and [m] how many candidates tie with each positive (itself included, so at least 1)."""
-    out = np.empty(len(query))
-    tied = np.empty(len(query))
-    grouped = query_groups is not None and candidate_groups is not None
+    counts = _RankCounts(query, candidates, positive)
+    query32 = np.ascontiguousarray(query, dtype=np.float32)
+    candidates32 = np.ascontiguousarray(candidates, dtype=np.float32)
     for q0 in range(0, len(query), _BLOCK):
-        block = np.asarray(query[q0 : q0 + _BLOCK], dtype=np.float64)  # [c, d]
-        block_positive = positive[q0 : q0 + _BLOCK]
-        target = np.asarray(candidates[block_positive], dtype=np.float64)  # [c, d]
-        positive_sim = np.einsum("cd,cd->c", block, target)[:, None]  # [c, 1]
-        counts = np.zeros((2, len(block)))  # above, tied (tied counts the positive itself)
         for c0 in range(0, len(candidates), _BLOCK):
-            sim = block @ np.asarray(candidates[c0 : c0 + _BLOCK], dtype=np.float64).T  # [c, c']
-            excluded = None
-            if grouped:
-                columns = np.arange(c0, c0 + len(sim.T))
-                excluded = (
-                    candidate_groups[None, c0 : c0 + _BLOCK] == query_groups[q0 : q0 + _BLOCK, None]
-                ) & (columns[None, :] != block_positive[:, None])
-            counts += _mid_ranks(sim, positive_sim, excluded)
-        out[q0 : q0 + _BLOCK] = 1 + counts[0] + (counts[1] - 1) / 2
-        tied[q0 : q0 + _BLOCK] = counts[1]
-    return out, tied
+            counts.add(query32[q0 : q0 + _BLOCK] @ candidates32[c0 : c0 + _BLOCK].T, q0, c0)
+    return counts.ranks_and_ties(query_groups, candidate_groups)
 
 
 def recall_credit(rank: np.ndarray, tied: np.ndarray, k: float) -> np.ndarray:
@@ -155,6 +172,103 @@ def recall_credit(rank: np.ndarray, tied: np.ndarray, k: float) -> np.ndarray:
     rank - (tied - 1) / 2 ... rank + (tied - 1) / 2 around its mid-rank, that are k or better."""
     best = rank - (tied - 1) / 2
     return np.clip((k - best + 1) / tied, 0.0, 1.0)
+
+
+def ranks_both_ways(
+    audio_emb: np.ndarray, video_emb: np.ndarray, groups: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """`ranks` both ways (a2v, v2a) of every row's partner among all rows; see `ranks_and_ties_both_ways`."""
+    return {d: rank for d, (rank, _) in ranks_and_ties_both_ways(audio_emb, video_emb, groups).items()}
+
+
+def ranks_and_ties_both_ways(
+    audio_emb: np.ndarray, video_emb: np.ndarray, groups: np.ndarray | None = None
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """`ranks` of every row's partner both ways (a2v, v2a) among all rows: one similarity block serves both
+    directions (v2a's block is a2v's transposed), so the whole test set costs one matrix product."""
+    everyone = np.arange(len(audio_emb))
+    a2v, v2a = _RankCounts(audio_emb, video_emb, everyone), _RankCounts(video_emb, audio_emb, everyone)
+    audio32 = np.ascontiguousarray(audio_emb, dtype=np.float32)
+    video32 = np.ascontiguousarray(video_emb, dtype=np.float32)
+    # The two directions count a block side by side (numpy's comparisons run on one core each).
+    with ThreadPoolExecutor(max_workers=2) as workers:
+        for a0 in range(0, len(audio32), _BLOCK):
+            for v0 in range(0, len(video32), _BLOCK):
+                sim = audio32[a0 : a0 + _BLOCK] @ video32[v0 : v0 + _BLOCK].T  # [audio, video] float32
+                counted = [workers.submit(a2v.add, sim, a0, v0), workers.submit(v2a.add, sim.T, v0, a0)]
+                for future in counted:
+                    future.result()
+    return {"a2v": a2v.ranks_and_ties(groups, groups), "v2a": v2a.ranks_and_ties(groups, groups)}
+
+
+class _RankCounts:
+    """Candidates above and tied with each query's positive, counted block by block (see `ranks`)."""
+
+    def __init__(self, query: np.ndarray, candidates: np.ndarray, positive: np.ndarray) -> None:
+        self.query, self.candidates, self.positive = query, candidates, positive
+        self.positive_sim = _dots(query, candidates, np.arange(len(query)), positive)  # [m]
+        margin = _float32_error(query.shape[1]) * _norms(query) * _norms(candidates).max() + 2 * _TIE
+        # Float32 thresholds rounded outwards: above `high` is surely above, below `low` surely neither.
+        self.high = np.nextafter((self.positive_sim + margin).astype(np.float32), np.float32(np.inf))[:, None]
+        self.low = np.nextafter((self.positive_sim - margin).astype(np.float32), np.float32(-np.inf))[:, None]
+        self.above = np.zeros(len(query), dtype=np.int64)
+        self.tied = np.ones(len(query), dtype=np.int64)  # the positive ties with itself
+
+    def add(self, sim: np.ndarray, q0: int, c0: int) -> None:
+        """Count a float32 block sim [c, c'] of queries q0.. against candidates c0..."""
+        rows = slice(q0, q0 + len(sim))
+        surely_above = sim > self.high[rows]
+        self.above[rows] += np.count_nonzero(surely_above, axis=1)
+        unsure = sim >= self.low[rows]
+        unsure ^= surely_above  # within the bound of the positive: near-ties, the positive itself
+        positive = self.positive[rows]
+        here = (positive >= c0) & (positive < c0 + sim.shape[1])  # the positive is in this block
+        to_check = np.flatnonzero(np.count_nonzero(unsure, axis=1) > here)  # rare but for collapsed models
+        block_rows, columns = np.nonzero(unsure[to_check])
+        i, columns = q0 + to_check[block_rows], c0 + columns
+        keep = columns != self.positive[i]  # the positive already counts as tied
+        i, columns = i[keep], columns[keep]
+        exact_above, exact_tied = _classify(
+            _dots(self.query, self.candidates, i, columns), self.positive_sim[i]
+        )
+        self.above[rows] += np.bincount(i[exact_above] - q0, minlength=len(sim))
+        self.tied[rows] += np.bincount(i[exact_tied] - q0, minlength=len(sim))
+
+    def ranks_and_ties(
+        self, query_groups: np.ndarray | None, candidate_groups: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Mid-ranks [m], and how many candidates tie with each positive (itself included)."""
+        above, tied = self.above.copy(), self.tied.copy()
+        if query_groups is not None and candidate_groups is not None:
+            # Leave out each query's own video's other segments: take back what they were counted as (the
+            # blocks counted each as its float64 classification, which is what _classify gives here).
+            pairs_query, pairs_candidate = _same_group_pairs(query_groups, candidate_groups, self.positive)
+            pair_above, pair_tied = _classify(
+                _dots(self.query, self.candidates, pairs_query, pairs_candidate),
+                self.positive_sim[pairs_query],
+            )
+            above -= np.bincount(pairs_query[pair_above], minlength=len(above))
+            tied -= np.bincount(pairs_query[pair_tied], minlength=len(tied))
+        return 1 + above + (tied - 1) / 2, tied.astype(np.float64)
+
+
+def _norms(vectors: np.ndarray) -> np.ndarray:
+    return np.sqrt(np.einsum("kd,kd->k", vectors, vectors, dtype=np.float64))
+
+
+def _same_group_pairs(
+    query_groups: np.ndarray, candidate_groups: np.ndarray, positive: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(query row, candidate row) of every candidate in the query's group other than its positive."""
+    order = np.argsort(candidate_groups, kind="stable")
+    sorted_groups = candidate_groups[order]
+    start = np.searchsorted(sorted_groups, query_groups, side="left")
+    counts = np.searchsorted(sorted_groups, query_groups, side="right") - start
+    pairs_query = np.repeat(np.arange(len(query_groups)), counts)
+    offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    pairs_candidate = order[np.repeat(start, counts) + offsets]
+    keep = pairs_candidate != positive[pairs_query]
+    return pairs_query[keep], pairs_candidate[keep]
 
 
 def candidate_counts(
@@ -248,10 +362,9 @@ def rank_set(
         chance[query_rows] = (
             candidate_counts(codes[query_rows], codes[candidate_rows], groups is not None) + 1
         ) / 2
-    everyone = np.arange(n)
-    full, full_tied = {}, {}
-    for direction, (query, pool) in {"a2v": (audio_emb, video_emb), "v2a": (video_emb, audio_emb)}.items():
-        full[direction], full_tied[direction] = ranks_and_ties(query, pool, everyone, groups, groups)
+    both = ranks_and_ties_both_ways(audio_emb, video_emb, groups)
+    full = {direction: rank for direction, (rank, _) in both.items()}
+    full_tied = {direction: tied for direction, (_, tied) in both.items()}
     full_chance = (candidate_counts(codes, codes, groups is not None) + 1) / 2
     return RankSet(codes, pooled, full, pooled_tied, full_tied, chance, full_chance)
 
@@ -315,8 +428,7 @@ def video_ranks_and_ties(
         _normalised_means(audio_emb, codes, n_videos),
         _normalised_means(video_emb, codes, n_videos),
     )
-    everyone = np.arange(n_videos)
-    return {"a2v": ranks_and_ties(audio, video, everyone), "v2a": ranks_and_ties(video, audio, everyone)}
+    return ranks_and_ties_both_ways(audio, video)
 
 
 def _draw_weights(draws: np.ndarray, n_videos: int) -> np.ndarray:

@@ -20,20 +20,21 @@ metric is NaN with its reason in `nan_reasons`; every such decision is also issu
 listed under `warnings`.
 """
 
-import inspect
 import math
 from collections.abc import Sequence
 from typing import Any
 
+import jsonschema
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from mvcl.configuration import deep_merge, load_schema, schema_defaults
 from mvcl.device import pick_device
 from mvcl.learn.stopping import EarlyStopping
 from mvcl.probe.data import (
-    LEVELS,
     SPLITS,
     VideoLevel,
     check_task,
@@ -48,72 +49,109 @@ from mvcl.probe.metrics import (
     tagging_metrics,
     undefined,
 )
-from mvcl.rng import fork_rng
 from mvcl.stats import video_codes
 
-# Defaults of the `probe` config section (schemas/config.schema.yaml); dropout and batch_size have no key yet.
-PROBE_DEFAULTS: dict[str, Any] = {
-    "hidden": [512, 256],
-    "lr": 0.001,
-    "max_epochs": 200,
-    "patience": 10,
-    "repeats": 5,
-    "dropout": 0.3,
-    "batch_size": 256,
-    "top_tags": 10,
-    "min_tag_count": 0.0,
-    "level": "video",
-    "f1_threshold": "validation",
-}
-F1_THRESHOLDS = ("validation", 0.5)
 
-
-class ProbeMLP(nn.Module):
-    """The study's probe (Table 2): D -> hidden[0] -> hidden[1] -> out, ReLU and dropout after each hidden layer."""
-
-    def __init__(self, in_dim: int, hidden: Sequence[int], out_dim: int, dropout: float) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        width = in_dim
-        for size in hidden:
-            layers += [nn.Linear(width, size), nn.ReLU(), nn.Dropout(dropout)]
-            width = size
-        layers.append(nn.Linear(width, out_dim))
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)  # logits [batch, out]
-
-
-# --- from segments to videos -------------------------------------------------------------------------------
-
-
-# --- labels --------------------------------------------------------------------------------------------------
-
-
-# --- metrics -------------------------------------------------------------------------------------------------
-
-
-# --- training ------------------------------------------------------------------------------------------------
-
-
-def probe_settings(cfg: dict[str, Any]) -> dict[str, Any]:
-    """The `probe` config section with defaults filled in (unknown keys are kept, bad values refused)."""
-    settings = {**PROBE_DEFAULTS, **cfg}
-    for key in ("max_epochs", "patience", "repeats", "batch_size"):
-        if not isinstance(settings[key], int) or settings[key] < 1:
-            raise ValueError(f"probe.{key} must be a positive integer, got {settings[key]!r}")
-    if not all(isinstance(width, int) and width > 0 for width in settings["hidden"]):
-        raise ValueError(f"probe.hidden must list positive integers, got {settings['hidden']!r}")
-    if not 0 <= settings["dropout"] < 1:
-        raise ValueError(f"probe.dropout must lie in [0, 1), got {settings['dropout']!r}")
-    if settings["level"] not in LEVELS:
-        raise ValueError(f"probe.level must be one of {LEVELS}, got {settings['level']!r}")
-    if settings["f1_threshold"] not in F1_THRESHOLDS:
-        raise ValueError(
-            f"probe.f1_threshold must be one of {F1_THRESHOLDS}, got {settings['f1_threshold']!r}"
-        )
+def resolve_probe_section(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The `probe` config section completed with the schema's defaults; a key or value the schema refuses
+    raises ValueError naming it (a partial section from a test or notebook works as Snakemake's does)."""
+    schema = load_schema()["properties"]["probe"]
+    settings = deep_merge(schema_defaults(schema["properties"]), cfg)
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(settings))
+    if error is not None:
+        key = ".".join(["probe", *map(str, error.absolute_path)])
+        raise ValueError(f"{key}: {error.message} (see schemas/config.schema.yaml)")
     return settings
+
+
+class SeedProbes:
+    """The study's probe (Table 2), one copy per seed, trained side by side as one batched model.
+
+    Copy s is D -> hidden[0] -> hidden[1] -> out with ReLU and dropout after each hidden layer, its layer i
+    `x @ weights[i][s] + biases[i][s]`: every seed has its own initialisation (nn.Linear's, drawn from its
+    seed), its own dropout masks and batches, and its own loss, so its gradient is what it would be alone.
+    Batching the seeds turns the many small per-seed operations into a few large ones (torch.bmm).
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        hidden: Sequence[int],
+        out_dim: int,
+        dropout: float,
+        seeds: Sequence[int],
+        device: torch.device,
+    ) -> None:
+        sizes = [in_dim, *hidden, out_dim]
+        # One generator per seed, drawn in the order torch.manual_seed(seed) + nn.Linear layers would be.
+        init_rngs = [torch.Generator().manual_seed(seed) for seed in seeds]
+        per_seed = [
+            [_linear_init(a, b, rng) for a, b in zip(sizes, sizes[1:], strict=False)] for rng in init_rngs
+        ]
+        self.weights, self.biases = [], []
+        for pairs in zip(*per_seed, strict=True):  # one layer: a (weight, bias) per seed
+            self.weights.append(torch.stack([weight for weight, _ in pairs]).to(device))
+            self.biases.append(torch.stack([bias for _, bias in pairs]).to(device))
+        self.keep = 1.0 - dropout
+        # Dropout continues the seed's CPU stream (as after torch.manual_seed); on a GPU its own device stream.
+        on_cpu = torch.device(device).type == "cpu"
+        self.dropout_rngs = init_rngs if on_cpu else [torch.Generator(device).manual_seed(s) for s in seeds]
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [*self.weights, *self.biases]
+
+    def __call__(self, x: torch.Tensor, train: bool) -> torch.Tensor:
+        """Logits [seeds, rows, out] of x [seeds, rows, D] (each seed its own rows) or [rows, D] (shared)."""
+        h = x
+        for i, (weight, bias) in enumerate(zip(self.weights, self.biases, strict=True)):
+            h = torch.baddbmm(bias, h, weight) if h.dim() == 3 else torch.matmul(h, weight) + bias
+            if i < len(self.weights) - 1:
+                h = h.relu()
+                if train and self.keep < 1:
+                    h = h * self._dropout_mask(h)
+        return h
+
+    def _dropout_mask(self, h: torch.Tensor) -> torch.Tensor:
+        """F.dropout's CPU mask (bernoulli(keep) / keep), each seed's rows from its own generator."""
+        mask = torch.empty_like(h)
+        for row, rng in zip(mask, self.dropout_rngs, strict=True):
+            row.bernoulli_(self.keep, generator=rng)
+        return mask.div_(self.keep)
+
+    def state_of(self, s: int) -> dict[str, torch.Tensor]:
+        """Seed s's weights (views; EarlyStopping copies what it keeps)."""
+        return {f"layer{i}": t[s] for i, t in enumerate(self.parameters())}
+
+    def select(self, rows: list[int]) -> None:
+        """Keep only these seeds (the others stopped early)."""
+        self.weights = [w.detach()[rows] for w in self.weights]
+        self.biases = [b.detach()[rows] for b in self.biases]
+        self.dropout_rngs = [self.dropout_rngs[r] for r in rows]
+
+    def load(self, states: Sequence[dict[str, torch.Tensor]]) -> None:
+        """Stack one state per seed (from `state_of`) as the weights."""
+        n = len(self.weights)
+        stacked = [torch.stack([state[f"layer{i}"] for state in states]) for i in range(2 * n)]
+        self.weights, self.biases = stacked[:n], stacked[n:]
+
+
+class _SeedView:
+    """One seed of a SeedProbes, seen as a model by EarlyStopping (which only calls state_dict)."""
+
+    def __init__(self, probes: SeedProbes, row: int) -> None:
+        self.probes, self.row = probes, row
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.probes.state_of(self.row)
+
+
+def _linear_init(fan_in: int, fan_out: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """nn.Linear's default initialisation from `rng`, the weight transposed to [in, out]."""
+    weight = torch.empty(fan_out, fan_in)
+    nn.init.kaiming_uniform_(weight, a=math.sqrt(5), generator=rng)
+    bound = 1 / math.sqrt(fan_in)
+    bias = torch.empty(fan_out).uniform_(-bound, bound, generator=rng)
+    return weight.T.contiguous(), bias[None, :]
 
 
 def run_probe(
@@ -138,8 +176,26 @@ def run_probe(
     the test videos (`video_ids`), their `targets` (genre: class index; tagging: 0/1 per tag), this run's
     `scores` [videos, labels] and tagging's F1 `thresholds` (None when the probe could not train).
     """
+    return run_probe_seeds(X, y, split, task, cfg, [seed], device, label_names, video_ids)[0]
+
+
+def run_probe_seeds(
+    X: np.ndarray,
+    y: np.ndarray,
+    split: np.ndarray,
+    task: str,
+    cfg: dict[str, Any],
+    seeds: Sequence[int],
+    device: str | torch.device = "auto",
+    label_names: Sequence[str] | None = None,
+    video_ids: Sequence[str] | np.ndarray | None = None,
+) -> list[dict[str, Any]]:
+    """`run_probe` for every seed, the seeds trained together (`SeedProbes`); one result per seed, in order.
+
+    Each seed's result is what `run_probe` with that seed alone gives: the seeds share only the data.
+    """
     check_task(task)
-    settings = probe_settings(cfg)
+    settings = resolve_probe_section(cfg)
     device = pick_device(str(device))
     X = np.asarray(X, dtype=np.float32)
     split = np.asarray(split).astype(str)
@@ -159,21 +215,24 @@ def run_probe(
     targets, names, untrained = _encode_targets(task, y, split, label_names, notes)
     sizes = {f"n_{name}": int((split == name).sum()) for name in SPLITS}
     sizes["n_test_videos"] = len(np.unique(video_ids[split == "test"]))
-    result: dict[str, Any] = {"task": task, "seed": seed, **sizes, "n_classes": len(names), "labels": names}
-    result.update(untrained=list(untrained), threshold_fallbacks=[])
+    results = [
+        {
+            "task": task,
+            "seed": seed,
+            **sizes,
+            "n_classes": len(names),
+            "labels": names,
+            "untrained": list(untrained),
+            "threshold_fallbacks": [],
+        }
+        for seed in seeds
+    ]
     reason = _cannot_train(task, names, sizes)
     if reason:
         note(notes, reason)
         metrics = undefined(empty_metrics(task), reason, METRICS[task])
-        return {
-            **result,
-            **metrics,
-            "warnings": notes,
-            "epochs": 0,
-            "best_epoch": 0,
-            "best_val_loss": math.nan,
-            "predictions": None,
-        }
+        failed = {"warnings": notes, "epochs": 0, "best_epoch": 0, "best_val_loss": math.nan}
+        return [{**result, **metrics, **failed, "predictions": None} for result in results]
 
     parts = {name: split == name for name in SPLITS}
     # Scaler fitted on the train split only; constant features are centred, not scaled.
@@ -194,46 +253,57 @@ def run_probe(
     if sizes["n_val"] == 0:
         note(notes, f"the validation split is empty: no early stopping, {settings['max_epochs']} epochs")
 
-    model, history = _fit(x, t, task, len(names), settings, seed, device)
-    scored = {
-        name: _per_video(video_ids[parts[name]], targets[parts[name]], _predict(model, x[name], task))
-        for name in ("val", "test")
-    }
-    test_ids, test_targets, test_scores = scored["test"]
-    thresholds = None
-    if task == "genre":
-        metrics = genre_metrics(test_targets, test_scores, names, untrained)
-    else:
-        if settings["f1_threshold"] == "validation":
-            _, val_targets, val_scores = scored["val"]
-            thresholds, threshold_notes = f1_thresholds(val_targets, val_scores, names)
-            notes += threshold_notes
-            result["threshold_fallbacks"] = [names[j] for j in np.flatnonzero(~val_targets.any(axis=0))]
+    probes, histories = _fit(x, t, task, len(names), settings, seeds, device)
+    scores = {name: _predict(probes, x[name], task) for name in ("val", "test")}
+    for s, (result, history) in enumerate(zip(results, histories, strict=True)):
+        scored = {
+            name: _per_video(video_ids[parts[name]], targets[parts[name]], scores[name][s])
+            for name in ("val", "test")
+        }
+        test_ids, test_targets, test_scores = scored["test"]
+        seed_notes, thresholds = list(notes), None
+        if task == "genre":
+            metrics = genre_metrics(test_targets, test_scores, names, untrained)
         else:
-            thresholds = np.full(len(names), float(settings["f1_threshold"]))
-        metrics = tagging_metrics(test_targets, test_scores, thresholds, names, untrained)
-    notes += metrics.pop("warnings")
-    predictions = {
-        "video_ids": test_ids.tolist(),
-        "targets": test_targets.astype(int).tolist(),
-        "scores": test_scores.tolist(),
-        "thresholds": None if thresholds is None else thresholds.tolist(),
-    }
-    return {**result, **metrics, **history, "warnings": notes, "predictions": predictions}
+            if settings["f1_threshold"] == "validation":
+                _, val_targets, val_scores = scored["val"]
+                thresholds, threshold_notes = f1_thresholds(val_targets, val_scores, names)
+                seed_notes += threshold_notes
+                result["threshold_fallbacks"] = [names[j] for j in np.flatnonzero(~val_targets.any(axis=0))]
+            else:
+                thresholds = np.full(len(names), float(settings["f1_threshold"]))
+            metrics = tagging_metrics(test_targets, test_scores, thresholds, names, untrained)
+        seed_notes += metrics.pop("warnings")
+        predictions = {
+            "video_ids": test_ids.tolist(),
+            "targets": test_targets.astype(int).tolist(),
+            "scores": test_scores.tolist(),
+            "thresholds": None if thresholds is None else thresholds.tolist(),
+        }
+        result.update(**metrics, **history, warnings=seed_notes, predictions=predictions)
+    return results
 
 
-def run_probe_repeats(*args: Any, **kwargs: Any) -> dict[str, Any]:
-    """`probe.repeats` runs of `run_probe` (same arguments) with seeds seed, seed+1, ...; per-run results and
-    mean/std per metric.
+def run_probe_repeats(
+    X: np.ndarray,
+    y: np.ndarray,
+    split: np.ndarray,
+    task: str,
+    cfg: dict[str, Any],
+    seed: int,
+    device: str | torch.device = "auto",
+    label_names: Sequence[str] | None = None,
+    video_ids: Sequence[str] | np.ndarray | None = None,
+) -> dict[str, Any]:
+    """`probe.repeats` runs of `run_probe` (same arguments) with seeds seed, seed+1, ... (trained together,
+    `run_probe_seeds`); per-run results and mean/std per metric.
 
     The split is the same for every run (it is by video); seeds change initialisation, dropout and batch order.
     std is the population standard deviation over runs (0 for a single run); a NaN metric stays NaN.
     """
-    arguments = inspect.signature(run_probe).bind(*args, **kwargs)
-    arguments.apply_defaults()
-    given = arguments.arguments
-    repeats, task = probe_settings(given["cfg"])["repeats"], given["task"]
-    runs = [run_probe(**{**given, "seed": given["seed"] + i}) for i in range(repeats)]
+    repeats = resolve_probe_section(cfg)["repeats"]
+    seeds = [seed + i for i in range(repeats)]
+    runs = run_probe_seeds(X, y, split, task, cfg, seeds, device, label_names, video_ids)
     first = runs[0]
     summary: dict[str, Any] = {
         key: first[key]
@@ -272,7 +342,7 @@ def probe_task(
     The tagging task is the `probe.top_tags` most frequent tags among the training videos with Last.fm
     weight at least `probe.min_tag_count` (`tag_matrix`).
     """
-    settings = probe_settings(cfg)
+    settings = resolve_probe_section(cfg)
     train_ids = representation.video_ids[representation.split == "train"]
     labels = task_labels(
         task,
@@ -354,38 +424,103 @@ def _fit(
     task: str,
     n_out: int,
     settings: dict[str, Any],
-    seed: int,
+    seeds: Sequence[int],
     device: torch.device,
-) -> tuple[nn.Module, dict[str, Any]]:
-    """Adam on minibatches of the train split; keep the weights of the best validation loss."""
-    loss_fn = nn.CrossEntropyLoss() if task == "genre" else nn.BCEWithLogitsLoss()
-    # Seeds stay local: the global RNG is restored on exit, so probes do not disturb each other.
-    with fork_rng(device):
-        torch.manual_seed(seed)
-        order_rng = torch.Generator().manual_seed(seed)
-        model = ProbeMLP(x["train"].shape[1], settings["hidden"], n_out, settings["dropout"]).to(device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=settings["lr"])
-        stopping, epoch = EarlyStopping(settings["patience"]), 0
-        for epoch in range(1, settings["max_epochs"] + 1):
-            model.train()
-            for batch in torch.randperm(len(x["train"]), generator=order_rng).split(settings["batch_size"]):
-                batch = batch.to(device)
-                loss = loss_fn(model(x["train"][batch]), t["train"][batch])
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-            if len(x["val"]) == 0:
-                continue
-            model.eval()
-            with torch.no_grad():
-                val_loss = float(loss_fn(model(x["val"]), t["val"]))
-            if stopping.step(epoch, val_loss, model):
+) -> tuple[SeedProbes, list[dict[str, Any]]]:
+    """Adam on minibatches of the train split, every seed at once; each seed keeps the weights of its best
+    validation loss and leaves the batch when it stops early. Returns the probes holding each seed's kept
+    weights and each seed's history."""
+    probes = SeedProbes(x["train"].shape[1], settings["hidden"], n_out, settings["dropout"], seeds, device)
+    order_rngs = [torch.Generator().manual_seed(seed) for seed in seeds]
+    stoppings = [EarlyStopping(settings["patience"]) for _ in seeds]
+    epochs = [0] * len(seeds)
+    final: dict[int, dict[str, torch.Tensor]] = {}  # weights of the seeds that have stopped
+    active = list(range(len(seeds)))  # the seeds still training, in the order of probes' rows
+    optimizer = _adam(probes, settings["lr"])
+    for epoch in range(1, settings["max_epochs"] + 1):
+        order = torch.stack([torch.randperm(len(x["train"]), generator=order_rngs[s]) for s in active])
+        for batch in order.to(device).split(settings["batch_size"], dim=1):  # [seeds, batch] row indices
+            loss = _seed_losses(probes(x["train"][batch], train=True), t["train"][batch], task).sum()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        for s in active:
+            epochs[s] = epoch
+        if len(x["val"]) == 0:
+            continue
+        val_losses = _validation_losses(probes, x["val"], t["val"], task)
+        stopped = [
+            row
+            for row, (s, loss) in enumerate(zip(active, val_losses, strict=True))
+            if stoppings[s].step(epoch, loss, _SeedView(probes, row))
+        ]
+        if stopped:
+            for row in stopped:
+                final[active[row]] = {k: v.detach().clone() for k, v in probes.state_of(row).items()}
+            rows = [row for row in range(len(active)) if row not in stopped]
+            active = [active[row] for row in rows]
+            if not active:
                 break
-    if stopping.best_state is not None:
-        model.load_state_dict(stopping.best_state)
-    model.eval()
-    best_loss = stopping.best_loss if stopping.best_state is not None else math.nan
-    return model, {"epochs": epoch, "best_epoch": stopping.best_epoch or epoch, "best_val_loss": best_loss}
+            optimizer = _adam(probes, settings["lr"], optimizer, rows)
+    for row, s in enumerate(active):
+        final[s] = {k: v.detach().clone() for k, v in probes.state_of(row).items()}
+    probes.load([stopping.best_state or final[s] for s, stopping in enumerate(stoppings)])
+    histories = [
+        {
+            "epochs": epochs[s],
+            "best_epoch": stopping.best_epoch or epochs[s],
+            "best_val_loss": stopping.best_loss if stopping.best_state is not None else math.nan,
+        }
+        for s, stopping in enumerate(stoppings)
+    ]
+    return probes, histories
+
+
+def _adam(
+    probes: SeedProbes,
+    lr: float,
+    previous: torch.optim.Adam | None = None,
+    rows: list[int] | None = None,
+) -> torch.optim.Adam:
+    """Adam over the probes' weights (fused: one pass per step); given `previous` and `rows`, keep only those
+    seeds, weights and Adam moments alike."""
+    if previous is not None:
+        moments = [previous.state[p] for p in probes.parameters()]
+        probes.select(rows)
+    for p in probes.parameters():
+        p.requires_grad_(True)
+    optimizer = torch.optim.Adam(probes.parameters(), lr=lr, fused=True)
+    if previous is not None:
+        for p, state in zip(probes.parameters(), moments, strict=True):
+            optimizer.state[p] = {
+                "step": state["step"].clone(),
+                "exp_avg": state["exp_avg"][rows].contiguous(),
+                "exp_avg_sq": state["exp_avg_sq"][rows].contiguous(),
+            }
+    return optimizer
+
+
+def _seed_losses(logits: torch.Tensor, targets: torch.Tensor, task: str) -> torch.Tensor:
+    """Each seed's mean loss [seeds] of logits [seeds, rows, out]; targets per seed or shared by the seeds."""
+    seeds, rows = logits.shape[:2]
+    if targets.dim() == (1 if task == "genre" else 2):  # shared: the validation rows
+        targets = targets.expand(seeds, *targets.shape)
+    if task == "genre":
+        losses = F.cross_entropy(logits.flatten(0, 1), targets.flatten(0, 1), reduction="none")
+        return losses.view(seeds, rows).mean(dim=1)
+    return F.binary_cross_entropy_with_logits(logits, targets, reduction="none").mean(dim=(1, 2))
+
+
+def _validation_losses(
+    probes: SeedProbes, x: torch.Tensor, t: torch.Tensor, task: str, chunk: int = 8192
+) -> list[float]:
+    """Each seed's mean loss on the validation split, in chunks of rows (memory stays bounded)."""
+    with torch.no_grad():
+        totals = sum(
+            _seed_losses(probes(rows, train=False), targets, task).double() * len(rows)
+            for rows, targets in zip(x.split(chunk), t.split(chunk), strict=True)
+        )
+    return (totals / len(x)).tolist()
 
 
 def _per_video(
@@ -400,11 +535,12 @@ def _per_video(
     return videos, targets[first], sums / np.maximum(counts, 1)[:, None]
 
 
-def _predict(model: nn.Module, x: torch.Tensor, task: str, chunk: int = 8192) -> np.ndarray:
-    """Class probabilities (genre, softmax) or tag scores (tagging, sigmoid) as float64 numpy."""
+def _predict(probes: SeedProbes, x: torch.Tensor, task: str, chunk: int = 8192) -> np.ndarray:
+    """Class probabilities (genre, softmax) or tag scores (tagging, sigmoid) [seeds, rows, out], float64."""
     with torch.no_grad():
-        logits = torch.cat([model(part) for part in x.split(chunk)]) if len(x) else model(x)
-    scores = logits.softmax(dim=1) if task == "genre" else logits.sigmoid()
+        logits = (
+            [probes(part, train=False) for part in x.split(chunk)] if len(x) else [probes(x, train=False)]
+        )
+        logits = torch.cat(logits, dim=1)
+    scores = logits.softmax(dim=2) if task == "genre" else logits.sigmoid()
     return scores.double().cpu().numpy()
-
-
