@@ -24,7 +24,7 @@ if "embeddings" in inputs.keys():
 segments = pd.read_parquet(inputs.segments, columns=["video_id", "segment", "split"])
 level = probe_settings(snakemake.params.probe)["level"]
 name = snakemake.wildcards.representation
-representation = video_representation(name, segments, level=level, **arrays)
+representation = video_representation(snakemake.params.role, segments, level=level, **arrays)
 manifest = pd.read_parquet(inputs.manifest)
 tags = read_msd_tags(inputs.tags) if "tags" in inputs.keys() else None
 for task, output in zip(snakemake.params.tasks, snakemake.output.results, strict=True):

@@ -44,13 +44,57 @@ def merge_video_provenance(records: list[dict]) -> dict:
     return {"mixed": True, "records": [json.loads(record) for record in sorted(distinct)]}
 
 
+def encoders_provenance(
+    encoders: dict[str, dict], records: list[dict], audio_encoder: dict, video_encoder: dict
+) -> dict:
+    """results/provenance.json: `encoders` (name -> its spec and the merged record of its shards), and for
+    the study's encoders, when used, the study's keys (`audio`: the musicnn checkpoint, `video`: R(2+1)D's
+    weights, and their config sections).
+
+    `records` are the shard records of every encoder but musicnn's, each naming its encoder (`encoder`) or,
+    for R(2+1)D's, none (then it is the r2plus1d-kind encoder's).
+    """
+    by_encoder: dict[str, list[dict]] = {}
+    video_kind = [name for name, spec in encoders.items() if spec["kind"] == "r2plus1d"]
+    for record in records:
+        name = record.get("encoder") or (video_kind[0] if video_kind else "r2plus1d")
+        by_encoder.setdefault(name, []).append(record)
+    provenance: dict = {"encoders": {}}
+    for name, spec in encoders.items():
+        if spec["kind"] == "musicnn":
+            extraction = musicnn_provenance(spec["options"]["model"])
+        else:
+            extraction = merge_video_provenance(by_encoder.get(name, [])) if by_encoder.get(name) else {}
+        provenance["encoders"][name] = {**spec, "extraction": extraction}
+    if "musicnn" in encoders:
+        provenance["audio"] = provenance["encoders"]["musicnn"]["extraction"]
+        provenance["audio_encoder"] = audio_encoder
+    if "r2plus1d" in encoders:
+        provenance["video"] = provenance["encoders"]["r2plus1d"]["extraction"]
+        provenance["video_encoder"] = video_encoder
+    return provenance
+
+
 def footnote(provenance: dict) -> str:
-    """One line naming the weights behind a table, e.g. for its Markdown rendering."""
-    audio = provenance.get("audio", {})
-    video = provenance.get("video", {})
-    video_text = video.get("description") or video.get("name") or json.dumps(video, sort_keys=True)
-    audio_text = f"{audio.get('name')} (sha256 {str(audio.get('sha256'))[:12]})"
-    text = f"Audio encoder: musicnn {audio_text}. Video encoder: R(2+1)D-18, {video_text}."
-    if str(audio.get("name", "")).startswith("MSD_"):
+    """One line naming the encoders and weights behind a table, e.g. for its Markdown rendering."""
+    parts = []
+    audio = provenance.get("audio")
+    if audio is not None or "encoders" not in provenance:
+        audio = audio or {}
+        parts.append(f"Audio encoder: musicnn {audio.get('name')} (sha256 {str(audio.get('sha256'))[:12]}).")
+    video = provenance.get("video")
+    if video is not None or "encoders" not in provenance:
+        video = video or {}
+        video_text = video.get("description") or video.get("name") or json.dumps(video, sort_keys=True)
+        parts.append(f"Video encoder: R(2+1)D-18, {video_text}.")
+    others = [
+        f"{name} ({spec['kind']}, {spec['modality']}, {spec.get('extraction', {}).get('width', '?')}-d)"
+        for name, spec in (provenance.get("encoders") or {}).items()
+        if name not in ("musicnn", "r2plus1d")
+    ]
+    if others:
+        parts.append(f"Other encoders: {', '.join(others)}.")
+    text = " ".join(parts)
+    if str((audio or {}).get("name", "")).startswith("MSD_"):
         text += f" Caution: {MSD_LEAK_NOTE}."
     return text
