@@ -18,7 +18,7 @@ from functools import cached_property
 from pathlib import PurePosixPath
 
 from mvcl.configuration import deep_merge, load_schema, resolve_configuration, schema_defaults
-from mvcl.features.encoders.registry import STUDY_PAIR, EncoderSpec, check_pair, resolve_encoders
+from mvcl.features.encoders.registry import STUDY_PAIR, EncoderSpec, check_pair, resolve_encoders, start_problem
 
 RESULTS = "results"
 # The six configurations of the study's Table 1, listed first and marked in Table 1 when present.
@@ -151,8 +151,11 @@ class Plan:
         return specs
 
     def check_encoders(self) -> None:
-        """Raise ValueError (one line naming the key) for a bad encoder entry or a configuration's bad pair."""
-        _ = self.encoders  # resolving them is the check
+        """Raise ValueError (one line naming the key) for a bad encoder entry, a configuration's bad pair, or
+        an encoder in use that cannot run here (a model not on this machine, remote code, a missing file)."""
+        for name in self.used_encoders:
+            if problem := start_problem(self.encoders[name]):
+                raise ValueError(problem)
 
     def encoder_pair(self, configuration: str) -> tuple[str, str]:
         """(audio, video) encoder names that `configuration` trains on."""

@@ -34,10 +34,14 @@ def _load(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
                     f"{path}: no array {', '.join(missing)}; an .npz needs video_id, segment, features"
                 )
             try:
-                keys = pd.DataFrame({"video_id": arrays["video_id"].astype(str), "segment": arrays["segment"]})
+                keys = pd.DataFrame(
+                    {"video_id": arrays["video_id"].astype(str), "segment": arrays["segment"]}
+                )
                 vectors = np.asarray(arrays["features"])
             except ValueError as error:  # object arrays: mvcl never unpickles a file
-                raise ValueError(f"{path}: {error}; save video_id as a string array (ids.astype(str))") from None
+                raise ValueError(
+                    f"{path}: {error}; save video_id as a string array (ids.astype(str))"
+                ) from None
     elif path.suffix == ".parquet":
         table = pd.read_parquet(path)
         missing = [key for key in KEYS if key not in table]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import importlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import jsonschema
 
@@ -165,6 +166,20 @@ def resolve_encoders(config: dict, schema: dict) -> dict[str, EncoderSpec]:
         trust = bool(entry.get("trust_remote_code", False))
         specs[name] = EncoderSpec(name, kind_name, modality, resolved, trust)
     return specs
+
+
+def start_problem(spec: EncoderSpec) -> str | None:
+    """What stops `spec` before any job, in one line (a missing model or file, remote code, a bad layer)."""
+    if spec.kind in ("hf_audio", "hf_image"):
+        from mvcl.features.encoders.hub import model_problem
+
+        return model_problem(spec)
+    if spec.kind == "precomputed" and not Path(spec.options["path"]).is_file():
+        return (
+            f"encoders.{spec.name}.options.path: {spec.options['path']!r} is not a file; point it at your "
+            "per-segment vectors (.parquet or .npz, README: bring your own features)"
+        )
+    return None
 
 
 def check_pair(configuration: str, pair: dict, encoders: dict[str, EncoderSpec]) -> None:
