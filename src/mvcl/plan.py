@@ -18,7 +18,13 @@ from functools import cached_property
 from pathlib import PurePosixPath
 
 from mvcl.configuration import deep_merge, load_schema, resolve_configuration, schema_defaults
-from mvcl.features.encoders.registry import STUDY_PAIR, EncoderSpec, check_pair, resolve_encoders, start_problem
+from mvcl.features.encoders.registry import (
+    STUDY_PAIR,
+    EncoderSpec,
+    check_pair,
+    resolve_encoders,
+    start_problem,
+)
 
 RESULTS = "results"
 # The six configurations of the study's Table 1, listed first and marked in Table 1 when present.
