@@ -15,7 +15,8 @@ import yaml
 from mvcl.configuration import load_schema
 from mvcl.features.audio import extract_audio_features
 from mvcl.features.encoders import mir, style
-from mvcl.features.encoders.contract import ExtractionContext
+from mvcl.features.encoders import registry
+from mvcl.features.encoders.contract import AudioWindowEncoder, ExtractionContext
 from mvcl.features.encoders.precomputed import read_precomputed
 from mvcl.features.encoders.registry import load_encoder, resolve_encoders
 from mvcl.features.video import extract_video_features
@@ -333,3 +334,23 @@ def test_a_bad_precomputed_file_is_one_line_naming_it(segment_keys, tmp_path, ch
     with pytest.raises(ValueError, match=message) as error:
         read_precomputed(path, segment_keys, width=5)
     assert str(path) in str(error.value) and "\n" not in str(error.value)
+
+
+class LoudnessEncoder(AudioWindowEncoder):
+    """The README's example of a new kind."""
+
+    sample_rate, width = 16000, 2
+
+    def embed(self, inputs):
+        return np.stack([[np.sqrt(np.mean(w**2)), np.abs(w).max()] for w in inputs])
+
+
+def test_a_registered_kind_runs_through_the_contract(clips, monkeypatch):
+    monkeypatch.setitem(registry.KINDS, "loudness", registry.EncoderKind(
+        "loudness", "audio", "tests.test_encoders:LoudnessEncoder", "encoder_features"))  # fmt: skip
+    loud = resolve_encoders({"encoders": {"loud": {"kind": "loudness"}}}, SCHEMA)["loud"]
+    features, provenance = load_encoder(loud).extract(clips)
+    assert features.shape == (6, 2) and provenance["kind"] == "loudness"
+    assert features[0, 0] == pytest.approx(
+        0.5 / np.sqrt(2), rel=0.05
+    )  # the 440 Hz sine's RMS (amplitude 0.5)

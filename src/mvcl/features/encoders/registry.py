@@ -120,7 +120,10 @@ def _options_schema(kind: EncoderKind, schema: dict) -> dict:
     """The JSON schema of a kind's options (its config section's, or `$defs/<kind>_options`)."""
     if kind.section:
         return schema["properties"][kind.section]
-    return schema["$defs"][f"{kind.name}_options"]
+    # a kind without options of its own takes none
+    return schema["$defs"].get(
+        f"{kind.name}_options", {"type": "object", "additionalProperties": False, "properties": {}}
+    )
 
 
 def _check(options: dict, definition: dict, schema: dict, where: str) -> None:
