@@ -14,8 +14,7 @@ import yaml
 
 from mvcl.configuration import load_schema
 from mvcl.features.audio import extract_audio_features
-from mvcl.features.encoders import mir, style
-from mvcl.features.encoders import registry
+from mvcl.features.encoders import mir, registry, style
 from mvcl.features.encoders.contract import AudioWindowEncoder, ExtractionContext
 from mvcl.features.encoders.precomputed import read_precomputed
 from mvcl.features.encoders.registry import load_encoder, resolve_encoders
