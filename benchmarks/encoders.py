@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from mvcl.configuration import load_schema
 from mvcl.demo.synthetic import corpus_segments
@@ -40,6 +41,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    threadpool_limits(1)  # numpy's BLAS on one thread, as a one-thread feature job runs it
     specs = resolve_encoders({}, load_schema())
     rows = []
     with tempfile.TemporaryDirectory() as folder:

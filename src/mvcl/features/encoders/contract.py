@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from mvcl.data.decode import DecodeError, decode_audio, decode_frames
 from mvcl.features.encoders.registry import EncoderSpec
@@ -111,7 +112,11 @@ class WindowEncoder(Encoder):
             inputs.clear()
 
         lookahead = max(2 * self.batch_size, 2 * self.decode_workers)
-        with ahead(segments, self.decode, self.decode_workers, lookahead, f"decode-{self.name}") as decoded:
+        # numpy's BLAS at the job's threads: a pool per core spins on cores other jobs hold (3-10x slower)
+        with (
+            threadpool_limits(self.context.threads),
+            ahead(segments, self.decode, self.decode_workers, lookahead, f"decode-{self.name}") as decoded,
+        ):
             for row, segment, future in decoded:
                 try:
                     value = future.result()

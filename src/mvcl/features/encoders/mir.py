@@ -1,7 +1,7 @@
 """A weight-free audio baseline: the classic MIR descriptors of a window, with librosa.
 
 Per STFT frame (`n_fft`, `hop_length` at `sample_rate`): `n_mfcc` MFCCs and their deltas, 12 chroma bins
-(C, C#, ..., B), spectral contrast (`contrast_bands` + 1 values), centroid, bandwidth, roll-off (85%) and
+(C, C#, ..., B; A440 tuning), spectral contrast (`contrast_bands` + 1 values), centroid, bandwidth, roll-off (85%) and
 flatness, RMS and onset strength. The window's vector is the mean and then the standard deviation over its
 frames of each, followed by three rhythm statistics: the tempo (BPM, librosa's onset-autocorrelation
 estimate), the pulse clarity (the autocorrelation of the onset envelope at that tempo's lag over its value at
@@ -47,6 +47,16 @@ def feature_names(n_mfcc: int = 20, contrast_bands: int = 6) -> list[str]:
 class MirEncoder(AudioWindowEncoder):
     batch_size = 8
 
+    def __init__(self, spec, context=None) -> None:
+        super().__init__(spec, context)
+        o = self.options
+        # Filterbanks once per encoder, not once per window (librosa builds them on every call: ~60 ms each).
+        self.mel_basis = librosa.filters.mel(sr=o["sample_rate"], n_fft=o["n_fft"], n_mels=o["n_mels"])
+        # Chroma at A440 tuning (tuning=0): librosa's default estimates the tuning of every window, which
+        # costs more than everything else here and makes a window's chroma depend on its own pitch drift.
+        self.chroma_basis = librosa.filters.chroma(sr=o["sample_rate"], n_fft=o["n_fft"], tuning=0.0)
+        self.frequencies = librosa.fft_frequencies(sr=o["sample_rate"], n_fft=o["n_fft"])[:, None]
+
     @property
     def sample_rate(self) -> int:
         return self.options["sample_rate"]
@@ -75,40 +85,21 @@ class MirEncoder(AudioWindowEncoder):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # librosa warns when a short window is shorter than n_fft
             magnitude = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop))
-            power = magnitude**2
-            mel = librosa.feature.melspectrogram(S=power, sr=rate, n_mels=o["n_mels"])
-            log_mel = librosa.power_to_db(mel)
-            mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=o["n_mfcc"])
-            # deltas need at least 3 frames; a shorter window's MFCCs do not change, by definition
-            delta = (
-                librosa.feature.delta(mfcc, width=min(9, _odd(mfcc.shape[1])))
-                if mfcc.shape[1] >= 3
-                else 0 * mfcc
-            )
-            chroma = librosa.feature.chroma_stft(S=power, sr=rate, n_fft=n_fft)
-            contrast = librosa.feature.spectral_contrast(S=magnitude, sr=rate, n_bands=o["contrast_bands"])
-            centroid = librosa.feature.spectral_centroid(S=magnitude, sr=rate)
-            bandwidth = librosa.feature.spectral_bandwidth(S=magnitude, sr=rate)
-            rolloff = librosa.feature.spectral_rolloff(S=magnitude, sr=rate)
-            flatness = librosa.feature.spectral_flatness(S=magnitude)
-            rms = librosa.feature.rms(S=magnitude, frame_length=n_fft)
-            onset = librosa.onset.onset_strength(S=log_mel, sr=rate)[None]
-            frames = np.concatenate(
-                [
-                    mfcc,
-                    delta,
-                    chroma,
-                    contrast,
-                    centroid,
-                    bandwidth,
-                    rolloff,
-                    flatness,
-                    rms,
-                    onset[:, : mfcc.shape[1]],
-                ]
-            )
-            rhythm = self.rhythm(onset[0], rate, hop, len(y))
-        return np.concatenate([frames.mean(axis=1), frames.std(axis=1), rhythm]).astype(np.float32)
+        power = magnitude**2
+        log_mel = librosa.power_to_db(self.mel_basis @ power)
+        mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=o["n_mfcc"])
+        # deltas need at least 3 frames; a shorter window's MFCCs do not change, by definition
+        frames = mfcc.shape[1]
+        delta = librosa.feature.delta(mfcc, width=min(9, _odd(frames))) if frames >= 3 else np.zeros_like(mfcc)
+        chroma = librosa.util.normalize(self.chroma_basis @ power, norm=np.inf, axis=0)
+        contrast = librosa.feature.spectral_contrast(S=magnitude, sr=rate, n_bands=o["contrast_bands"])
+        shape = spectral_shape(magnitude, self.frequencies)
+        flatness = librosa.feature.spectral_flatness(S=magnitude)
+        rms = librosa.feature.rms(S=magnitude, frame_length=n_fft)
+        onset = librosa.onset.onset_strength(S=log_mel, sr=rate)
+        per_frame = np.concatenate([mfcc, delta, chroma, contrast, shape, flatness, rms, onset[None, :frames]])
+        rhythm = self.rhythm(onset, rate, hop, len(y))
+        return np.concatenate([per_frame.mean(axis=1), per_frame.std(axis=1), rhythm]).astype(np.float32)
 
     @staticmethod
     def rhythm(envelope: np.ndarray, rate: int, hop: int, samples: int) -> np.ndarray:
@@ -124,6 +115,22 @@ class MirEncoder(AudioWindowEncoder):
         )
         onsets = librosa.onset.onset_detect(onset_envelope=envelope, sr=rate, hop_length=hop)
         return np.array([tempo, max(0.0, clarity), len(onsets) / (samples / rate)], dtype=np.float64)
+
+
+def spectral_shape(magnitude: np.ndarray, frequencies: np.ndarray, roll_percent: float = 0.85) -> np.ndarray:
+    """[3, frames]: spectral centroid, bandwidth (p = 2) and roll-off frequency (Hz), as librosa defines them.
+
+    librosa's functions recompute the centroid and the frequencies for each of the three; this does it once.
+    A silent frame has centroid, bandwidth and roll-off 0.
+    """
+    total = magnitude.sum(axis=0, keepdims=True)
+    weights = np.divide(magnitude, total, out=np.zeros_like(magnitude), where=total > 0)
+    centroid = (frequencies * weights).sum(axis=0)
+    bandwidth = np.sqrt((weights * (frequencies - centroid) ** 2).sum(axis=0))
+    cumulative = np.cumsum(magnitude, axis=0)
+    reached = cumulative >= roll_percent * cumulative[-1:]
+    rolloff = np.where(total[0] > 0, frequencies[np.argmax(reached, axis=0), 0], 0.0)
+    return np.stack([centroid, bandwidth, rolloff])
 
 
 def _odd(n: int) -> int:

@@ -55,30 +55,42 @@ def hsv(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return hue, saturation, maximum
 
 
-def frame_statistics(frame: np.ndarray, hue_bins: int, level_bins: int, edge_threshold: float) -> np.ndarray:
-    """The per-frame statistics (see the module) of one uint8 RGB frame [height, width, 3]."""
-    rgb = frame.astype(np.float32) / 255.0
-    hue, saturation, value = hsv(rgb)
-    pixels = hue.size
-    hue_histogram = (
-        np.bincount(
-            np.minimum((hue * hue_bins).astype(int), hue_bins - 1).ravel(),
-            weights=saturation.ravel(),
-            minlength=hue_bins,
-        )
-        / pixels
+def histograms(values: np.ndarray, bins: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """Per frame [T, bins]: the fraction of a frame's pixels (or of `weights`) in each of `bins` equal bins
+    of [0, 1] (1.0 falls in the last bin, as np.histogram's)."""
+    frames = len(values)
+    index = np.minimum((values * bins).astype(np.int64), bins - 1) + bins * np.arange(frames)[:, None, None]
+    counts = np.bincount(
+        index.ravel(), weights=None if weights is None else weights.ravel(), minlength=frames * bins
     )
-    levels = np.linspace(0.0, 1.0, level_bins + 1)
-    saturation_histogram = np.histogram(saturation, bins=levels)[0] / pixels
-    value_histogram = np.histogram(value, bins=levels)[0] / pixels
+    return counts.reshape(frames, bins) / values[0].size
+
+
+def frame_statistics(frames: np.ndarray, hue_bins: int, level_bins: int, edge_threshold: float) -> np.ndarray:
+    """The per-frame statistics (see the module) [T, F] of uint8 RGB frames [T, height, width, 3]."""
+    rgb = frames.astype(np.float32) / 255.0
+    hue, saturation, value = hsv(rgb)
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     rg, yb = r - g, 0.5 * (r + g) - b
-    colourfulness = np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean())
-    luma = rgb @ LUMA
-    gy, gx = np.gradient(luma)
-    edges = float((np.hypot(gx, gy) > edge_threshold).mean())
-    scalars = [colourfulness, saturation.mean(), luma.mean(), luma.std(), edges]
-    return np.concatenate([hue_histogram, saturation_histogram, value_histogram, scalars])
+    axes = (1, 2)
+    colourfulness = np.hypot(rg.std(axis=axes), yb.std(axis=axes)) + 0.3 * np.hypot(
+        rg.mean(axis=axes), yb.mean(axis=axes)
+    )
+    luma = rgb @ LUMA.astype(np.float32)
+    gy, gx = np.gradient(luma, axis=axes)
+    edges = (np.hypot(gx, gy) > edge_threshold).mean(axis=axes)
+    scalars = np.stack(
+        [colourfulness, saturation.mean(axis=axes), luma.mean(axis=axes), luma.std(axis=axes), edges], axis=1
+    )
+    return np.concatenate(
+        [
+            histograms(hue, hue_bins, weights=saturation),
+            histograms(saturation, level_bins),
+            histograms(value, level_bins),
+            scalars,
+        ],
+        axis=1,
+    )
 
 
 def clip_style(
@@ -91,13 +103,11 @@ def clip_style(
     """The style vector of one clip, uint8 RGB frames [T, height, width, 3] (T >= 1)."""
     if len(frames) == 0:
         raise ValueError("a clip without frames")
-    per_frame = np.stack([frame_statistics(frame, hue_bins, level_bins, edge_threshold) for frame in frames])
-    luma = (frames.astype(np.float32) / 255.0) @ LUMA
+    per_frame = frame_statistics(frames, hue_bins, level_bins, edge_threshold)
     if len(frames) > 1:
+        luma = (frames.astype(np.float32) / 255.0) @ LUMA.astype(np.float32)
         motion = np.abs(np.diff(luma, axis=0)).mean(axis=(1, 2))
-        histograms = np.stack([np.histogram(frame, bins=LUMA_BINS, range=(0.0, 1.0))[0] for frame in luma])
-        histograms = histograms / luma[0].size
-        cuts = 0.5 * np.abs(np.diff(histograms, axis=0)).sum(axis=1) > cut_threshold
+        cuts = 0.5 * np.abs(np.diff(histograms(luma, LUMA_BINS), axis=0)).sum(axis=1) > cut_threshold
         movement = [motion.mean(), motion.std(), cuts.mean()]
     else:
         movement = [0.0, 0.0, 0.0]
