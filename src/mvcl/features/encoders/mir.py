@@ -3,10 +3,11 @@
 Per STFT frame (`n_fft`, `hop_length` at `sample_rate`): `n_mfcc` MFCCs and their deltas, 12 chroma bins
 (C, C#, ..., B; A440 tuning), spectral contrast (`contrast_bands` + 1 values), centroid, bandwidth, roll-off (85%) and
 flatness, RMS and onset strength. The window's vector is the mean and then the standard deviation over its
-frames of each, followed by three rhythm statistics: the tempo (BPM, librosa's onset-autocorrelation
+frames of each, followed by three rhythm statistics: the tempo (beats per second; librosa's onset-autocorrelation
 estimate), the pulse clarity (the autocorrelation of the onset envelope at that tempo's lag over its value at
-lag 0, in [0, 1]) and the onset rate (detected onsets per second). Units are the descriptors' own (the
-heads and probes standardise their inputs). Many MIR papers report these as their baseline; they need no
+lag 0, in [0, 1]) and the onset rate (detected onsets per second). Frequencies are in kHz and the tempo in
+beats per second, so that no descriptor dwarfs the others by three orders of magnitude (the contrastive heads
+see raw features; the probes standardise theirs); MFCCs keep librosa's dB-based scale. Many MIR papers report these as their baseline; they need no
 weights, run anywhere, and give the same numbers on every machine.
 
 A window shorter than `n_fft` is zero-padded by librosa's centred framing (one frame); an empty window is a
@@ -24,7 +25,7 @@ from mvcl.features.encoders.contract import AudioWindowEncoder, per_input
 
 CHROMA = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 SPECTRAL = ("centroid", "bandwidth", "rolloff", "flatness", "rms", "onset_strength")
-RHYTHM = ("tempo_bpm", "pulse_clarity", "onset_rate")
+RHYTHM = ("tempo_bps", "pulse_clarity", "onset_rate")
 
 
 def frame_names(n_mfcc: int, contrast_bands: int) -> list[str]:
@@ -103,7 +104,7 @@ class MirEncoder(AudioWindowEncoder):
 
     @staticmethod
     def rhythm(envelope: np.ndarray, rate: int, hop: int, samples: int) -> np.ndarray:
-        """[tempo BPM, pulse clarity, onsets per second] of an onset envelope."""
+        """[tempo (beats per second), pulse clarity, onsets per second] of an onset envelope."""
         tempo = float(librosa.feature.tempo(onset_envelope=envelope, sr=rate, hop_length=hop)[0])
         centred = envelope - envelope.mean()
         autocorrelation = np.correlate(centred, centred, mode="full")[len(centred) - 1 :]
@@ -114,11 +115,11 @@ class MirEncoder(AudioWindowEncoder):
             else 0.0
         )
         onsets = librosa.onset.onset_detect(onset_envelope=envelope, sr=rate, hop_length=hop)
-        return np.array([tempo, max(0.0, clarity), len(onsets) / (samples / rate)], dtype=np.float64)
+        return np.array([tempo / 60.0, max(0.0, clarity), len(onsets) / (samples / rate)], dtype=np.float64)
 
 
 def spectral_shape(magnitude: np.ndarray, frequencies: np.ndarray, roll_percent: float = 0.85) -> np.ndarray:
-    """[3, frames]: spectral centroid, bandwidth (p = 2) and roll-off frequency (Hz), as librosa defines them.
+    """[3, frames]: spectral centroid, bandwidth (p = 2) and roll-off frequency (kHz), as librosa defines them.
 
     librosa's functions recompute the centroid and the frequencies for each of the three; this does it once.
     A silent frame has centroid, bandwidth and roll-off 0.
@@ -130,7 +131,7 @@ def spectral_shape(magnitude: np.ndarray, frequencies: np.ndarray, roll_percent:
     cumulative = np.cumsum(magnitude, axis=0)
     reached = cumulative >= roll_percent * cumulative[-1:]
     rolloff = np.where(total[0] > 0, frequencies[np.argmax(reached, axis=0), 0], 0.0)
-    return np.stack([centroid, bandwidth, rolloff])
+    return np.stack([centroid, bandwidth, rolloff]) / 1000.0
 
 
 def _odd(n: int) -> int:
