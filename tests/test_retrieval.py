@@ -279,3 +279,7 @@ def test_table1_median_rank_is_the_correct_computation_not_the_studys():
     assert "20 test videos (40 segments)" in text and "`other_videos`" in text
     assert "Only 20 test videos (fewer than 30)" in text
     assert "- clip_style: a→v p = " in text and "against base (p = " in text
+    trained = table1(records, ["base"], encoders={"clip_style": ("mir", "style")})
+    assert trained.set_index("configuration").loc["clip_style", "video_encoder"] == "style"
+    assert "| clip_style [mir + style] |" in table1_markdown(trained, {})
+    assert "| clip_style |" in text  # the study's pair is not named

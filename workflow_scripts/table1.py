@@ -27,7 +27,7 @@ comparisons = against_reference(
 )
 for name, comparison in comparisons.items():
     metrics[name].update(comparison)
-table = table1(metrics, snakemake.params.study_configurations, REFERENCE)
+table = table1(metrics, snakemake.params.study_configurations, REFERENCE, snakemake.params.encoders)
 videos = table["n_test_videos"].iloc[0]
 if videos < SMALL_TEST_VIDEOS:
     log.warning(

@@ -29,9 +29,15 @@ def _with_interval(row: dict, result: dict, key: str) -> None:
 
 
 def table1(
-    metrics: dict[str, dict], study_configurations: list[str], reference: str = "base"
+    metrics: dict[str, dict],
+    study_configurations: list[str],
+    reference: str = "base",
+    encoders: dict[str, tuple[str, str]] | None = None,
 ) -> pd.DataFrame:
     """One row per configuration (study's first, in config order) plus a chance row, from retrieval results.
+
+    `encoders`: configuration -> the (audio, video) encoders it trained on (columns audio_encoder,
+    video_encoder; default the study's musicnn and r2plus1d).
 
     Each figure of TABLE1_INTERVALS comes with its `_ci_low`/`_ci_high`; `median_rank_{d}_chance_p` is the
     p-value against random pairings, `median_rank_{d}_vs_{reference}` (with interval and `_p`) the paired
@@ -40,6 +46,7 @@ def table1(
     rows = []
     for name, result in metrics.items():
         row = {"configuration": name, "study": name in study_configurations, "pool": result["pool_size"]}
+        row["audio_encoder"], row["video_encoder"] = (encoders or {}).get(name, ("musicnn", "r2plus1d"))
         for direction in ("a2v", "v2a"):
             _with_interval(row, result, f"median_rank_{direction}")
             row[f"mean_rank_{direction}"] = result[f"mean_rank_{direction}"]
@@ -159,6 +166,9 @@ def table1_markdown(table: pd.DataFrame, provenance: dict, reference: str = "bas
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for record in table.to_dict("records"):
         name = f"{record['configuration']} (study)" if record["study"] else record["configuration"]
+        pair = (record.get("audio_encoder", "musicnn"), record.get("video_encoder", "r2plus1d"))
+        if pair != ("musicnn", "r2plus1d"):
+            name += f" [{pair[0]} + {pair[1]}]"  # trained on other encoders than the study's
 
         def recalls(direction: str, prefix: str = "", record: dict = record) -> str:
             return " / ".join(_interval_text(record, f"{prefix}recall@{k}_{direction}", 2) for k in RECALL_AT)
