@@ -192,7 +192,9 @@ class Plan:
     @staticmethod
     def pair_key(audio: str, video: str) -> str:
         """The frozen row that concatenates two encoders: 'both' for the study's pair, else 'mir+style'."""
-        return STUDY_BOTH if (audio, video) == (STUDY_PAIR["audio"], STUDY_PAIR["video"]) else f"{audio}+{video}"
+        return (
+            STUDY_BOTH if (audio, video) == (STUDY_PAIR["audio"], STUDY_PAIR["video"]) else f"{audio}+{video}"
+        )
 
     @cached_property
     def frozen_rows(self) -> dict[str, tuple[str | None, str | None]]:
@@ -204,7 +206,9 @@ class Plan:
         rows: dict[str, tuple[str | None, str | None]] = {}
         for configuration in [self.config["probe"]["configuration"], *self.table2_configurations]:
             audio, video = self.encoder_pair(configuration)
-            rows.update({audio: (audio, None), video: (None, video), self.pair_key(audio, video): (audio, video)})
+            rows.update(
+                {audio: (audio, None), video: (None, video), self.pair_key(audio, video): (audio, video)}
+            )
         return rows
 
     @property
@@ -224,7 +228,6 @@ class Plan:
         representation, configuration = parse_probe_key(key)
         audio, video = self.encoder_pair(configuration or self.config["probe"]["configuration"])
         return {"cl_a": audio, "cl_v": video, "cl_agg": self.pair_key(audio, video)}[representation]
-
 
     @property
     def probe_tasks(self) -> list[str]:
@@ -437,9 +440,18 @@ class Plan:
             return []
         return [
             res("new", "data", "rejected.csv"),
-            *(res("recommendations", f"{name}.csv") for name in self.configurations),
+            *(
+                res("recommendations", f"{name}.csv")
+                for name in self.configurations
+                if self.embeds_new_videos(name)
+            ),
             res("recommendations.html"),
         ]
+
+    def embeds_new_videos(self, configuration: str) -> bool:
+        """Whether new videos can be embedded by `configuration`: not when an encoder is precomputed features,
+        which exist only for the catalog's segments."""
+        return all(self.encoders[name].kind != "precomputed" for name in self.encoder_pair(configuration))
 
     def rq2_targets(self) -> list[str]:
         """The judge page always; rq2.csv/.md once there are judgements to score."""

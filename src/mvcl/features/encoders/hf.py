@@ -26,9 +26,9 @@ from mvcl.features.encoders.contract import AudioWindowEncoder, VideoClipEncoder
 from mvcl.features.encoders.hub import check_layer, model_folder, model_problem, remote_code_problem
 
 
-def _load(spec, loader_names: tuple[str, ...]):
-    """(model, processor, folder) of `spec`, offline; a problem is one ValueError line naming the key."""
-    import torch
+def _load(spec, loader_names: tuple[str, ...], spec_device: str = "cpu"):
+    """(model, processor, folder) of `spec`, offline, the model on `spec_device`; a problem is one ValueError
+    line naming the key."""
     import transformers
 
     if problem := model_problem(spec):
@@ -53,8 +53,10 @@ def _load(spec, loader_names: tuple[str, ...]):
         if "trust_remote_code" in str(error):
             raise ValueError(remote_code_problem(spec.name, spec.options["model"])) from None
         raise
-    torch.manual_seed(0)
-    return model, processor, folder
+    from mvcl.device import pick_device
+
+    device = pick_device(spec_device) if isinstance(spec_device, str) else spec_device
+    return model.to(device), processor, folder
 
 
 def _record(spec, folder, processor) -> dict:
@@ -89,7 +91,10 @@ class HfAudioEncoder(AudioWindowEncoder):
         import torch
 
         torch.set_num_threads(self.context.threads)
-        self.model, self.processor, self.folder = _load(spec, ("AutoFeatureExtractor", "AutoProcessor"))
+        self.model, self.processor, self.folder = _load(
+            spec, ("AutoFeatureExtractor", "AutoProcessor"), self.context.device
+        )
+        self.device = self.model.device
         self.batch_size = self.options["batch_size"]
         self.window = self.options["window"]
         extractor = getattr(self.processor, "feature_extractor", self.processor)
@@ -130,7 +135,7 @@ class HfAudioEncoder(AudioWindowEncoder):
                 hidden = self.model(**features, output_hidden_states=True).hidden_states[
                     self.options["layer"]
                 ]
-                pooled = _pool(hidden.float(), self.options["pooling"]).numpy()
+                pooled = _pool(hidden.float(), self.options["pooling"]).cpu().numpy()
             rows.update(zip(group, pooled, strict=True))
         out = np.stack([rows[i] for i in range(len(waveforms))]) if rows else out
         return out.astype(np.float32)
@@ -142,7 +147,10 @@ class HfImageEncoder(VideoClipEncoder):
         import torch
 
         torch.set_num_threads(self.context.threads)
-        self.model, self.processor, self.folder = _load(spec, ("AutoImageProcessor", "AutoProcessor"))
+        self.model, self.processor, self.folder = _load(
+            spec, ("AutoImageProcessor", "AutoProcessor"), self.context.device
+        )
+        self.device = self.model.device
         self.batch_size = self.options["batch_size"]
         self.vision = getattr(self.model, "vision_model", self.model)
         config = getattr(self.vision, "config", self.model.config)
@@ -187,9 +195,9 @@ class HfImageEncoder(VideoClipEncoder):
         import torch
 
         frames = [frame for clip in inputs for frame in clip]
-        pixels = self.processor(images=frames, return_tensors="pt")["pixel_values"]
+        pixels = self.processor(images=frames, return_tensors="pt")["pixel_values"].to(self.device)
         with torch.inference_mode():
-            vectors = self.frame_vectors(pixels).float()
+            vectors = self.frame_vectors(pixels).float().cpu()
         counts = [len(clip) for clip in inputs]
         return np.stack([part.mean(dim=0).numpy() for part in torch.split(vectors, counts)]).astype(
             np.float32
