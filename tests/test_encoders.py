@@ -1,6 +1,7 @@
 """Encoders as plugins: the registry, the study's two encoders unchanged under it, the weight-free
 baselines on signals with known answers, and precomputed features."""
 
+import json
 import logging
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from mvcl.features.encoders.precomputed import read_precomputed
 from mvcl.features.encoders.registry import load_encoder, resolve_encoders
 from mvcl.features.video import extract_video_features
 from mvcl.plan import Plan
-from tests.helpers import REPO, segment_row
+from tests.helpers import REPO, run_snakemake, segment_row
 
 SCHEMA = load_schema()
 WIDTH, HEIGHT, FPS, RATE = 64, 48, 10, 22050
@@ -353,3 +354,61 @@ def test_a_registered_kind_runs_through_the_contract(clips, monkeypatch):
     assert features[0, 0] == pytest.approx(
         0.5 / np.sqrt(2), rel=0.05
     )  # the 440 Hz sine's RMS (amplitude 0.5)
+
+
+# --- the workflow --------------------------------------------------------------------------------------------
+
+
+def write_workdir_config(workdir, changes: dict) -> None:
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config.update(changes)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+@pytest.mark.slow  # a tiny corpus, its segments, two weight-free extractions: ~1 min
+def test_the_workflow_extracts_weight_free_features_and_reads_your_own(tiny_workdir):
+    run_snakemake(
+        tiny_workdir,
+        "results/data/segments.parquet",
+        "results/features/mir.npy",
+        "results/features/style.npy",
+    )
+    segments = pd.read_parquet(tiny_workdir / "results/data/segments.parquet")
+    mir_features = np.load(tiny_workdir / "results/features/mir.npy")
+    assert mir_features.shape == (len(segments), 133) and np.isfinite(mir_features).all()
+    style_features = np.load(tiny_workdir / "results/features/style.npy")
+    assert style_features.shape == (len(segments), 45) and np.isfinite(style_features).all()
+
+    mine = tiny_workdir / "mine.npz"
+    own = {
+        "encoders": {
+            "mine": {"kind": "precomputed", "modality": "audio", "options": {"path": str(mine), "width": 3}}
+        },
+        "configurations": {"base": {}, "own": {"encoders": {"audio": "mine", "video": "style"}}},
+    }
+    write_workdir_config(tiny_workdir, own)
+    missing = run_snakemake(tiny_workdir, "-n", "results/features/mine.npy", check=False)
+    assert missing.returncode != 0 and f"encoders.mine.options.path: '{mine}' is not a file" in missing.stderr
+
+    vectors = np.random.default_rng(0).standard_normal((len(segments), 3)).astype(np.float32)
+    order = np.random.default_rng(1).permutation(len(segments))
+    np.savez(mine, video_id=segments["video_id"].to_numpy(str)[order], segment=segments["segment"].to_numpy()[order],
+             features=vectors[order])  # fmt: skip
+    run_snakemake(tiny_workdir, "results/features/mine.npy", "results/provenance.json")
+    assert np.load(tiny_workdir / "results/features/mine.npy").tobytes() == vectors.tobytes()
+    provenance = json.loads((tiny_workdir / "results/provenance.json").read_text())
+    assert provenance["encoders"]["mine"]["extraction"]["width"] == 3
+    assert provenance["encoders"]["style"]["extraction"]["width"] == 45
+
+
+@pytest.mark.slow
+def test_a_configuration_naming_an_encoder_it_cannot_use_stops_the_dry_run_in_one_line(tiny_workdir):
+    write_workdir_config(
+        tiny_workdir, {"configurations": {"base": {}, "odd": {"encoders": {"video": "mir"}}}}
+    )
+    result = run_snakemake(tiny_workdir, "-n", check=False)
+    assert result.returncode != 0
+    assert (
+        "configurations.odd.encoders.video: 'mir' is an audio encoder; video encoders: r2plus1d, style"
+        in result.stderr
+    )

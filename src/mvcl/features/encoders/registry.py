@@ -158,7 +158,7 @@ def resolve_encoders(config: dict, schema: dict) -> dict[str, EncoderSpec]:
         if modality not in MODALITIES:
             raise ValueError(f"{where}.modality: set audio or video for a {kind_name} encoder")
         if kind.modality and entry.get("modality") not in (None, kind.modality):
-            raise ValueError(f"{where}.modality: a {kind_name} encoder is a {kind.modality} encoder")
+            raise ValueError(f"{where}.modality: a {kind_name} encoder is {_an(kind.modality)} encoder")
         definition = _options_schema(kind, schema)
         options = dict(entry.get("options") or {})
         if entry.get("model") is not None:
@@ -195,5 +195,9 @@ def check_pair(configuration: str, pair: dict, encoders: dict[str, EncoderSpec])
             raise ValueError(f"{where}: no encoder named {name!r}; {modality} encoders: {', '.join(fitting)}")
         if encoders[name].modality != modality:
             raise ValueError(
-                f"{where}: {name!r} is a {encoders[name].modality} encoder; {modality} encoders: {', '.join(fitting)}"
+                f"{where}: {name!r} is {_an(encoders[name].modality)} encoder; {modality} encoders: {', '.join(fitting)}"
             )
+
+
+def _an(modality: str) -> str:
+    return f"an {modality}" if modality == "audio" else f"a {modality}"
