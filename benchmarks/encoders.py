@@ -39,7 +39,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", type=Path)
+    parser.add_argument("--out", type=Path, default=Path("results/benchmarks/encoders.csv"))
     args = parser.parse_args()
     threadpool_limits(1)  # numpy's BLAS on one thread, as a one-thread feature job runs it
     specs = resolve_encoders({}, load_schema())
@@ -66,9 +66,8 @@ def main() -> None:
                              "per_s": round(n / seconds, 1), "width": encoder.width})  # fmt: skip
     table = pd.DataFrame(rows).assign(cpu=cpuinfo("model name"))
     print(table.to_string(index=False))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(args.out, index=False)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out, index=False)
 
 
 if __name__ == "__main__":
