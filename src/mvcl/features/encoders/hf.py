@@ -1,7 +1,8 @@
 """Hugging Face `transformers` models as encoders, loaded offline (a local folder or the HF cache only).
 
-- `hf_audio` (wav2vec2, HuBERT, AST, MERT, CLAP's audio tower, ...): each window is resampled by the decoder
-  to the feature extractor's `sampling_rate`, repeated to `min_seconds` when shorter (the documented padding
+- `hf_audio` (wav2vec2, HuBERT, AST, MERT: models whose forward takes the feature extractor's output; not
+  CLAP, whose audio tower needs its own call): each window is resampled by the decoder to the feature
+  extractor's `sampling_rate`, repeated to `min_seconds` when shorter (the documented padding
   for windows below a model's receptive field), run through the model with `output_hidden_states`, and
   hidden state `layer` (0 = the embeddings, -1 = the last layer) is pooled over time (`pooling`).
 - `hf_image` (CLIP, SigLIP, ViT, ...): `frames` frames of the clip window go through the image processor and
