@@ -140,3 +140,24 @@ def test_a_layer_out_of_range_is_one_line_before_any_job(wav2vec2):
         start_problem(spec("w2v", {"kind": "hf_audio", "model": str(wav2vec2), "options": {"layer": -3}}))
         is None
     )
+
+
+def test_a_tiny_clip_model_gives_its_image_embedding_per_clip(clips, tmp_path):  # noqa: F811
+    config = transformers.CLIPConfig(
+        text_config={"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 20},
+        vision_config={"hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 20,
+                       "image_size": 32, "patch_size": 8},
+        projection_dim=12,
+    )  # fmt: skip
+    transformers.CLIPModel(config).save_pretrained(tmp_path / "clip")
+    processor = transformers.CLIPImageProcessor(
+        size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}
+    )
+    processor.save_pretrained(tmp_path / "clip")
+    entry = {"kind": "hf_image", "model": str(tmp_path / "clip"), "options": {"frames": 2}}
+    encoder = load_encoder(spec("clip", entry), ExtractionContext(frame_size=(WIDTH, HEIGHT)))
+    assert encoder.width == 12  # the projection, not the tower's width
+    features, _ = encoder.extract(clips.head(2))
+    assert features.shape == (2, 12) and np.isfinite(features).all()
+    layered = {**entry, "options": {"frames": 2, "layer": 3}}
+    assert "layer: 3 is out of range; the model has 2 layers" in start_problem(spec("clip", layered))

@@ -91,14 +91,18 @@ class MirEncoder(AudioWindowEncoder):
         mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=o["n_mfcc"])
         # deltas need at least 3 frames; a shorter window's MFCCs do not change, by definition
         frames = mfcc.shape[1]
-        delta = librosa.feature.delta(mfcc, width=min(9, _odd(frames))) if frames >= 3 else np.zeros_like(mfcc)
+        delta = (
+            librosa.feature.delta(mfcc, width=min(9, _odd(frames))) if frames >= 3 else np.zeros_like(mfcc)
+        )
         chroma = librosa.util.normalize(self.chroma_basis @ power, norm=np.inf, axis=0)
         contrast = librosa.feature.spectral_contrast(S=magnitude, sr=rate, n_bands=o["contrast_bands"])
         shape = spectral_shape(magnitude, self.frequencies)
         flatness = librosa.feature.spectral_flatness(S=magnitude)
         rms = librosa.feature.rms(S=magnitude, frame_length=n_fft)
         onset = librosa.onset.onset_strength(S=log_mel, sr=rate)
-        per_frame = np.concatenate([mfcc, delta, chroma, contrast, shape, flatness, rms, onset[None, :frames]])
+        per_frame = np.concatenate(
+            [mfcc, delta, chroma, contrast, shape, flatness, rms, onset[None, :frames]]
+        )
         rhythm = self.rhythm(onset, rate, hop, len(y))
         return np.concatenate([per_frame.mean(axis=1), per_frame.std(axis=1), rhythm]).astype(np.float32)
 
