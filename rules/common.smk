@@ -18,6 +18,7 @@ from mvcl.plan import (
 )
 from mvcl.data.metadata import metadata_problem
 from mvcl.validate import check_config
+from snakemake.logging import logger
 
 check_config(config, workflow.configfiles)
 if problem := metadata_problem(config):
@@ -27,6 +28,11 @@ try:
     PLAN.check_encoders()  # an unknown encoder, a bad option or a pair of the wrong modality: one line, before any job
 except ValueError as error:
     raise SystemExit(str(error))
+for name in PLAN.unused_encoders:
+    logger.warning(
+        f"encoders.{name}: no configuration trains on it, so it is not extracted; name it in "
+        "configurations.<name>.encoders"
+    )
 
 
 def gpu_resource():

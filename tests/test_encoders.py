@@ -151,6 +151,13 @@ def test_table2_has_frozen_rows_of_every_encoder_and_rq1_compares_each_cl_row_wi
     } == pairs
 
 
+def test_an_encoder_no_configuration_names_is_listed_as_unused():
+    config = weightfree_config()
+    config["encoders"] = {"clip": {"kind": "hf_image", "model": "/nowhere"}, "mir": {"kind": "mir"}}
+    assert Plan(config).unused_encoders == ["clip"]
+    Plan(config).check_encoders()  # an unused encoder's missing model stops nothing
+
+
 def test_the_study_config_keeps_the_study_rows():
     config = weightfree_config()
     del config["configurations"]["weightfree"]

@@ -173,6 +173,11 @@ class Plan:
         """Encoders some configuration or ablation entry trains on: each is extracted once, shared by all."""
         return list(dict.fromkeys(name for trained in self.trained for name in self.encoder_pair(trained)))
 
+    @property
+    def unused_encoders(self) -> list[str]:
+        """Names of `encoders:` that no configuration or ablation entry trains on (never extracted)."""
+        return [name for name in self.config.get("encoders") or {} if name not in self.used_encoders]
+
     def encoders_of_rule(self, rule: str) -> list[str]:
         """Names of the encoders that `rule` extracts (audio_features: musicnn's kind, and so on)."""
         return [name for name, spec in self.encoders.items() if spec.rule == rule]
