@@ -363,6 +363,33 @@ def test_a_registered_kind_runs_through_the_contract(clips, monkeypatch):
     )  # the 440 Hz sine's RMS (amplitude 0.5)
 
 
+def test_provenance_names_every_encoder_with_the_records_of_its_own_jobs(tmp_path):
+    from mvcl.provenance import encoders_provenance, footnote, records_by_encoder
+
+    for name, record in (
+        ("r2plus1d", {"weights": "random", "name": "r2plus1d_18"}),
+        ("kinetics", {"weights": "k400"}),
+    ):
+        (tmp_path / "features" / name).mkdir(parents=True)
+        for shard in (0, 1):
+            (tmp_path / "features" / name / f"shard_{shard}.json").write_text(json.dumps(record))
+    (tmp_path / "features" / "mine.json").write_text(json.dumps({"width": 3}))
+    records = records_by_encoder(sorted((tmp_path / "features").rglob("*.json")))
+    assert {name: len(found) for name, found in records.items()} == {"kinetics": 2, "mine": 1, "r2plus1d": 2}
+    specs = resolve_encoders({"encoders": {"kinetics": {"kind": "r2plus1d"}}}, SCHEMA)
+    used = {name: specs[name].record() for name in ("r2plus1d", "kinetics")}
+    provenance = encoders_provenance(used, records, {}, {"weights": "auto"})
+    assert (
+        provenance["video"]["weights"] == "random"
+        and provenance["encoders"]["kinetics"]["extraction"]["weights"] == "k400"
+    )
+    assert "audio" not in provenance  # musicnn not used
+    assert (
+        footnote(provenance)
+        == "Video encoder: R(2+1)D-18, r2plus1d_18. Other encoders: kinetics (r2plus1d, video)."
+    )
+
+
 # --- the workflow --------------------------------------------------------------------------------------------
 
 

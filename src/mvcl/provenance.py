@@ -44,27 +44,32 @@ def merge_video_provenance(records: list[dict]) -> dict:
     return {"mixed": True, "records": [json.loads(record) for record in sorted(distinct)]}
 
 
+def records_by_encoder(paths: list[str | Path]) -> dict[str, list[dict]]:
+    """The provenance records of feature jobs by encoder name, from their paths:
+    results/features/{encoder}/shard_{shard}.json, or results/features/{encoder}.json (precomputed)."""
+    records: dict[str, list[dict]] = {}
+    for path in map(Path, paths):
+        name = path.stem if path.parent.name == "features" else path.parent.name
+        records.setdefault(name, []).append(json.loads(path.read_text()))
+    return records
+
+
 def encoders_provenance(
-    encoders: dict[str, dict], records: list[dict], audio_encoder: dict, video_encoder: dict
+    encoders: dict[str, dict], records: dict[str, list[dict]], audio_encoder: dict, video_encoder: dict
 ) -> dict:
     """results/provenance.json: `encoders` (name -> its spec and the merged record of its shards), and for
     the study's encoders, when used, the study's keys (`audio`: the musicnn checkpoint, `video`: R(2+1)D's
     weights, and their config sections).
 
-    `records` are the shard records of every encoder but musicnn's, each naming its encoder (`encoder`) or,
-    for R(2+1)D's, none (then it is the r2plus1d-kind encoder's).
+    `records`: encoder name -> the records its jobs wrote (musicnn's jobs write none: its checkpoint is
+    looked up here).
     """
-    by_encoder: dict[str, list[dict]] = {}
-    video_kind = [name for name, spec in encoders.items() if spec["kind"] == "r2plus1d"]
-    for record in records:
-        name = record.get("encoder") or (video_kind[0] if video_kind else "r2plus1d")
-        by_encoder.setdefault(name, []).append(record)
     provenance: dict = {"encoders": {}}
     for name, spec in encoders.items():
         if spec["kind"] == "musicnn":
             extraction = musicnn_provenance(spec["options"]["model"])
         else:
-            extraction = merge_video_provenance(by_encoder.get(name, [])) if by_encoder.get(name) else {}
+            extraction = merge_video_provenance(records[name]) if records.get(name) else {}
         provenance["encoders"][name] = {**spec, "extraction": extraction}
     if "musicnn" in encoders:
         provenance["audio"] = provenance["encoders"]["musicnn"]["extraction"]
@@ -87,11 +92,12 @@ def footnote(provenance: dict) -> str:
         video = video or {}
         video_text = video.get("description") or video.get("name") or json.dumps(video, sort_keys=True)
         parts.append(f"Video encoder: R(2+1)D-18, {video_text}.")
-    others = [
-        f"{name} ({spec['kind']}, {spec['modality']}, {spec.get('extraction', {}).get('width', '?')}-d)"
-        for name, spec in (provenance.get("encoders") or {}).items()
-        if name not in ("musicnn", "r2plus1d")
-    ]
+    others = []
+    for name, spec in (provenance.get("encoders") or {}).items():
+        if name in ("musicnn", "r2plus1d"):
+            continue
+        width = spec.get("extraction", {}).get("width")
+        others.append(f"{name} ({spec['kind']}, {spec['modality']}{f', {width}-d' if width else ''})")
     if others:
         parts.append(f"Other encoders: {', '.join(others)}.")
     text = " ".join(parts)
