@@ -11,6 +11,16 @@ from mvcl.beyond.recommend import KEY_PATTERN
 NEW_VIDEOS_SPLIT = {"train": 0.0, "val": 0.0, "test": 1.0, "group_by": "video_id"}
 
 
+def new_features(modality):
+    """The new videos' feature files of the `modality` encoder the configuration trains on."""
+
+    def files(wildcards):
+        name = PLAN.encoder_pair(wildcards.configuration)[modality == "video"]
+        return new_files("features", name, ".npy")(wildcards)
+
+    return files
+
+
 if PLAN.demo_makes_new_videos:
 
     rule demo_new_videos:
@@ -85,11 +95,11 @@ if PLAN.new_videos:
         input:
             segments=res("new", "segments", "{key}.parquet"),
         output:
-            features=res("new", "features", "musicnn", "{key}.npy"),
+            features=res("new", "features", "{encoder}", "{key}.npy"),
         log:
-            log_path("audio_features_new", "{key}"),
+            log_path("audio_features_new", "{encoder}", "{key}"),
         benchmark:
-            benchmark_path("audio_features_new", "{key}")
+            benchmark_path("audio_features_new", "{encoder}", "{key}")
         params:
             shard=0,
 
@@ -97,12 +107,25 @@ if PLAN.new_videos:
         input:
             segments=res("new", "segments", "{key}.parquet"),
         output:
-            features=res("new", "features", "r2plus1d", "{key}.npy"),
-            provenance=res("new", "features", "r2plus1d", "{key}.json"),
+            features=res("new", "features", "{encoder}", "{key}.npy"),
+            provenance=res("new", "features", "{encoder}", "{key}.json"),
         log:
-            log_path("video_features_new", "{key}"),
+            log_path("video_features_new", "{encoder}", "{key}"),
         benchmark:
-            benchmark_path("video_features_new", "{key}")
+            benchmark_path("video_features_new", "{encoder}", "{key}")
+        params:
+            shard=0,
+
+    use rule encoder_features as encoder_features_new with:
+        input:
+            segments=res("new", "segments", "{key}.parquet"),
+        output:
+            features=res("new", "features", "{encoder}", "{key}.npy"),
+            provenance=res("new", "features", "{encoder}", "{key}.json"),
+        log:
+            log_path("encoder_features_new", "{encoder}", "{key}"),
+        benchmark:
+            benchmark_path("encoder_features_new", "{encoder}", "{key}")
         params:
             shard=0,
 
@@ -110,8 +133,8 @@ if PLAN.new_videos:
         input:
             heads=replicate_path("{configuration}", "heads.pt"),
             segments=new_files("segments", ".parquet"),
-            audio=new_files("features", "musicnn", ".npy"),
-            video=new_files("features", "r2plus1d", ".npy"),
+            audio=new_features("audio"),
+            video=new_features("video"),
         output:
             videos=res("new", "embeddings", "{configuration}.parquet"),
             segments=res("new", "embeddings", "{configuration}_segments.parquet"),

@@ -1,4 +1,6 @@
 # Input functions over the plan (mvcl.plan: the workflow's vocabulary, paths and targets; torch-free).
+import re
+
 import pandas as pd
 
 from mvcl.beyond.recommend import video_key
@@ -8,7 +10,6 @@ from mvcl.plan import (
     NAME_PATTERN,
     NEIGHBOUR_LEVELS,
     NEIGHBOUR_MODES,
-    PROBE_REPRESENTATIONS,
     STUDY_CONFIGURATIONS,
     Plan,
     benchmark_path,
@@ -20,11 +21,21 @@ from mvcl.plan import (
 )
 from mvcl.data.metadata import metadata_problem
 from mvcl.validate import check_config
+from snakemake.logging import logger
 
 check_config(config, workflow.configfiles)
 if problem := metadata_problem(config):
     raise SystemExit(problem)  # a bad metadata CSV: one line, before any job
 PLAN = Plan(config)
+try:
+    PLAN.check_encoders()  # an unknown encoder, a bad option or a pair of the wrong modality: one line, before any job
+except ValueError as error:
+    raise SystemExit(str(error))
+for name in PLAN.unused_encoders:
+    logger.warning(
+        f"encoders.{name}: no configuration trains on it, so it is not extracted; name it in "
+        "configurations.<name>.encoders"
+    )
 
 
 def gpu_resource():
@@ -60,15 +71,39 @@ def shard_files(encoder, suffix="npy"):
     return files
 
 
+def extraction_context(wildcards):
+    """What an encoder_features job knows beside its encoder's options (mvcl.features.encoders.contract)."""
+    return {
+        "sample_rate": config["segments"]["sample_rate"],
+        "frame_size": list(config["segments"]["size"]),
+        "seed": config["seed"],
+        "device": config["device"],
+        "precision": config["features"]["precision"],
+    }
+
+
+def provenance_files(wildcards):
+    """The provenance records of the encoders used: per shard (musicnn's is written by rule provenance)."""
+    files = []
+    for name in PLAN.used_encoders:
+        rule_name = PLAN.encoders[name].rule
+        if rule_name == "precomputed_features":
+            files.append(res("features", f"{name}.json"))
+        elif rule_name != "audio_features":
+            files += shard_files(name, "json")(wildcards)
+    return files
+
+
 def probe_inputs(wildcards):
     inputs = {
         "segments": res("data", "segments.parquet"),
         "manifest": res("data", "manifest.parquet"),
     }
-    if wildcards.representation in ("musicnn", "both"):
-        inputs["audio_features"] = res("features", "musicnn.npy")
-    if wildcards.representation in ("r2plus1d", "both"):
-        inputs["video_features"] = res("features", "r2plus1d.npy")
+    audio, video = PLAN.frozen_rows.get(wildcards.representation, (None, None))
+    if audio:
+        inputs["audio_features"] = res("features", f"{audio}.npy")
+    if video:
+        inputs["video_features"] = res("features", f"{video}.npy")
     if wildcards.representation in CL_REPRESENTATIONS:
         configuration = wildcards.get("configuration", config["probe"]["configuration"])
         inputs["embeddings"] = PLAN.replicate_files(configuration, "embeddings.npz")
@@ -86,10 +121,15 @@ def resolved(wildcards):
     return PLAN.resolved(wildcards.configuration)
 
 
+def features_of(modality):
+    """results/features/{encoder}.npy of the `modality` encoder the configuration trains on."""
+    return lambda wildcards: PLAN.feature_path(wildcards.configuration, modality)
+
+
 def train_inputs(wildcards):
     inputs = {
-        "audio": res("features", "musicnn.npy"),
-        "video": res("features", "r2plus1d.npy"),
+        "audio": PLAN.feature_path(wildcards.configuration, "audio"),
+        "video": PLAN.feature_path(wildcards.configuration, "video"),
         "segments": res("data", "segments.parquet"),
     }
     if PLAN.resolved(wildcards.configuration)["model"]["init"] == "autoencoder":

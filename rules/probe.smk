@@ -15,7 +15,7 @@ rule probe:
     benchmark:
         benchmark_path("probe", "{representation}")
     wildcard_constraints:
-        representation="|".join(PROBE_REPRESENTATIONS),
+        representation="|".join(map(re.escape, PLAN.probe_representations)),
     conda:
         "../envs/mvcl.yaml"
     threads: 1
@@ -23,6 +23,7 @@ rule probe:
         mem_mb=memory(8000),
         runtime=runtime(60 * len(PLAN.probe_tasks)),
     params:
+        role=lambda wildcards: PLAN.probe_role(wildcards.representation),
         tasks=PLAN.probe_tasks,
         probe=config["probe"],
         seed=config["seed"],
@@ -52,6 +53,7 @@ rule probe_configuration:
         mem_mb=memory(8000),
         runtime=runtime(60 * len(PLAN.probe_tasks)),
     params:
+        role=lambda wildcards: wildcards.representation,
         tasks=PLAN.probe_tasks,
         probe=probe_params,
         seed=config["seed"],

@@ -55,6 +55,7 @@ rule table1:
         "../envs/mvcl.yaml"
     params:
         configurations=PLAN.configurations,
+        encoders={name: PLAN.encoder_pair(name) for name in PLAN.configurations},
         study_configurations=STUDY_CONFIGURATIONS,
         evaluation=config["evaluation"],
         seed=config["seed"],

@@ -4,8 +4,8 @@
 
 rule autoencoder:
     input:
-        audio=res("features", "musicnn.npy"),
-        video=res("features", "r2plus1d.npy"),
+        audio=features_of("audio"),
+        video=features_of("video"),
         segments=res("data", "segments.parquet"),
     output:
         autoencoders=model_path("{configuration}", "autoencoders.pt"),

@@ -287,7 +287,11 @@ def test_rq1_pairs_each_cl_row_with_its_frozen_counterpart():
         assert (task, "cl_a", "musicnn") in pairs and (task, "cl_v", "r2plus1d") in pairs
         assert (task, "cl_agg", "both") in pairs
         for configuration in plan.table2_configurations:
-            assert (task, f"cl_agg@{configuration}", "both") in pairs
+            # against the concatenated frozen features of the encoders it was trained on
+            pair = plan.encoder_pair(configuration)
+            expected = "both" if pair == ("musicnn", "r2plus1d") else "+".join(pair)
+            assert (task, f"cl_agg@{configuration}", expected) in pairs
+        assert (task, "cl_agg@weightfree", "mir+style") in pairs
     assert set(plan.rq1_inputs()) <= set(plan.table2_inputs())
     assert res("rq1.csv") in plan.final_targets()
 

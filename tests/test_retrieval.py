@@ -372,6 +372,10 @@ def test_table1_median_rank_is_the_correct_computation_not_the_studys():
     compact = text.split("## Recall@k")[0]
     assert "R@1/5/10" not in compact and "R@1/5/10 a→v" in text  # recall@k in the second table
 
+    trained = table1(records, ["base"], comparisons, {"base": [2], "clip_style": [7]}, encoders={"clip_style": ("mir", "style")})
+    assert trained.set_index("configuration").loc["clip_style", "video_encoder"] == "style"
+    assert "| clip_style [mir + style] |" in table1_markdown(trained, {})
+    assert "| clip_style |" in text  # the study's pair is not named
 
 def float64_ranks(query, candidates, positive, query_groups=None, candidate_groups=None):
     """The float64 ranking, plainly: mid-ranks with ties within 1e-9, siblings of the query's video left out."""

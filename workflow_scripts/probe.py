@@ -34,7 +34,8 @@ if len(replicates) > 1:
     settings = {**settings, "repeats": replicate_repeats(settings["repeats"], len(replicates))}
 name = snakemake.wildcards.representation
 representations = [
-    video_representation(name, segments, level=level, **frozen, **arrays) for arrays in replicates
+    video_representation(snakemake.params.role, segments, level=level, **frozen, **arrays)
+    for arrays in replicates
 ]
 manifest = pd.read_parquet(inputs.manifest)
 tags = read_msd_tags(inputs.tags) if "tags" in inputs.keys() else None

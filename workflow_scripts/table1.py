@@ -28,7 +28,13 @@ best_epochs = {
     ]
     for i, name in enumerate(names)
 }
-table = table1(records, snakemake.params.study_configurations, comparisons, best_epochs)
+table = table1(
+    records,
+    snakemake.params.study_configurations,
+    comparisons,
+    best_epochs,
+    encoders=snakemake.params.encoders,
+)
 videos = table["n_test_videos"].iloc[0]
 if videos < SMALL_TEST_VIDEOS:
     log.warning(

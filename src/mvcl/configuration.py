@@ -24,6 +24,8 @@ import jsonschema
 import yaml
 
 SECTIONS = ("model", "loss", "training")
+# Which encoders a configuration trains on: its own choice only (no base section; default the study's pair).
+ENCODER_PAIR = "encoders"
 SCHEMA_ENV = "MVCL_SCHEMA"
 _SCHEMA_RELPATH = Path("schemas") / "config.schema.yaml"
 
@@ -115,20 +117,21 @@ def deep_merge(base: dict, override: dict) -> dict:
 
 
 def resolve_configuration(config: dict, name: str, schema: dict | None = None) -> dict:
-    """Complete settings of configuration `name`: {"name", "model", "loss", "training"}.
+    """Complete settings of configuration `name`: {"name", "model", "loss", "training", "encoders"}.
 
-    Schema defaults < base sections of `config` < `config["configurations"][name]`. Raises ValueError for
-    an unknown configuration (naming the available ones) or an unknown key.
+    Schema defaults < base sections of `config` < `config["configurations"][name]`; `encoders` (the audio and
+    video encoder it trains on) is the schema's pair (musicnn, r2plus1d) < the configuration's own choice.
+    Raises ValueError for an unknown configuration (naming the available ones) or an unknown key.
     """
     schema = schema if schema is not None else load_schema()
     configurations = config.get("configurations", schema["properties"]["configurations"]["default"])
     if name not in configurations:
         raise ValueError(f"configuration {name!r} not in config; available: {', '.join(configurations)}")
     override = configurations[name] or {}
-    unknown = set(override) - set(SECTIONS)
+    unknown = set(override) - {*SECTIONS, ENCODER_PAIR}
     if unknown:
         raise ValueError(
-            f"configurations.{name}: unknown sections {sorted(unknown)}; known: {list(SECTIONS)}"
+            f"configurations.{name}: unknown sections {sorted(unknown)}; known: {[*SECTIONS, ENCODER_PAIR]}"
         )
     resolved: dict[str, Any] = {"name": name}
     for section in SECTIONS:
@@ -143,4 +146,7 @@ def resolve_configuration(config: dict, name: str, schema: dict | None = None) -
                 "is compared over the same seeds); set training.replicates instead"
             )
         resolved[section] = deep_merge(deep_merge(schema_defaults(properties), base), override.get(section) or {})
+    pair = override.get(ENCODER_PAIR) or {}
+    _check_values(pair, schema, "encoder_pair", f"configurations.{name}.{ENCODER_PAIR}")
+    resolved[ENCODER_PAIR] = deep_merge(schema_defaults(schema["$defs"]["encoder_pair"]["properties"]), pair)
     return resolved

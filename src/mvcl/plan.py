@@ -12,6 +12,7 @@ directions of that grammar.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import PurePosixPath
@@ -19,20 +20,27 @@ from pathlib import PurePosixPath
 import numpy as np
 
 from mvcl.configuration import deep_merge, load_schema, resolve_configuration, with_defaults
+from mvcl.features.encoders.registry import (
+    STUDY_PAIR,
+    EncoderSpec,
+    check_pair,
+    resolve_encoders,
+    start_problem,
+)
 from mvcl.validate import check_sweep
 
 RESULTS = "results"
 # The six configurations of the study's Table 1, listed first and marked in Table 1 when present.
 STUDY_CONFIGURATIONS = ("base", "emb512", "deep4", "single_head", "tau03", "ae_init")
-ENCODERS = ("musicnn", "r2plus1d")
 PROBE_TASKS = ("genre", "tagging")
-# Table 2's rows: frozen features, both concatenated, and the contrastive embeddings (audio, video, mean).
+# Table 2's rows as the study has them: frozen features, both concatenated, and the contrastive embeddings
+# (audio, video, mean). With other encoders, their frozen rows join these (`Plan.frozen_rows`).
 PROBE_REPRESENTATIONS = ("musicnn", "r2plus1d", "both", "cl_a", "cl_v", "cl_agg")
 CL_REPRESENTATIONS = ("cl_a", "cl_v", "cl_agg")
 # Table 2 adds these CL rows of each configuration beyond the study's six (add cl_a, cl_v for more rows).
 TABLE2_EXTRA_REPRESENTATIONS = ("cl_agg",)
-# RQ1: each CL representation against the frozen features it was learned from (results/rq1.csv).
-RQ1_BASELINES = {"cl_a": ("musicnn",), "cl_v": ("r2plus1d",), "cl_agg": ("both",)}
+# The frozen row that concatenates the study's pair; any other pair's is "<audio>+<video>".
+STUDY_BOTH = "both"
 # Recall cut-offs of Table 1 (recall@k: the positive ranks k or better).
 RECALL_AT = (1, 5, 10)
 NEIGHBOUR_MODES = ("agg", "audio", "video")
@@ -175,7 +183,94 @@ class Plan:
         overrides = {**self.config["configurations"], **self.ablation}
         return resolve_configuration({**self.config, "configurations": overrides}, name, self.schema)
 
+    # --- encoders -------------------------------------------------------------------------------------------
+
+    @cached_property
+    def encoders(self) -> dict[str, EncoderSpec]:
+        """Every encoder name of the run, resolved; raises ValueError (naming the key) when a configuration or
+        ablation entry names an encoder that does not exist or is of the other modality."""
+        specs = resolve_encoders(self.config, self.schema)
+        for name in self.trained:
+            check_pair(name, self.resolved(name)["encoders"], specs)
+        return specs
+
+    def check_encoders(self) -> None:
+        """Raise ValueError (one line naming the key) for a bad encoder entry, a configuration's bad pair, or
+        an encoder in use that cannot run here (a model not on this machine, remote code, a missing file)."""
+        for name in self.used_encoders:
+            if problem := start_problem(self.encoders[name]):
+                raise ValueError(problem)
+
+    def encoder_pair(self, configuration: str) -> tuple[str, str]:
+        """(audio, video) encoder names that `configuration` trains on."""
+        pair = self.resolved(configuration)["encoders"]
+        return pair["audio"], pair["video"]
+
+    @property
+    def used_encoders(self) -> list[str]:
+        """Encoders some configuration or ablation entry trains on: each is extracted once, shared by all."""
+        return list(dict.fromkeys(name for trained in self.trained for name in self.encoder_pair(trained)))
+
+    @property
+    def unused_encoders(self) -> list[str]:
+        """Names of `encoders:` that no configuration or ablation entry trains on (never extracted)."""
+        return [name for name in self.config.get("encoders") or {} if name not in self.used_encoders]
+
+    def encoders_of_rule(self, rule: str) -> list[str]:
+        """Names of the encoders that `rule` extracts (audio_features: musicnn's kind, and so on)."""
+        return [name for name, spec in self.encoders.items() if spec.rule == rule]
+
+    def encoder_pattern(self, rule: str) -> str:
+        """A wildcard constraint matching exactly the encoder names of `rule` (never anything when none)."""
+        names = self.encoders_of_rule(rule)
+        return "|".join(map(re.escape, names)) if names else "(?!)"
+
+    def feature_path(self, configuration: str, modality: str) -> str:
+        """results/features/{encoder}.npy of the `modality` encoder `configuration` trains on."""
+        audio, video = self.encoder_pair(configuration)
+        return res("features", f"{audio if modality == 'audio' else video}.npy")
+
     # --- probes and Table 2 -----------------------------------------------------------------------------
+
+    @staticmethod
+    def pair_key(audio: str, video: str) -> str:
+        """The frozen row that concatenates two encoders: 'both' for the study's pair, else 'mir+style'."""
+        return (
+            STUDY_BOTH if (audio, video) == (STUDY_PAIR["audio"], STUDY_PAIR["video"]) else f"{audio}+{video}"
+        )
+
+    @cached_property
+    def frozen_rows(self) -> dict[str, tuple[str | None, str | None]]:
+        """Table 2's frozen rows -> (audio encoder, video encoder) they read (None: that modality unused).
+
+        Every encoder the Table 2 configurations train on, and each pair concatenated; probe.configuration's
+        first, so the study's config has exactly the study's three (musicnn, r2plus1d, both).
+        """
+        rows: dict[str, tuple[str | None, str | None]] = {}
+        for configuration in [self.config["probe"]["configuration"], *self.table2_configurations]:
+            audio, video = self.encoder_pair(configuration)
+            rows.update(
+                {audio: (audio, None), video: (None, video), self.pair_key(audio, video): (audio, video)}
+            )
+        return rows
+
+    @property
+    def probe_representations(self) -> list[str]:
+        """The row keys the probe rule makes (file names): frozen rows, then the CL rows."""
+        return [*self.frozen_rows, *CL_REPRESENTATIONS]
+
+    def probe_role(self, key: str) -> str:
+        """How a probe reads its inputs (`mvcl.probe.data.REPRESENTATIONS`): audio, video, both or a CL row."""
+        if key in CL_REPRESENTATIONS:
+            return key
+        audio, video = self.frozen_rows[key]
+        return "both" if audio and video else "audio" if audio else "video"
+
+    def frozen_baseline(self, key: str) -> str:
+        """RQ1's baseline of a CL row key: the frozen row of the encoder(s) its configuration trained on."""
+        representation, configuration = parse_probe_key(key)
+        audio, video = self.encoder_pair(configuration or self.config["probe"]["configuration"])
+        return {"cl_a": audio, "cl_v": video, "cl_agg": self.pair_key(audio, video)}[representation]
 
     @property
     def probe_tasks(self) -> list[str]:
@@ -206,7 +301,7 @@ class Plan:
         study = [
             res("probes", task, f"{representation}.json")
             for task in self.probe_tasks
-            for representation in PROBE_REPRESENTATIONS
+            for representation in self.probe_representations
         ]
         extra = [
             self.probe_path(task, representation, configuration)
@@ -217,18 +312,14 @@ class Plan:
         return study + extra
 
     def rq1_pairs(self) -> list[tuple[str, str, str]]:
-        """(task, CL row key, frozen baseline) for every CL row of Table 2, study's rows first."""
+        """(task, CL row key, frozen baseline) for every CL row of Table 2, study's rows first; the baseline is
+        the frozen row of the encoder(s) that row's configuration trained on (`frozen_baseline`)."""
         keys = [*CL_REPRESENTATIONS] + [
             probe_key(representation, configuration)
             for configuration in self.table2_configurations
             for representation in TABLE2_EXTRA_REPRESENTATIONS
         ]
-        return [
-            (task, key, baseline)
-            for task in self.probe_tasks
-            for key in keys
-            for baseline in RQ1_BASELINES[parse_probe_key(key)[0]]
-        ]
+        return [(task, key, self.frozen_baseline(key)) for task in self.probe_tasks for key in keys]
 
     def rq1_inputs(self) -> list[str]:
         """The probe results RQ1 compares (each once), a subset of Table 2's cells."""
@@ -373,9 +464,18 @@ class Plan:
             return []
         return [
             res("new", "data", "rejected.csv"),
-            *(res("recommendations", f"{name}.csv") for name in self.configurations),
+            *(
+                res("recommendations", f"{name}.csv")
+                for name in self.configurations
+                if self.embeds_new_videos(name)
+            ),
             res("recommendations.html"),
         ]
+
+    def embeds_new_videos(self, configuration: str) -> bool:
+        """Whether new videos can be embedded by `configuration`: not when an encoder is precomputed features,
+        which exist only for the catalog's segments."""
+        return all(self.encoders[name].kind != "precomputed" for name in self.encoder_pair(configuration))
 
     def rq2_targets(self) -> list[str]:
         """The judge page always; rq2.csv/.md once there are judgements to score."""
@@ -394,7 +494,7 @@ class Plan:
             res("data", "segments.parquet"),
             res("data", "rejected.csv"),
             res("figures", "segments.png"),
-            *(res("features", f"{encoder}.npy") for encoder in ENCODERS),
+            *(res("features", f"{encoder}.npy") for encoder in self.used_encoders),
             res("provenance.json"),
             res("table1.csv"),
             res("figures", "training.png"),

@@ -44,13 +44,63 @@ def merge_video_provenance(records: list[dict]) -> dict:
     return {"mixed": True, "records": [json.loads(record) for record in sorted(distinct)]}
 
 
+def records_by_encoder(paths: list[str | Path]) -> dict[str, list[dict]]:
+    """The provenance records of feature jobs by encoder name, from their paths:
+    results/features/{encoder}/shard_{shard}.json, or results/features/{encoder}.json (precomputed)."""
+    records: dict[str, list[dict]] = {}
+    for path in map(Path, paths):
+        name = path.stem if path.parent.name == "features" else path.parent.name
+        records.setdefault(name, []).append(json.loads(path.read_text()))
+    return records
+
+
+def encoders_provenance(
+    encoders: dict[str, dict], records: dict[str, list[dict]], audio_encoder: dict, video_encoder: dict
+) -> dict:
+    """results/provenance.json: `encoders` (name -> its spec and the merged record of its shards), and for
+    the study's encoders, when used, the study's keys (`audio`: the musicnn checkpoint, `video`: R(2+1)D's
+    weights, and their config sections).
+
+    `records`: encoder name -> the records its jobs wrote (musicnn's jobs write none: its checkpoint is
+    looked up here).
+    """
+    provenance: dict = {"encoders": {}}
+    for name, spec in encoders.items():
+        if spec["kind"] == "musicnn":
+            extraction = musicnn_provenance(spec["options"]["model"])
+        else:
+            extraction = merge_video_provenance(records[name]) if records.get(name) else {}
+        provenance["encoders"][name] = {**spec, "extraction": extraction}
+    if "musicnn" in encoders:
+        provenance["audio"] = provenance["encoders"]["musicnn"]["extraction"]
+        provenance["audio_encoder"] = audio_encoder
+    if "r2plus1d" in encoders:
+        provenance["video"] = provenance["encoders"]["r2plus1d"]["extraction"]
+        provenance["video_encoder"] = video_encoder
+    return provenance
+
+
 def footnote(provenance: dict) -> str:
-    """One line naming the weights behind a table, e.g. for its Markdown rendering."""
-    audio = provenance.get("audio", {})
-    video = provenance.get("video", {})
-    video_text = video.get("description") or video.get("name") or json.dumps(video, sort_keys=True)
-    audio_text = f"{audio.get('name')} (sha256 {str(audio.get('sha256'))[:12]})"
-    text = f"Audio encoder: musicnn {audio_text}. Video encoder: R(2+1)D-18, {video_text}."
-    if str(audio.get("name", "")).startswith("MSD_"):
+    """One line naming the encoders and weights behind a table, e.g. for its Markdown rendering."""
+    parts = []
+    audio = provenance.get("audio")
+    if audio is not None or "encoders" not in provenance:
+        audio = audio or {}
+        parts.append(f"Audio encoder: musicnn {audio.get('name')} (sha256 {str(audio.get('sha256'))[:12]}).")
+    video = provenance.get("video")
+    if video is not None or "encoders" not in provenance:
+        video = video or {}
+        video_text = video.get("description") or video.get("name") or json.dumps(video, sort_keys=True)
+        parts.append(f"Video encoder: R(2+1)D-18, {video_text}.")
+    others = []
+    for name, spec in (provenance.get("encoders") or {}).items():
+        if name in ("musicnn", "r2plus1d"):
+            continue
+        width = spec.get("extraction", {}).get("width")
+        others.append(f"{name} ({spec['kind']}, {spec['modality']}{f', {width}-d' if width else ''})")
+    if others:
+        parts.append(f"Other encoders: {', '.join(others)}.")
+    text = " ".join(parts)
+    if str((audio or {}).get("name", "")).startswith("MSD_"):
         text += f" Caution: {MSD_LEAK_NOTE}."
     return text

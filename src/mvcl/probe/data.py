@@ -31,8 +31,11 @@ SPLITS = ("train", "val", "test")
 LEVELS = ("video", "segment")
 
 
-# Which segment arrays each representation of Table 2 reads, and how two of them combine per segment.
+# Which segment arrays each representation of Table 2 reads, and how two of them combine per segment. The
+# frozen rows of any encoder read as `audio` or `video` (musicnn and r2plus1d are the study's names for them).
 REPRESENTATIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "audio": (("audio_features",), "single"),
+    "video": (("video_features",), "single"),
     "musicnn": (("audio_features",), "single"),
     "r2plus1d": (("video_features",), "single"),
     "both": (("audio_features", "video_features"), "concat"),

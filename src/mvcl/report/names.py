@@ -12,6 +12,8 @@ REPRESENTATION_NAMES = {
     "cl_a": "CL audio",
     "cl_v": "CL video",
     "cl_agg": "CL aggregated",
+    "mir": "MIR descriptors",
+    "style": "video style",
 }
 TASK_NAMES = {"tagging": "Music tagging (MSD overlap)", "genre": "Genre classification"}
 
@@ -19,5 +21,7 @@ TASK_NAMES = {"tagging": "Music tagging (MSD overlap)", "genre": "Genre classifi
 def representation_name(key: str) -> str:
     """Display name of a row key: 'CL aggregated', or 'CL aggregated (clip_style)' beyond the study's rows."""
     representation, configuration = parse_probe_key(key)
-    name = REPRESENTATION_NAMES.get(representation, representation)
+    name = REPRESENTATION_NAMES.get(representation) or "+".join(
+        REPRESENTATION_NAMES.get(part, part) for part in representation.split("+")
+    )  # a frozen pair other than the study's, 'mir+style'
     return f"{name} ({configuration})" if configuration else name

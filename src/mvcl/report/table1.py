@@ -44,12 +44,15 @@ def table1(
     comparisons: dict[str, dict[str, Comparison]] | None = None,
     best_epochs: dict[str, list[int]] | None = None,
     reference: str = ABLATION_REFERENCE,
+    encoders: dict[str, tuple[str, str]] | None = None,
 ) -> pd.DataFrame:
     """One row per configuration (study's first, in config order) plus a chance row.
 
     `comparisons[name][direction]` (retrieval.against_reference) gives the `_vs_{reference}` columns;
     `best_epochs[name]` each replicate's best validation epoch. p-values come raw (`_p`) and Holm-corrected
     over the table's family (`_p_holm`).
+    `encoders`: configuration -> the (audio, video) encoders it trained on (columns audio_encoder,
+    video_encoder; default the study's musicnn and r2plus1d).
     """
     comparisons, best_epochs = comparisons or {}, best_epochs or {}
     rows = []
@@ -60,6 +63,7 @@ def table1(
             "n_replicates": len(record.replicates),
             "replicates_learned": record.learned,
         }
+        row["audio_encoder"], row["video_encoder"] = (encoders or {}).get(name, ("musicnn", "r2plus1d"))
         for key, figure in record.intervals.items():
             row.update(figure.as_dict(key))
         for direction in DIRECTIONS:
@@ -183,6 +187,9 @@ def _rows(table: pd.DataFrame, cells) -> list[str]:
     lines = []
     for record in table.to_dict("records"):
         name = f"{record['configuration']} (study)" if record["study"] else record["configuration"]
+        pair = (record.get("audio_encoder", "musicnn"), record.get("video_encoder", "r2plus1d"))
+        if record["configuration"] != "chance" and pair != ("musicnn", "r2plus1d"):
+            name += f" [{pair[0]} + {pair[1]}]"  # trained on other encoders than the study's
         lines.append("| " + " | ".join([name, *cells(record)]) + " |")
     return lines
 

@@ -1,0 +1,15 @@
+"""Rule encoder_features: one shard of segments.parquet -> one encoder's features [rows, D] (float32 .npy) + provenance."""
+
+from mvcl.data.segments import read_shard
+from mvcl.features.encoders.contract import ExtractionContext
+from mvcl.features.encoders.registry import load_encoder
+from mvcl.io import save_json, save_npy
+from mvcl.logs import log_to
+
+log = log_to(snakemake.log[0])
+segments = read_shard(snakemake.input.segments, snakemake.params.shard)
+context = ExtractionContext(**snakemake.params.context, threads=snakemake.threads)
+encoder = load_encoder(snakemake.params.encoder, context)
+features, provenance = encoder.extract(segments)
+save_npy(snakemake.output.features, features)  # atomic: a temporary file in the same folder, then os.replace
+save_json(snakemake.output.provenance, provenance)
