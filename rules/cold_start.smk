@@ -11,16 +11,6 @@ from mvcl.beyond.recommend import KEY_PATTERN
 NEW_VIDEOS_SPLIT = {"train": 0.0, "val": 0.0, "test": 1.0, "group_by": "video_id"}
 
 
-def new_features(modality):
-    """The new videos' feature files of the `modality` encoder the configuration trains on."""
-
-    def files(wildcards):
-        name = PLAN.encoder_pair(wildcards.configuration)[modality == "video"]
-        return new_files("features", name, ".npy")(wildcards)
-
-    return files
-
-
 if PLAN.demo_makes_new_videos:
 
     rule demo_new_videos:

@@ -160,3 +160,13 @@ def new_files(*parts):
         ]
 
     return files
+
+
+def new_features(modality):
+    """The new videos' feature files of the `modality` encoder the configuration trains on."""
+
+    def files(wildcards):
+        name = PLAN.encoder_pair(wildcards.configuration)[modality == "video"]
+        return new_files("features", name, ".npy")(wildcards)
+
+    return files

@@ -7,11 +7,10 @@ test fails if decoding, the encoders, the loss, the batch sampler or the ranking
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import yaml
 
+from mvcl.retrieval import RetrievalRecord
 from tests.helpers import deep_update, load_test_config, run_snakemake, write_config
 
 pytestmark = pytest.mark.slow
@@ -29,7 +28,7 @@ def median_ranks(workdir, coupling):
     targets = [f"results/metrics/{name}/retrieval.json" for name in CONFIGURATIONS]
     run_snakemake(workdir, *targets)
     return {
-        name: json.loads((workdir / target).read_text())
+        name: RetrievalRecord.load(workdir / target).flat()
         for name, target in zip(CONFIGURATIONS, targets, strict=True)
     }
 
