@@ -96,15 +96,6 @@ def _check(audio_emb: np.ndarray, video_emb: np.ndarray) -> None:
             )
 
 
-def _mid_ranks(sim: np.ndarray, positive_sim: np.ndarray, excluded: np.ndarray | None) -> np.ndarray:
-    """(above, tied) counts per row of sim [c, c'] against positive_sim [c, 1], excluded candidates left out."""
-    above = sim > positive_sim + _TIE
-    tied = np.abs(sim - positive_sim) <= _TIE
-    if excluded is not None:
-        above, tied = above & ~excluded, tied & ~excluded
-    return np.stack([above.sum(axis=1), tied.sum(axis=1)])
-
-
 def _float32_error(dim: int) -> float:
     """Bound on |float32 dot - exact dot| / (|q| |c|) for dim-d vectors rounded to float32 and summed in float32
     in any order (Higham's gamma_{d+2}; Cauchy-Schwarz bounds sum |q_k c_k| by |q| |c|)."""
