@@ -1,7 +1,7 @@
 """Where the time of video feature extraction goes: decode alone, model alone and the whole, in one run.
 
 On a small synthetic corpus (mvcl.demo.synthetic, the demo's look), with the demo's settings unless told otherwise,
-at every `--precisions` (fp32 and bf16 by default; see mvcl.features.precision):
+at every `--precisions` (fp32 and bf16 by default, int8 on request; see mvcl.features.precision):
 - decode: `decode_frames` of every segment's clip window (streaming seek + decode + FFmpeg scaling);
 - decode+crop: the same plus cutting and resizing the views (what the background thread does per segment);
 - model <precision>: R(2+1)D-18 on clips decoded beforehand, batched, after an untimed warm-up batch (random
@@ -50,6 +50,7 @@ from mvcl.device import pick_device
 from mvcl.features.precision import DTYPES, PRECISIONS, resolve_precision
 from mvcl.features.r2plus1d import build_video_encoder
 from mvcl.features.video import (
+    CALIBRATION_CLIPS,
     batch_size_for,
     crop_rng,
     decode_workers_for,
@@ -79,9 +80,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--crop", type=int, default=112)
     parser.add_argument("--train-views", type=int, default=1)
     parser.add_argument(
-        "--batch-size", type=count_or_auto, default="auto", help="clips per forward pass, or auto (the default)"
+        "--batch-size",
+        type=count_or_auto,
+        default="auto",
+        help="clips per forward pass, or auto (the default)",
     )
-    parser.add_argument("--decode-workers", type=count_or_auto, default="auto", help="decoding threads, or auto")
+    parser.add_argument(
+        "--decode-workers", type=count_or_auto, default="auto", help="decoding threads, or auto"
+    )
     add_process_options(parser)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=PRECISIONS)
@@ -187,6 +193,9 @@ def prepare_stages(
         precision: copy.deepcopy(encoder).compute_in(DTYPES[precision])
         for precision in dict.fromkeys(["fp32", *precisions])
     }
+    if "int8" in encoders:  # calibrated on the first clips, as the workflow does on CALIBRATION_CLIPS
+        every_clip = torch.cat(clip_batches)
+        encoders["int8"].quantize_int8(every_clip[:CALIBRATION_CLIPS], every_clip[CALIBRATION_CLIPS:])
 
     def encode(precision: str, autocast: bool = False) -> np.ndarray:
         # autocast: the float32 model under torch.autocast, the previous way of running reduced precision
@@ -212,7 +221,7 @@ def prepare_stages(
     stages: dict[str, Callable[[], None]] = {"decode": decode, "decode+crop": decode_and_crop}
     for precision in precisions:
         stages[f"model {precision}"] = lambda precision=precision: encode(precision)
-        if precision != "fp32":
+        if precision not in ("fp32", "int8"):
             stages[f"model {precision} (autocast)"] = lambda precision=precision: encode(precision, True)
         stages[f"whole {precision}"] = lambda precision=precision: extract_video_features(
             segments, **settings, progress=False, decode_workers=decode_workers, precision=precision

@@ -96,6 +96,7 @@ if PLAN.new_videos:
     use rule video_features as video_features_new with:
         input:
             segments=res("new", "segments", "{key}.parquet"),
+            calibration=res("data", "segments.parquet"),
         output:
             features=res("new", "features", "{encoder}", "{key}.npy"),
             provenance=res("new", "features", "{encoder}", "{key}.json"),

@@ -34,6 +34,8 @@ rule audio_features:
 rule video_features:
     input:
         segments=res("data", "segments.parquet"),
+        # int8 (features.precision) is calibrated on the catalog's clips, the same for every shard
+        calibration=res("data", "segments.parquet"),
     output:
         features=res("features", "{encoder}", "shard_{shard}.npy"),
         provenance=res("features", "{encoder}", "shard_{shard}.json"),

@@ -12,6 +12,7 @@ import torch
 
 from mvcl.demo.synthetic import corpus_segments
 from mvcl.features import precision as precision_module
+from mvcl.features import video as video_module
 from mvcl.features.batched import Batches
 from mvcl.features.precision import cpu_has_native_bf16, resolve_precision
 from mvcl.features.video import batch_size_for, crop_rng, decode_workers_for, extract_video_features
@@ -188,11 +189,14 @@ def test_provenance_records_the_precision_the_encoder_ran_in(extracted):
     assert extracted[1]["precision"] == "fp32"
 
 
-def test_auto_precision_is_bf16_only_where_the_device_computes_it_natively(monkeypatch):
+def test_auto_precision_is_bf16_where_native_else_int8_where_it_runs_else_fp32(monkeypatch):
     cpu = torch.device("cpu")
-    for native, expected in [(True, "bf16"), (False, "fp32")]:
+    for native, int8, expected in [(True, True, "bf16"), (False, True, "int8"), (False, False, "fp32")]:
         monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda native=native: native)
+        monkeypatch.setattr(precision_module, "cpu_runs_int8", lambda int8=int8: int8)
         assert resolve_precision("auto", cpu) == expected
+    with pytest.raises(ValueError, match="features.precision: int8 runs on x86"):
+        resolve_precision("int8", cpu)
     assert resolve_precision("bf16", cpu) == "bf16" and resolve_precision("fp32", cpu) == "fp32"
     with pytest.raises(ValueError, match="features.precision: 'fp64'"):
         resolve_precision("fp64", cpu)
@@ -237,6 +241,47 @@ def test_bf16_features_keep_every_clips_direction_within_cosine_0999(tmp_path):
     cosine = (full * half).sum(1) / np.linalg.norm(full, axis=1) / np.linalg.norm(half, axis=1)
     assert len(cosine) == 4 and cosine.min() >= 0.999, cosine
     assert not np.array_equal(full, half)  # bf16 really ran
+
+
+@pytest.mark.slow  # R(2+1)D on demo-sized clips, in float32 and int8
+@pytest.mark.skipif(not precision_module.cpu_runs_int8(), reason="no int8 engine (fbgemm) on this CPU")
+def test_int8_features_keep_every_clips_direction_within_cosine_0999(tmp_path):
+    demo = {**SETTINGS, "clip_frames": 8, "crop": 112, "train_views": 1, "frame_size": (224, 128)}
+    clips = corpus_segments(tmp_path, videos=4, segments_per_video=3, fps=8, size=(224, 128))
+    full, _ = extract_video_features(clips, **demo, precision="fp32")
+    low, record = extract_video_features(clips, **demo, precision="int8")
+    assert record["precision"] == "int8" and record["int8_check"]["check_clips"] == 6
+    assert record["int8_check"]["min_cosine"] >= 0.999
+    full, low = full.reshape(-1, 512), low.reshape(-1, 512)
+    cosine = (full * low).sum(1) / np.linalg.norm(full, axis=1) / np.linalg.norm(low, axis=1)
+    assert len(cosine) == 12 and cosine.min() >= 0.999, cosine
+    assert not np.array_equal(full, low)  # int8 really ran
+
+
+@pytest.mark.skipif(not precision_module.cpu_runs_int8(), reason="no int8 engine (fbgemm) on this CPU")
+def test_int8_features_of_a_segment_do_not_depend_on_its_shard(segments, monkeypatch):
+    monkeypatch.setattr(video_module, "MIN_COSINE", -1.0)  # tiny clips: the check is not what is tested here
+    whole, record = extract_video_features(segments, **SETTINGS, precision="int8")
+    shard = segments[segments["shard"] == 1].reset_index(drop=True)
+    part, part_record = extract_video_features(shard, **SETTINGS, precision="int8", calibration=segments)
+    assert record["precision"] == part_record["precision"] == "int8"
+    assert np.array_equal(part, whole[segments["shard"].to_numpy() == 1])
+    alone, _ = extract_video_features(shard, **SETTINGS, precision="int8")  # calibrated on its own clips
+    assert not np.array_equal(alone, part)
+
+
+@pytest.mark.skipif(not precision_module.cpu_runs_int8(), reason="no int8 engine (fbgemm) on this CPU")
+def test_int8_that_fails_its_check_stops_when_asked_for_and_falls_back_to_fp32_under_auto(
+    segments, extracted, monkeypatch, caplog
+):
+    monkeypatch.setattr(video_module, "MIN_COSINE", 1.01)  # no int8 model can pass
+    with pytest.raises(ValueError, match="features.precision: int8 R.2.1.D features keep a cosine"):
+        extract_video_features(segments, **SETTINGS, precision="int8")
+    monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: False)
+    with caplog.at_level(logging.WARNING):
+        features, record = extract_video_features(segments, **SETTINGS, precision="auto")
+    assert record["precision"] == "fp32" and record["int8_check"]["min_cosine"] < 1.01
+    assert np.array_equal(features, extracted[0]) and "computing in fp32 instead" in caplog.text
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,7 @@
 """Rule video_features: one shard of segments.parquet -> frozen R(2+1)D-18 features [rows, views, 512] + provenance."""
 
+import pandas as pd
+
 from mvcl.data.segments import read_shard
 from mvcl.device import start_torch_job
 from mvcl.features.video import extract_video_features
@@ -16,6 +18,7 @@ features, provenance = extract_video_features(
     seed=snakemake.params.seed,
     device=snakemake.params.device,
     precision=snakemake.params.precision,
+    calibration=pd.read_parquet(snakemake.input.calibration),
 )
 save_npy(snakemake.output.features, features)
 save_json(snakemake.output.provenance, provenance)

@@ -1,8 +1,10 @@
-"""Arithmetic precision of a frozen encoder's forward pass: float32, bfloat16 or float16.
+"""Arithmetic precision of a frozen encoder's forward pass: float32, bfloat16, float16 or int8.
 
 Only the video encoder uses it (`features.precision`, applied by `VideoEncoder.compute_in`): R(2+1)D-18's
 convolutions run several times faster in bf16 on a CPU with native bf16, and faster on a GPU (README, Speed),
 and its pooled features stay within a cosine of 0.999 of the float32 ones (tests/test_video_features.py).
+A CPU without native bf16 (AVX2 only) runs it in int8 instead (`VideoEncoder.quantize_int8`), several times
+faster than float32 there, kept only where every job's own check finds it within that cosine.
 musicnn always runs in float32: in bf16 its features fail the check against the original TF model's.
 """
 
@@ -14,8 +16,11 @@ from pathlib import Path
 
 import torch
 
-PRECISIONS = ("fp32", "bf16", "fp16", "auto")
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS = ("fp32", "bf16", "fp16", "int8", "auto")
+# int8 models take float32 input and quantise it themselves.
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.float32}
+# The smallest cosine between a reduced-precision clip feature and its float32 one that a precision must keep.
+MIN_COSINE = 0.999
 
 
 @functools.cache
@@ -31,15 +36,26 @@ def cpu_has_native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def cpu_runs_int8() -> bool:
+    """Whether torch can run quantised int8 models here (its fbgemm engine: x86 with AVX2 or better)."""
+    return "fbgemm" in torch.backends.quantized.supported_engines
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """fp32, bf16 or fp16 for `precision` on `device`: `auto` = bf16 where the device computes it natively,
-    else fp32. An explicit choice the device cannot run is an error naming the key."""
+    """fp32, bf16, fp16 or int8 for `precision` on `device`: `auto` = bf16 where the device computes it
+    natively; else int8 on a CPU that runs it (x86: fbgemm), which the job keeps only if it passes its check
+    (`mvcl.features.video`); else fp32. An explicit choice the device cannot run is an error naming the key."""
     if precision not in PRECISIONS:
         raise ValueError(f"features.precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
     cuda = device.type == "cuda"
     if precision == "auto":
-        native = torch.cuda.is_bf16_supported() if cuda else cpu_has_native_bf16()
-        return "bf16" if native else "fp32"
+        if torch.cuda.is_bf16_supported() if cuda else cpu_has_native_bf16():
+            return "bf16"
+        return "int8" if not cuda and cpu_runs_int8() else "fp32"
+    if precision == "int8" and (cuda or not cpu_runs_int8()):
+        raise ValueError(
+            "features.precision: int8 runs on x86 CPUs only (torch's fbgemm engine): set auto, fp32 or bf16"
+        )
     if precision == "fp16" and not cuda and not torch.ops.mkldnn._is_mkldnn_fp16_supported():
         raise ValueError(
             "features.precision: fp16 on this CPU has no hardware support (AVX512-FP16 / AMX-FP16): "

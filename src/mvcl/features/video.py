@@ -10,13 +10,16 @@ The crops of a segment depend only on (seed, video_id, segment), never on the sh
 Decoding and cropping run in a background thread (`decode_workers` of them) while the model works on the
 previous batch; PyAV and torch release the GIL. A segment that fails to decode gets a NaN row and a warning naming the file.
 
-The frozen model runs in `precision` (`mvcl.features.precision`: float32, bf16 or fp16; see
-`VideoEncoder.compute_in`). On a GPU, decoding is the limit: several decode workers feed it, batches go to it
+The frozen model runs in `precision` (`mvcl.features.precision`: float32, bf16, fp16 or int8; see
+`VideoEncoder.compute_in` and `quantize_int8`). int8 is calibrated on `CALIBRATION_CLIPS` centre clips drawn
+with `seed` from all segments of the run (`calibration`), the same in every shard, and kept only if its features
+of `CALIBRATION_CLIPS` other clips stay within `precision.MIN_COSINE` of float32's. On a GPU, decoding is the limit: several decode workers feed it, batches go to it
 as uint8 from pinned host memory with non-blocking copies, and are normalised there.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Iterator
@@ -32,9 +35,16 @@ from mvcl.data.decode import decode_frames
 from mvcl.data.segments import video_rng
 from mvcl.device import pick_device
 from mvcl.features.batched import Batches, decode_threads, feed_decoded
-from mvcl.features.precision import DTYPES, resolve_precision
+from mvcl.features.precision import DTYPES, MIN_COSINE, resolve_precision
 from mvcl.features.prefetch import ahead
-from mvcl.features.r2plus1d import FEATURE_DIM, build_video_encoder, centre_box, crop_clips, random_boxes
+from mvcl.features.r2plus1d import (
+    FEATURE_DIM,
+    VideoEncoder,
+    build_video_encoder,
+    centre_box,
+    crop_clips,
+    random_boxes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +54,8 @@ log = logging.getLogger(__name__)
 # A GPU needs many.
 CPU_BATCH = 16
 GPU_BATCH = 64
+# Clips that calibrate an int8 model, and as many others that check it against float32.
+CALIBRATION_CLIPS = 8
 
 
 def decode_workers_for(spec: int | str, device: torch.device, threads: int) -> int:
@@ -105,6 +117,7 @@ def extract_video_features(
     decode_workers: int | str = 1,
     precision: str = "fp32",
     weights_url: str = "",
+    calibration: pd.DataFrame | None = None,
 ) -> tuple[np.ndarray, dict]:
     """float32 features [len(segments), train_views, 512] row-aligned with `segments`, and their provenance.
 
@@ -116,8 +129,10 @@ def extract_video_features(
     `decode_workers` threads decode ahead of the model: on a CPU one keeps the model busy (decoding is far
     cheaper there, see README, Speed); on a GPU decoding is the bottleneck, so raise it.
     `auto`: 1 on a CPU, torch's thread count (the job's threads) on a GPU. `batch_size` `auto`: 16 clips on
-    a CPU, 64 on a GPU. `precision`: fp32, bf16, fp16 or auto (see `mvcl.features.precision`); the provenance
-    record says which ran.
+    a CPU, 64 on a GPU. `precision`: fp32, bf16, fp16, int8 or auto (see `mvcl.features.precision`); the
+    provenance record says which ran. `calibration`: the segments an int8 model is calibrated and checked on
+    (all segments of the run, so that every shard computes the same features; default `segments`). `auto`
+    falls back to fp32 when int8 fails its check; an explicit int8 stops.
     """
     device = pick_device(device) if isinstance(device, str) else torch.device(device)
     cuda = device.type == "cuda"
@@ -148,6 +163,12 @@ def extract_video_features(
             weights, allow_random=allow_random, seed=seed, normalize=normalize, weights_url=weights_url
         )
         encoder.to(device).compute_in(DTYPES[used_precision])
+        fidelity = None
+        if used_precision == "int8":
+            table = segments if calibration is None else calibration
+            encoder, used_precision, fidelity = _int8_or_fp32(
+                encoder, table, seed, clip_options, explicit=precision == "int8"
+            )
 
         def encode(batch: torch.Tensor) -> np.ndarray:
             with torch.inference_mode():
@@ -181,7 +202,54 @@ def extract_video_features(
         "seed": seed,
     }
     record = {**weights_record, "extraction": settings, "precision": used_precision}
+    if fidelity is not None:
+        record["int8_check"] = fidelity
     return features, {**record, "torchvision": torchvision.__version__}
+
+
+def calibration_clips(table: pd.DataFrame, seed: int, clip_options: dict, count: int) -> torch.Tensor:
+    """uint8 centre clips of `count` segments of `table` drawn with `seed` (segments that fail to decode are
+    skipped): the same clips whatever the shard, since they depend only on the table and the seed."""
+    order = table.sort_values(["video_id", "segment"]).reset_index(drop=True)
+    clips = []
+    for row in np.random.default_rng([seed, 8]).permutation(len(order)):
+        segment = order.iloc[row]
+        try:
+            clip = segment_clips(
+                segment.path, segment.clip_start_s, segment.clip_end_s,
+                train=False, rng=crop_rng(seed, segment.video_id, segment.segment), **clip_options,
+            )  # fmt: skip
+        except Exception as error:  # noqa: BLE001 - a broken file is logged, the next segment taken
+            log.warning(
+                "int8 calibration skips segment %s of %s: %s", segment.segment, segment.video_id, error
+            )
+            continue
+        clips.append(clip[0])
+        if len(clips) == count:
+            break
+    return torch.stack(clips) if clips else torch.empty(0)
+
+
+def _int8_or_fp32(
+    encoder: VideoEncoder, table: pd.DataFrame, seed: int, clip_options: dict, explicit: bool
+) -> tuple[VideoEncoder, str, dict]:
+    """The int8 encoder with its check record, or (when `auto` and the check fails) the float32 one."""
+    clips = calibration_clips(table, seed, clip_options, 2 * CALIBRATION_CLIPS)
+    half = len(clips) // 2
+    quantized = copy.deepcopy(encoder)
+    cosine = quantized.quantize_int8(clips[:half], clips[half:]) if half else float("nan")
+    record = {"min_cosine": round(cosine, 6), "calibration_clips": half, "check_clips": len(clips) - half}
+    if cosine >= MIN_COSINE:
+        log.info("int8 R(2+1)D: smallest cosine with float32 %.5f over %d check clips", cosine, half)
+        return quantized, "int8", record
+    problem = (
+        f"features.precision: int8 R(2+1)D features keep a cosine of only {cosine:.5f} (< {MIN_COSINE}) with "
+        f"float32 on {len(clips) - half} clips of this run"
+    )
+    if explicit:
+        raise ValueError(f"{problem}: set features.precision to fp32 (or auto, which falls back to fp32)")
+    log.warning("%s: computing in fp32 instead", problem)
+    return encoder, "fp32", record
 
 
 @contextmanager
