@@ -1,4 +1,5 @@
-"""Rule encoder_features: one shard of segments.parquet -> one encoder's features [rows, D] (float32 .npy) + provenance."""
+"""Rules audio_features, video_features, encoder_features: one shard of segments.parquet -> one encoder's
+features [rows, D] (float32 .npy; R(2+1)D-18's [rows, views, 512]) and their provenance record."""
 
 from mvcl.data.segments import read_shard
 from mvcl.features.encoders.contract import ExtractionContext
