@@ -5,15 +5,15 @@
 rule ablation_table:
     input:
         retrieval=expand(
-            res("metrics", "{name}", "retrieval.json"), name=PLAN.ablation_rows
+            "results/metrics/{name}/retrieval.json", name=PLAN.ablation_rows
         ),
         loss_floor=expand(
-            res("metrics", "{name}", "loss_floor.json"), name=PLAN.ablation_rows
+            "results/metrics/{name}/loss_floor.json", name=PLAN.ablation_rows
         ),
         probes=PLAN.ablation_probes(),
     output:
         table=report(
-            res("ablation.csv"),
+            "results/ablation.csv",
             caption="../report/ablation.rst",
             category="Ablation",
             labels={"what": "table, one row per changed factor"},
@@ -36,10 +36,10 @@ rule ablation_table:
 
 rule figure_ablation:
     input:
-        table=res("ablation.csv"),
+        table="results/ablation.csv",
     output:
         figure=report(
-            res("figures", "ablation.png"),
+            "results/figures/ablation.png",
             caption="../report/ablation.rst",
             category="Ablation",
             labels={"what": "figure: ranks, probe AUCs and loss bounds"},

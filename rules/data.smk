@@ -31,8 +31,8 @@ rule ingest:
     input:
         metadata=config["dataset"]["metadata_csv"],
     output:
-        manifest=res("data", "manifest.parquet"),
-        rejected=res("data", "rejected.csv"),
+        manifest="results/data/manifest.parquet",
+        rejected="results/data/rejected.csv",
     log:
         log_path("ingest"),
     benchmark:

@@ -65,12 +65,12 @@ rule probe_configuration:
 rule table2:
     input:
         results=PLAN.table2_inputs(),
-        provenance=res("provenance.json"),
+        provenance="results/provenance.json",
     output:
         table=report(
-            res("table2.csv"), caption="../report/table2.rst", category="Tables"
+            "results/table2.csv", caption="../report/table2.rst", category="Tables"
         ),
-        markdown=res("table2.md"),
+        markdown="results/table2.md",
     log:
         log_path("table2"),
     benchmark:
@@ -90,12 +90,13 @@ rule rq1:
     input:
         results=PLAN.rq1_inputs(),
         retrieval=[
-            res("metrics", name, "retrieval.json") for name in PLAN.rq1_configurations
+            f"results/metrics/{name}/retrieval.json"
+            for name in PLAN.rq1_configurations
         ],
-        provenance=res("provenance.json"),
+        provenance="results/provenance.json",
     output:
-        table=report(res("rq1.csv"), caption="../report/rq1.rst", category="Tables"),
-        markdown=res("rq1.md"),
+        table=report("results/rq1.csv", caption="../report/rq1.rst", category="Tables"),
+        markdown="results/rq1.md",
     log:
         log_path("rq1"),
     benchmark:
@@ -113,11 +114,11 @@ rule rq1:
 
 rule figure_probes:
     input:
-        table=res("table2.csv"),
-        rq1=res("rq1.csv"),
+        table="results/table2.csv",
+        rq1="results/rq1.csv",
     output:
         figure=report(
-            res("figures", "probes.png"),
+            "results/figures/probes.png",
             caption="../report/probes.rst",
             category="Probes",
         ),

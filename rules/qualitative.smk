@@ -14,19 +14,19 @@ NEIGHBOUR_SEEDS = {
 
 rule figure_neighbours:
     input:
-        manifest=res("data", "manifest.parquet"),
-        segments=res("data", "segments.parquet"),
+        manifest="results/data/manifest.parquet",
+        segments="results/data/segments.parquet",
         embeddings=QUALITATIVE_EMBEDDINGS,
     output:
         figure=report(
-            res("figures", "neighbours_{level}_{mode}.png"),
+            "results/figures/neighbours_{level}_{mode}.png",
             caption="../report/neighbours.rst",
             category="Qualitative",
             subcategory="Neighbours ({level})",
             labels={"level": "{level}", "mode": "{mode}", "kind": "contact sheet"},
         ),
         table=report(
-            res("qualitative", "neighbours_{level}_{mode}.csv"),
+            "results/qualitative/neighbours_{level}_{mode}.csv",
             caption="../report/neighbours_table.rst",
             category="Qualitative",
             subcategory="Neighbours ({level})",
@@ -55,7 +55,7 @@ rule neighbours_html:
     input:
         tables=PLAN.neighbour_tables(),
     output:
-        page=res("neighbours.html"),
+        page="results/neighbours.html",
     log:
         log_path("neighbours_html"),
     benchmark:
@@ -70,10 +70,10 @@ rule neighbours_html:
 
 rule diagnostics:
     input:
-        segments=res("data", "segments.parquet"),
+        segments="results/data/segments.parquet",
         embeddings=replicate_path("{configuration}", "embeddings.npz"),
     output:
-        diagnostics=res("metrics", "{configuration}", "diagnostics.json"),
+        diagnostics="results/metrics/{configuration}/diagnostics.json",
     log:
         log_path("diagnostics", "{configuration}"),
     benchmark:
@@ -96,7 +96,7 @@ rule gather_diagnostics:
         parts=lambda wildcards: PLAN.diagnostics_inputs(workflow.is_rule("loss_floor")),
     output:
         table=report(
-            res("diagnostics.csv"),
+            "results/diagnostics.csv",
             caption="../report/diagnostics_table.rst",
             category="Diagnostics",
             labels={"what": "table, one row per configuration"},
@@ -115,10 +115,10 @@ rule gather_diagnostics:
 
 rule figure_diagnostics:
     input:
-        table=res("diagnostics.csv"),
+        table="results/diagnostics.csv",
     output:
         figure=report(
-            res("figures", "diagnostics.png"),
+            "results/figures/diagnostics.png",
             caption="../report/diagnostics.rst",
             category="Diagnostics",
             labels={"what": "modality gap, alignment and uniformity"},
@@ -135,14 +135,14 @@ rule figure_diagnostics:
 
 rule figure_similarities:
     input:
-        segments=res("data", "segments.parquet"),
+        segments="results/data/segments.parquet",
         embeddings=expand(
             replicate_path("{configuration}", "embeddings.npz"),
             configuration=PLAN.configurations,
         ),
     output:
         figure=report(
-            res("figures", "similarities.png"),
+            "results/figures/similarities.png",
             caption="../report/similarities.rst",
             category="Diagnostics",
             labels={"what": "similarity of positive and negative pairs"},
@@ -164,12 +164,12 @@ rule figure_similarities:
 
 rule figure_embedding_map:
     input:
-        manifest=res("data", "manifest.parquet"),
-        segments=res("data", "segments.parquet"),
+        manifest="results/data/manifest.parquet",
+        segments="results/data/segments.parquet",
         embeddings=replicate_path("{configuration}", "embeddings.npz"),
     output:
         figure=report(
-            res("figures", "embedding_map_{configuration}.png"),
+            "results/figures/embedding_map_{configuration}.png",
             caption="../report/embedding_map.rst",
             category="Diagnostics",
             labels={"what": "t-SNE map, configuration {configuration}"},

@@ -3,9 +3,9 @@
 
 checkpoint segments:
     input:
-        manifest=res("data", "manifest.parquet"),
+        manifest="results/data/manifest.parquet",
     output:
-        segments=res("data", "segments.parquet"),
+        segments="results/data/segments.parquet",
     log:
         log_path("segments"),
     benchmark:
@@ -22,11 +22,11 @@ checkpoint segments:
 
 rule figure_segments:
     input:
-        manifest=res("data", "manifest.parquet"),
-        segments=res("data", "segments.parquet"),
+        manifest="results/data/manifest.parquet",
+        segments="results/data/segments.parquet",
     output:
         figure=report(
-            res("figures", "segments.png"),
+            "results/figures/segments.png",
             caption="../report/segments.rst",
             category="Data",
         ),

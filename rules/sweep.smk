@@ -22,7 +22,7 @@ rule sweep_run:
     params:
         config=lambda wildcards: PLAN.sweep_config(float(wildcards.coupling)),
         configurations=PLAN.sweep_configurations,
-        workdir=lambda wildcards: res("sweep", f"coupling_{wildcards.coupling}", "run"),
+        workdir=lambda wildcards: f"results/sweep/coupling_{wildcards.coupling}/run",
         snakefile=workflow.main_snakefile,
     script:
         "../workflow_scripts/sweep_run.py"
@@ -37,13 +37,13 @@ rule figure_coupling:
         ],
     output:
         figure=report(
-            res("figures", "coupling.png"),
+            "results/figures/coupling.png",
             caption="../report/coupling.rst",
             category="Diagnostics",
             labels={"what": "median rank against audio-video coupling"},
         ),
         table=report(
-            res("sweep", "coupling.csv"),
+            "results/sweep/coupling.csv",
             caption="../report/coupling.rst",
             category="Diagnostics",
             labels={"what": "coupling sweep table"},

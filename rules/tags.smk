@@ -6,10 +6,10 @@ if config["dataset"]["msd_tags"]:
 
     rule msd_tags:
         input:
-            manifest=res("data", "manifest.parquet"),
+            manifest="results/data/manifest.parquet",
             tags=config["dataset"]["msd_tags"],
         output:
-            tags=res("data", "msd_tags.parquet"),
+            tags="results/data/msd_tags.parquet",
         log:
             log_path("msd_tags"),
         benchmark:

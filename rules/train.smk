@@ -6,7 +6,7 @@ rule autoencoder:
     input:
         audio=features_of("audio"),
         video=features_of("video"),
-        segments=res("data", "segments.parquet"),
+        segments="results/data/segments.parquet",
     output:
         autoencoders=model_path("{configuration}", "autoencoders.pt"),
     log:
@@ -61,7 +61,7 @@ rule loss_floor:
     input:
         history=replicate_path("{configuration}", "history.csv"),
     output:
-        record=res("metrics", "{configuration}", "loss_floor.json"),
+        record="results/metrics/{configuration}/loss_floor.json",
     log:
         log_path("loss_floor", "{configuration}"),
     benchmark:
@@ -83,7 +83,7 @@ rule figure_training:
         ),
     output:
         figure=report(
-            res("figures", "training.png"),
+            "results/figures/training.png",
             caption="../report/training.rst",
             category="Training",
         ),
