@@ -12,11 +12,11 @@ rule ablation_table:
         ),
         probes=PLAN.ablation_probes(),
     output:
-        table=report(
+        table=reported(
             "results/ablation.csv",
-            caption="../report/ablation.rst",
-            category="Ablation",
-            labels={"what": "table, one row per changed factor"},
+            "ablation",
+            "Ablation",
+            what="table, one row per changed factor",
         ),
     log:
         log_path("ablation_table"),
@@ -25,11 +25,10 @@ rule ablation_table:
     conda:
         "../envs/mvcl.yaml"
     params:
+        **BOOTSTRAP,
         names=PLAN.ablation_rows,
         changes=PLAN.ablation_changes,
         tasks=PLAN.probe_tasks,
-        resamples=config["evaluation"]["bootstrap"],
-        seed=config["seed"],
     script:
         "../workflow_scripts/ablation_table.py"
 
@@ -38,11 +37,11 @@ rule figure_ablation:
     input:
         table="results/ablation.csv",
     output:
-        figure=report(
+        figure=reported(
             "results/figures/ablation.png",
-            caption="../report/ablation.rst",
-            category="Ablation",
-            labels={"what": "figure: ranks, probe AUCs and loss bounds"},
+            "ablation",
+            "Ablation",
+            what="figure: ranks, probe AUCs and loss bounds",
         ),
     log:
         log_path("figure_ablation"),

@@ -38,6 +38,22 @@ for name in PLAN.unused_encoders:
     )
 
 
+# The bootstrap behind every interval and test of the tables (evaluation.bootstrap resamples, the run's seed).
+BOOTSTRAP = {"resamples": config["evaluation"]["bootstrap"], "seed": config["seed"]}
+
+
+def reported(path, caption, category, subcategory=None, **labels):
+    """`path` in Snakemake's HTML report (`snakemake --report`) under `category`, described by
+    report/<caption>.rst; `labels` name it in its category's table."""
+    return report(
+        path,
+        caption=f"../report/{caption}.rst",
+        category=category,
+        subcategory=subcategory,
+        labels=labels or None,
+    )
+
+
 def gpu_resource():
     """Feature and training jobs ask the scheduler for one GPU when resources.gpu is true."""
     return 1 if config["resources"]["gpu"] else 0

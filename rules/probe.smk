@@ -67,9 +67,7 @@ rule table2:
         results=PLAN.table2_inputs(),
         provenance="results/provenance.json",
     output:
-        table=report(
-            "results/table2.csv", caption="../report/table2.rst", category="Tables"
-        ),
+        table=reported("results/table2.csv", "table2", "Tables"),
         markdown="results/table2.md",
     log:
         log_path("table2"),
@@ -78,9 +76,8 @@ rule table2:
     conda:
         "../envs/mvcl.yaml"
     params:
+        **BOOTSTRAP,
         configuration=config["probe"]["configuration"],
-        resamples=config["evaluation"]["bootstrap"],
-        seed=config["seed"],
     script:
         "../workflow_scripts/table2.py"
 
@@ -95,7 +92,7 @@ rule rq1:
         ],
         provenance="results/provenance.json",
     output:
-        table=report("results/rq1.csv", caption="../report/rq1.rst", category="Tables"),
+        table=reported("results/rq1.csv", "rq1", "Tables"),
         markdown="results/rq1.md",
     log:
         log_path("rq1"),
@@ -104,10 +101,9 @@ rule rq1:
     conda:
         "../envs/mvcl.yaml"
     params:
+        **BOOTSTRAP,
         pairs=PLAN.rq1_pairs(),
         configurations=PLAN.rq1_configurations,
-        resamples=config["evaluation"]["bootstrap"],
-        seed=config["seed"],
     script:
         "../workflow_scripts/rq1.py"
 
@@ -117,11 +113,7 @@ rule figure_probes:
         table="results/table2.csv",
         rq1="results/rq1.csv",
     output:
-        figure=report(
-            "results/figures/probes.png",
-            caption="../report/probes.rst",
-            category="Probes",
-        ),
+        figure=reported("results/figures/probes.png", "probes", "Probes"),
     log:
         log_path("figure_probes"),
     benchmark:

@@ -18,19 +18,23 @@ rule figure_neighbours:
         segments="results/data/segments.parquet",
         embeddings=QUALITATIVE_EMBEDDINGS,
     output:
-        figure=report(
+        figure=reported(
             "results/figures/neighbours_{level}_{mode}.png",
-            caption="../report/neighbours.rst",
-            category="Qualitative",
+            "neighbours",
+            "Qualitative",
             subcategory="Neighbours ({level})",
-            labels={"level": "{level}", "mode": "{mode}", "kind": "contact sheet"},
+            level="{level}",
+            mode="{mode}",
+            kind="contact sheet",
         ),
-        table=report(
+        table=reported(
             "results/qualitative/neighbours_{level}_{mode}.csv",
-            caption="../report/neighbours_table.rst",
-            category="Qualitative",
+            "neighbours_table",
+            "Qualitative",
             subcategory="Neighbours ({level})",
-            labels={"level": "{level}", "mode": "{mode}", "kind": "table"},
+            level="{level}",
+            mode="{mode}",
+            kind="table",
         ),
     log:
         log_path("figure_neighbours", "{level}_{mode}"),
@@ -95,11 +99,11 @@ rule gather_diagnostics:
         # The loss floor (rule loss_floor, rules/train.smk) joins where the workflow has that stage.
         parts=lambda wildcards: PLAN.diagnostics_inputs(workflow.is_rule("loss_floor")),
     output:
-        table=report(
+        table=reported(
             "results/diagnostics.csv",
-            caption="../report/diagnostics_table.rst",
-            category="Diagnostics",
-            labels={"what": "table, one row per configuration"},
+            "diagnostics_table",
+            "Diagnostics",
+            what="table, one row per configuration",
         ),
     log:
         log_path("gather_diagnostics"),
@@ -117,11 +121,11 @@ rule figure_diagnostics:
     input:
         table="results/diagnostics.csv",
     output:
-        figure=report(
+        figure=reported(
             "results/figures/diagnostics.png",
-            caption="../report/diagnostics.rst",
-            category="Diagnostics",
-            labels={"what": "modality gap, alignment and uniformity"},
+            "diagnostics",
+            "Diagnostics",
+            what="modality gap, alignment and uniformity",
         ),
     log:
         log_path("figure_diagnostics"),
@@ -141,11 +145,11 @@ rule figure_similarities:
             configuration=PLAN.configurations,
         ),
     output:
-        figure=report(
+        figure=reported(
             "results/figures/similarities.png",
-            caption="../report/similarities.rst",
-            category="Diagnostics",
-            labels={"what": "similarity of positive and negative pairs"},
+            "similarities",
+            "Diagnostics",
+            what="similarity of positive and negative pairs",
         ),
     log:
         log_path("figure_similarities"),
@@ -168,11 +172,11 @@ rule figure_embedding_map:
         segments="results/data/segments.parquet",
         embeddings=replicate_path("{configuration}", "embeddings.npz"),
     output:
-        figure=report(
+        figure=reported(
             "results/figures/embedding_map_{configuration}.png",
-            caption="../report/embedding_map.rst",
-            category="Diagnostics",
-            labels={"what": "t-SNE map, configuration {configuration}"},
+            "embedding_map",
+            "Diagnostics",
+            what="t-SNE map, configuration {configuration}",
         ),
     log:
         log_path("figure_embedding_map", "{configuration}"),

@@ -43,9 +43,7 @@ rule table1:
         ],
         provenance="results/provenance.json",
     output:
-        table=report(
-            "results/table1.csv", caption="../report/table1.rst", category="Tables"
-        ),
+        table=reported("results/table1.csv", "table1", "Tables"),
         markdown="results/table1.md",
     log:
         log_path("table1"),

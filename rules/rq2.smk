@@ -10,6 +10,7 @@ RQ2_INPUTS = {
         f"results/embeddings/{name}.parquet" for name in PLAN.rq2["configurations"]
     ],
 }
+RQ2_PARAMS = {"rq2": PLAN.rq2, "seed": config["seed"]}
 
 
 rule judge:
@@ -25,8 +26,7 @@ rule judge:
     conda:
         "../envs/mvcl.yaml"
     params:
-        rq2=PLAN.rq2,
-        seed=config["seed"],
+        **RQ2_PARAMS,
     script:
         "../workflow_scripts/judge.py"
 
@@ -59,7 +59,7 @@ rule rq2:
         **RQ2_INPUTS,
         judgements=PLAN.rq2_judgements,
     output:
-        table=report("results/rq2.csv", caption="../report/rq2.rst", category="Tables"),
+        table=reported("results/rq2.csv", "rq2", "Tables"),
         markdown="results/rq2.md",
         annotators="results/rq2_annotators.csv",
     log:
@@ -69,7 +69,6 @@ rule rq2:
     conda:
         "../envs/mvcl.yaml"
     params:
-        rq2=PLAN.rq2,
-        seed=config["seed"],
+        **RQ2_PARAMS,
     script:
         "../workflow_scripts/rq2.py"

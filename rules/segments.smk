@@ -25,11 +25,7 @@ rule figure_segments:
         manifest="results/data/manifest.parquet",
         segments="results/data/segments.parquet",
     output:
-        figure=report(
-            "results/figures/segments.png",
-            caption="../report/segments.rst",
-            category="Data",
-        ),
+        figure=reported("results/figures/segments.png", "segments", "Data"),
     log:
         log_path("figure_segments"),
     benchmark:

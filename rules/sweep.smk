@@ -36,17 +36,17 @@ rule figure_coupling:
             for coupling in config["sweep"]["couplings"]
         ],
     output:
-        figure=report(
+        figure=reported(
             "results/figures/coupling.png",
-            caption="../report/coupling.rst",
-            category="Diagnostics",
-            labels={"what": "median rank against audio-video coupling"},
+            "coupling",
+            "Diagnostics",
+            what="median rank against audio-video coupling",
         ),
-        table=report(
+        table=reported(
             "results/sweep/coupling.csv",
-            caption="../report/coupling.rst",
-            category="Diagnostics",
-            labels={"what": "coupling sweep table"},
+            "coupling",
+            "Diagnostics",
+            what="coupling sweep table",
         ),
     log:
         log_path("figure_coupling"),
