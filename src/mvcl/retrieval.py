@@ -745,14 +745,9 @@ def evaluate_retrieval(
     record = RetrievalRecord(
         configuration=configuration,
         candidates=candidates,
-        n_queries=int(first["n_queries"]),
         n_videos=n_videos,
-        pool_size=int(first["pool_size"]),
-        n_pools=int(first["n_pools"]),
-        chance_median_rank=float(first["chance_median_rank"]),
-        full_pool_size=int(first["full_pool_size"]),
-        full_chance_median_rank=float(first["full_chance_median_rank"]),
         video_pool_size=n_videos,
+        **{field: kind(first[field]) for field, kind in POOL_FACTS.items()},
         bootstrap_resamples=resamples,
         permutations=permutations,
         intervals=intervals,
@@ -760,6 +755,17 @@ def evaluate_retrieval(
         replicates=replicates,
     )
     return record, pd.concat(rank_rows, ignore_index=True)
+
+
+# The record's facts about the pools, the same in every replicate (their test set is the same): field -> type.
+POOL_FACTS = {
+    "n_queries": int,
+    "pool_size": int,
+    "n_pools": int,
+    "chance_median_rank": float,
+    "full_pool_size": int,
+    "full_chance_median_rank": float,
+}
 
 
 class _Figure:
