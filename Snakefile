@@ -14,8 +14,6 @@ validate(config, "schemas/config.schema.yaml")
 include: "rules/common.smk"
 # The study: data, segments, features, contrastive training, Table 1, Table 2 and RQ1, neighbours.
 include: "rules/data.smk"
-include: "rules/tags.smk"
-include: "rules/segments.smk"
 include: "rules/features.smk"
 include: "rules/train.smk"
 include: "rules/retrieval.smk"

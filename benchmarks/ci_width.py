@@ -31,7 +31,7 @@ from mvcl.data.tags import tag_matrix
 from mvcl.demo.synthetic import generate_corpus
 from mvcl.io import save_csv
 from mvcl.probe.intervals import predictions, seed_mean
-from mvcl.probe.train import run_probe_repeats
+from mvcl.probe.train import repeat_seeds, run_probe_seeds, summarise_repeats
 from mvcl.stats import interval
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,9 +127,9 @@ def main() -> None:
             y = y[order[ids[np.isin(ids, matrix.video_ids)]].to_numpy()]
         n = int(keep.sum())
         split = np.array(["train"] * TRAIN + ["val"] * VAL + ["test"] * (n - TRAIN - VAL))
-        result = run_probe_repeats(
-            vectors[keep], y, split, task, probe, seed, "cpu", label_names=names, video_ids=ids[keep]
-        )
+        seeds = repeat_seeds(probe, seed)
+        runs = run_probe_seeds(vectors[keep], y, split, task, probe, seeds, "cpu", names, ids[keep])
+        result = summarise_repeats(task, runs)
         rows += widths(result, task, args.replicates, resamples, seed)
     table = pd.DataFrame(rows)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -39,7 +39,7 @@ import pandas as pd
 import yaml
 
 from mvcl.io import save_csv
-from mvcl.probe.train import run_probe_repeats
+from mvcl.probe.train import repeat_seeds, run_probe_seeds, summarise_repeats
 from mvcl.retrieval import median_rank
 
 rng = np.random.default_rng(0)
@@ -50,7 +50,7 @@ genre = rng.choice([f"genre{g}" for g in range(10)], videos)
 split = rng.choice(["train", "val", "test"], videos, p=[0.8, 0.1, 0.1])
 rows = []
 started = time.perf_counter()
-result = run_probe_repeats(X, genre, split, "genre", probe, 0, "cuda")
+result = summarise_repeats("genre", run_probe_seeds(X, genre, split, "genre", probe, repeat_seeds(probe, 0), "cuda"))
 seconds = time.perf_counter() - started
 epochs = [run["epochs"] for run in result["runs"]]
 rows.append({"step": "probe_genre", "device": "cuda", "seeds": len(epochs), "epochs": str(epochs),

@@ -38,18 +38,10 @@ from collections.abc import Callable
 from pathlib import Path
 from unittest import mock
 
+import common  # the benchmarks' harness: rounds, summary, conditions, results
 import numpy as np
 import pandas as pd
 import torch
-from common import (
-    add_process_options,
-    conditions,
-    rate,
-    run_rotating,
-    start_process,
-    summarise,
-    write_results,
-)
 from torch import nn
 
 from mvcl.data.decode import decode_audio
@@ -85,7 +77,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--videos", type=int, default=30, help="default: a demo shard, 180 clips")
     parser.add_argument("--segments-per-video", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=64)
-    add_process_options(parser)
+    common.add_process_options(parser)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu", help="the port's device: cpu, cuda, auto")
     parser.add_argument("--tf-site-packages", type=Path, help="folder with tensorflow, tf-keras, musicnn")
@@ -96,7 +88,7 @@ def main() -> None:
     args = parse_args()
     load_before = os.getloadavg()[0]
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(name)s: %(message)s")
-    start_process(args)
+    common.start_process(args)
     if args.tf_site_packages:
         sys.path.append(str(args.tf_site_packages))
     with tempfile.TemporaryDirectory() as temporary:
@@ -117,8 +109,8 @@ def main() -> None:
         else:
             original_stage_map, original_outputs = original
             stages.update(original_stage_map)
-        samples = run_rotating(stages, args.repeats)
-    table = summarise(samples, len(patches))
+        samples = common.run_rotating(stages, args.repeats)
+    table = common.summarise(samples, len(patches))
     table["cpu_ms_per_segment"] = 1000 * table["cpu_seconds"] / table["segments"]
     table["max_abs_diff_pool_vs_before"] = np.abs(outputs["pool"] - outputs["pool before"]).max()
     if original is not None:
@@ -128,10 +120,10 @@ def main() -> None:
         "model": args.model,
         "device": args.device,
         "batch_size": args.batch_size,
-        **conditions(args.threads, load_before),
+        **common.conditions(args.threads, load_before),
     }
-    write_results(table, args.out, settings)
-    rates = rate(table)
+    common.write_results(table, args.out, settings)
+    rates = common.rate(table)
     if "model, port before" in rates:
         print(
             f"model, port / port before: {rates['model, port (batched)'] / rates['model, port before']:.2f}x"

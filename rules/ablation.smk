@@ -5,18 +5,18 @@
 rule ablation_table:
     input:
         retrieval=expand(
-            res("metrics", "{name}", "retrieval.json"), name=PLAN.ablation_rows
+            "results/metrics/{name}/retrieval.json", name=PLAN.ablation_rows
         ),
         loss_floor=expand(
-            res("metrics", "{name}", "loss_floor.json"), name=PLAN.ablation_rows
+            "results/metrics/{name}/loss_floor.json", name=PLAN.ablation_rows
         ),
         probes=PLAN.ablation_probes(),
     output:
-        table=report(
-            res("ablation.csv"),
-            caption="../report/ablation.rst",
-            category="Ablation",
-            labels={"what": "table, one row per changed factor"},
+        table=reported(
+            "results/ablation.csv",
+            "ablation",
+            "Ablation",
+            what="table, one row per changed factor",
         ),
     log:
         log_path("ablation_table"),
@@ -25,24 +25,23 @@ rule ablation_table:
     conda:
         "../envs/mvcl.yaml"
     params:
+        **BOOTSTRAP,
         names=PLAN.ablation_rows,
         changes=PLAN.ablation_changes,
         tasks=PLAN.probe_tasks,
-        resamples=config["evaluation"]["bootstrap"],
-        seed=config["seed"],
     script:
         "../workflow_scripts/ablation_table.py"
 
 
 rule figure_ablation:
     input:
-        table=res("ablation.csv"),
+        table="results/ablation.csv",
     output:
-        figure=report(
-            res("figures", "ablation.png"),
-            caption="../report/ablation.rst",
-            category="Ablation",
-            labels={"what": "figure: ranks, probe AUCs and loss bounds"},
+        figure=reported(
+            "results/figures/ablation.png",
+            "ablation",
+            "Ablation",
+            what="figure: ranks, probe AUCs and loss bounds",
         ),
     log:
         log_path("figure_ablation"),

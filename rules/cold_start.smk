@@ -37,8 +37,8 @@ if PLAN.new_videos:
         input:
             metadata=PLAN.new_videos,
         output:
-            manifest=res("new", "data", "manifest.parquet"),
-            rejected=res("new", "data", "rejected.csv"),
+            manifest="results/new/data/manifest.parquet",
+            rejected="results/new/data/rejected.csv",
         log:
             log_path("ingest_new"),
         benchmark:
@@ -49,9 +49,9 @@ if PLAN.new_videos:
     # A checkpoint (which new videos were accepted decides the per-video jobs); the segments rule's script.
     checkpoint segments_new:
         input:
-            manifest=res("new", "data", "manifest.parquet"),
+            manifest="results/new/data/manifest.parquet",
         output:
-            segments=res("new", "data", "segments.parquet"),
+            segments="results/new/data/segments.parquet",
         log:
             log_path("segments_new"),
         benchmark:
@@ -67,7 +67,7 @@ if PLAN.new_videos:
 
     rule new_video_segments:
         output:
-            segments=res("new", "segments", "{key}.parquet"),
+            segments="results/new/segments/{key}.parquet",
         log:
             log_path("new_video_segments", "{key}"),
         benchmark:
@@ -83,9 +83,11 @@ if PLAN.new_videos:
 
     use rule audio_features as audio_features_new with:
         input:
-            segments=res("new", "segments", "{key}.parquet"),
+            segments="results/new/segments/{key}.parquet",
+            calibration="results/data/segments.parquet",
         output:
-            features=res("new", "features", "{encoder}", "{key}.npy"),
+            features="results/new/features/{encoder}/{key}.npy",
+            provenance="results/new/features/{encoder}/{key}.json",
         log:
             log_path("audio_features_new", "{encoder}", "{key}"),
         benchmark:
@@ -95,11 +97,11 @@ if PLAN.new_videos:
 
     use rule video_features as video_features_new with:
         input:
-            segments=res("new", "segments", "{key}.parquet"),
-            calibration=res("data", "segments.parquet"),
+            segments="results/new/segments/{key}.parquet",
+            calibration="results/data/segments.parquet",
         output:
-            features=res("new", "features", "{encoder}", "{key}.npy"),
-            provenance=res("new", "features", "{encoder}", "{key}.json"),
+            features="results/new/features/{encoder}/{key}.npy",
+            provenance="results/new/features/{encoder}/{key}.json",
         log:
             log_path("video_features_new", "{encoder}", "{key}"),
         benchmark:
@@ -109,10 +111,11 @@ if PLAN.new_videos:
 
     use rule encoder_features as encoder_features_new with:
         input:
-            segments=res("new", "segments", "{key}.parquet"),
+            segments="results/new/segments/{key}.parquet",
+            calibration="results/data/segments.parquet",
         output:
-            features=res("new", "features", "{encoder}", "{key}.npy"),
-            provenance=res("new", "features", "{encoder}", "{key}.json"),
+            features="results/new/features/{encoder}/{key}.npy",
+            provenance="results/new/features/{encoder}/{key}.json",
         log:
             log_path("encoder_features_new", "{encoder}", "{key}"),
         benchmark:
@@ -127,8 +130,8 @@ if PLAN.new_videos:
             audio=new_features("audio"),
             video=new_features("video"),
         output:
-            videos=res("new", "embeddings", "{configuration}.parquet"),
-            segments=res("new", "embeddings", "{configuration}_segments.parquet"),
+            videos="results/new/embeddings/{configuration}.parquet",
+            segments="results/new/embeddings/{configuration}_segments.parquet",
         log:
             log_path("embed_new", "{configuration}"),
         benchmark:
@@ -145,12 +148,12 @@ if PLAN.new_videos:
 
     rule recommend:
         input:
-            catalog=res("embeddings", "{configuration}.parquet"),
-            new=res("new", "embeddings", "{configuration}.parquet"),
-            manifest=res("data", "manifest.parquet"),
-            new_manifest=res("new", "data", "manifest.parquet"),
+            catalog="results/embeddings/{configuration}.parquet",
+            new="results/new/embeddings/{configuration}.parquet",
+            manifest="results/data/manifest.parquet",
+            new_manifest="results/new/data/manifest.parquet",
         output:
-            table=res("recommendations", "{configuration}.csv"),
+            table="results/recommendations/{configuration}.csv",
         log:
             log_path("recommend", "{configuration}"),
         benchmark:
@@ -166,9 +169,9 @@ if PLAN.new_videos:
 
     rule recommendations_html:
         input:
-            table=res("recommendations", f"{PLAN.recommend['configuration']}.csv"),
+            table=f"results/recommendations/{PLAN.recommend['configuration']}.csv",
         output:
-            page=res("recommendations.html"),
+            page="results/recommendations.html",
         log:
             log_path("recommendations_html"),
         benchmark:

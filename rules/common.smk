@@ -16,7 +16,7 @@ from mvcl.plan import (
     log_path,
     model_path,
     replicate_path,
-    res,
+    results_path,
     train_state_root,
 )
 from mvcl.data.metadata import metadata_problem
@@ -35,6 +35,22 @@ for name in PLAN.unused_encoders:
     logger.warning(
         f"encoders.{name}: no configuration trains on it, so it is not extracted; name it in "
         "configurations.<name>.encoders"
+    )
+
+
+# The bootstrap behind every interval and test of the tables (evaluation.bootstrap resamples, the run's seed).
+BOOTSTRAP = {"resamples": config["evaluation"]["bootstrap"], "seed": config["seed"]}
+
+
+def reported(path, caption, category, subcategory=None, **labels):
+    """`path` in Snakemake's HTML report (`snakemake --report`) under `category`, described by
+    report/<caption>.rst; `labels` name it in its category's table."""
+    return report(
+        path,
+        caption=f"../report/{caption}.rst",
+        category=category,
+        subcategory=subcategory,
+        labels=labels or None,
     )
 
 
@@ -64,7 +80,7 @@ def shards(wildcards):
 def shard_files(encoder, suffix="npy"):
     def files(wildcards):
         return [
-            res("features", encoder, f"shard_{shard}.{suffix}")
+            f"results/features/{encoder}/shard_{shard}.{suffix}"
             for shard in shards(wildcards)
         ]
 
@@ -88,7 +104,7 @@ def provenance_files(wildcards):
     for name in PLAN.used_encoders:
         rule_name = PLAN.encoders[name].rule
         if rule_name == "precomputed_features":
-            files.append(res("features", f"{name}.json"))
+            files.append(f"results/features/{name}.json")
         elif rule_name != "audio_features":
             files += shard_files(name, "json")(wildcards)
     return files
@@ -96,19 +112,19 @@ def provenance_files(wildcards):
 
 def probe_inputs(wildcards):
     inputs = {
-        "segments": res("data", "segments.parquet"),
-        "manifest": res("data", "manifest.parquet"),
+        "segments": "results/data/segments.parquet",
+        "manifest": "results/data/manifest.parquet",
     }
     audio, video = PLAN.frozen_rows.get(wildcards.representation, (None, None))
     if audio:
-        inputs["audio_features"] = res("features", f"{audio}.npy")
+        inputs["audio_features"] = f"results/features/{audio}.npy"
     if video:
-        inputs["video_features"] = res("features", f"{video}.npy")
+        inputs["video_features"] = f"results/features/{video}.npy"
     if wildcards.representation in CL_REPRESENTATIONS:
         configuration = wildcards.get("configuration", config["probe"]["configuration"])
         inputs["embeddings"] = PLAN.replicate_files(configuration, "embeddings.npz")
     if "tagging" in PLAN.probe_tasks:
-        inputs["tags"] = res("data", "msd_tags.parquet")
+        inputs["tags"] = "results/data/msd_tags.parquet"
     return inputs
 
 
@@ -130,7 +146,7 @@ def train_inputs(wildcards):
     inputs = {
         "audio": PLAN.feature_path(wildcards.configuration, "audio"),
         "video": PLAN.feature_path(wildcards.configuration, "video"),
-        "segments": res("data", "segments.parquet"),
+        "segments": "results/data/segments.parquet",
     }
     if PLAN.resolved(wildcards.configuration)["model"]["init"] == "autoencoder":
         inputs["autoencoders"] = model_path(wildcards.configuration, "autoencoders.pt")
@@ -155,7 +171,7 @@ def new_video_rows(wildcards):
 def new_files(*parts):
     def files(wildcards):
         return [
-            res("new", *parts[:-1], f"{key}{parts[-1]}")
+            results_path("new", *parts[:-1], f"{key}{parts[-1]}")
             for key in new_video_keys(wildcards)
         ]
 

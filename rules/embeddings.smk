@@ -4,10 +4,10 @@
 rule embeddings:
     input:
         embeddings=replicate_path("{configuration}", "embeddings.npz"),
-        segments=res("data", "segments.parquet"),
+        segments="results/data/segments.parquet",
     output:
-        videos=res("embeddings", "{configuration}.parquet"),
-        segments=res("embeddings", "{configuration}_segments.parquet"),
+        videos="results/embeddings/{configuration}.parquet",
+        segments="results/embeddings/{configuration}_segments.parquet",
     log:
         log_path("embeddings", "{configuration}"),
     benchmark:

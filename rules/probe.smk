@@ -65,12 +65,10 @@ rule probe_configuration:
 rule table2:
     input:
         results=PLAN.table2_inputs(),
-        provenance=res("provenance.json"),
+        provenance="results/provenance.json",
     output:
-        table=report(
-            res("table2.csv"), caption="../report/table2.rst", category="Tables"
-        ),
-        markdown=res("table2.md"),
+        table=reported("results/table2.csv", "table2", "Tables"),
+        markdown="results/table2.md",
     log:
         log_path("table2"),
     benchmark:
@@ -78,9 +76,8 @@ rule table2:
     conda:
         "../envs/mvcl.yaml"
     params:
+        **BOOTSTRAP,
         configuration=config["probe"]["configuration"],
-        resamples=config["evaluation"]["bootstrap"],
-        seed=config["seed"],
     script:
         "../workflow_scripts/table2.py"
 
@@ -90,12 +87,13 @@ rule rq1:
     input:
         results=PLAN.rq1_inputs(),
         retrieval=[
-            res("metrics", name, "retrieval.json") for name in PLAN.rq1_configurations
+            f"results/metrics/{name}/retrieval.json"
+            for name in PLAN.rq1_configurations
         ],
-        provenance=res("provenance.json"),
+        provenance="results/provenance.json",
     output:
-        table=report(res("rq1.csv"), caption="../report/rq1.rst", category="Tables"),
-        markdown=res("rq1.md"),
+        table=reported("results/rq1.csv", "rq1", "Tables"),
+        markdown="results/rq1.md",
     log:
         log_path("rq1"),
     benchmark:
@@ -103,24 +101,19 @@ rule rq1:
     conda:
         "../envs/mvcl.yaml"
     params:
+        **BOOTSTRAP,
         pairs=PLAN.rq1_pairs(),
         configurations=PLAN.rq1_configurations,
-        resamples=config["evaluation"]["bootstrap"],
-        seed=config["seed"],
     script:
         "../workflow_scripts/rq1.py"
 
 
 rule figure_probes:
     input:
-        table=res("table2.csv"),
-        rq1=res("rq1.csv"),
+        table="results/table2.csv",
+        rq1="results/rq1.csv",
     output:
-        figure=report(
-            res("figures", "probes.png"),
-            caption="../report/probes.rst",
-            category="Probes",
-        ),
+        figure=reported("results/figures/probes.png", "probes", "Probes"),
     log:
         log_path("figure_probes"),
     benchmark:

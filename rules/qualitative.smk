@@ -14,23 +14,27 @@ NEIGHBOUR_SEEDS = {
 
 rule figure_neighbours:
     input:
-        manifest=res("data", "manifest.parquet"),
-        segments=res("data", "segments.parquet"),
+        manifest="results/data/manifest.parquet",
+        segments="results/data/segments.parquet",
         embeddings=QUALITATIVE_EMBEDDINGS,
     output:
-        figure=report(
-            res("figures", "neighbours_{level}_{mode}.png"),
-            caption="../report/neighbours.rst",
-            category="Qualitative",
+        figure=reported(
+            "results/figures/neighbours_{level}_{mode}.png",
+            "neighbours",
+            "Qualitative",
             subcategory="Neighbours ({level})",
-            labels={"level": "{level}", "mode": "{mode}", "kind": "contact sheet"},
+            level="{level}",
+            mode="{mode}",
+            kind="contact sheet",
         ),
-        table=report(
-            res("qualitative", "neighbours_{level}_{mode}.csv"),
-            caption="../report/neighbours_table.rst",
-            category="Qualitative",
+        table=reported(
+            "results/qualitative/neighbours_{level}_{mode}.csv",
+            "neighbours_table",
+            "Qualitative",
             subcategory="Neighbours ({level})",
-            labels={"level": "{level}", "mode": "{mode}", "kind": "table"},
+            level="{level}",
+            mode="{mode}",
+            kind="table",
         ),
     log:
         log_path("figure_neighbours", "{level}_{mode}"),
@@ -55,7 +59,7 @@ rule neighbours_html:
     input:
         tables=PLAN.neighbour_tables(),
     output:
-        page=res("neighbours.html"),
+        page="results/neighbours.html",
     log:
         log_path("neighbours_html"),
     benchmark:
@@ -70,10 +74,10 @@ rule neighbours_html:
 
 rule diagnostics:
     input:
-        segments=res("data", "segments.parquet"),
+        segments="results/data/segments.parquet",
         embeddings=replicate_path("{configuration}", "embeddings.npz"),
     output:
-        diagnostics=res("metrics", "{configuration}", "diagnostics.json"),
+        diagnostics="results/metrics/{configuration}/diagnostics.json",
     log:
         log_path("diagnostics", "{configuration}"),
     benchmark:
@@ -95,11 +99,11 @@ rule gather_diagnostics:
         # The loss floor (rule loss_floor, rules/train.smk) joins where the workflow has that stage.
         parts=lambda wildcards: PLAN.diagnostics_inputs(workflow.is_rule("loss_floor")),
     output:
-        table=report(
-            res("diagnostics.csv"),
-            caption="../report/diagnostics_table.rst",
-            category="Diagnostics",
-            labels={"what": "table, one row per configuration"},
+        table=reported(
+            "results/diagnostics.csv",
+            "diagnostics_table",
+            "Diagnostics",
+            what="table, one row per configuration",
         ),
     log:
         log_path("gather_diagnostics"),
@@ -115,13 +119,13 @@ rule gather_diagnostics:
 
 rule figure_diagnostics:
     input:
-        table=res("diagnostics.csv"),
+        table="results/diagnostics.csv",
     output:
-        figure=report(
-            res("figures", "diagnostics.png"),
-            caption="../report/diagnostics.rst",
-            category="Diagnostics",
-            labels={"what": "modality gap, alignment and uniformity"},
+        figure=reported(
+            "results/figures/diagnostics.png",
+            "diagnostics",
+            "Diagnostics",
+            what="modality gap, alignment and uniformity",
         ),
     log:
         log_path("figure_diagnostics"),
@@ -135,17 +139,17 @@ rule figure_diagnostics:
 
 rule figure_similarities:
     input:
-        segments=res("data", "segments.parquet"),
+        segments="results/data/segments.parquet",
         embeddings=expand(
             replicate_path("{configuration}", "embeddings.npz"),
             configuration=PLAN.configurations,
         ),
     output:
-        figure=report(
-            res("figures", "similarities.png"),
-            caption="../report/similarities.rst",
-            category="Diagnostics",
-            labels={"what": "similarity of positive and negative pairs"},
+        figure=reported(
+            "results/figures/similarities.png",
+            "similarities",
+            "Diagnostics",
+            what="similarity of positive and negative pairs",
         ),
     log:
         log_path("figure_similarities"),
@@ -164,15 +168,15 @@ rule figure_similarities:
 
 rule figure_embedding_map:
     input:
-        manifest=res("data", "manifest.parquet"),
-        segments=res("data", "segments.parquet"),
+        manifest="results/data/manifest.parquet",
+        segments="results/data/segments.parquet",
         embeddings=replicate_path("{configuration}", "embeddings.npz"),
     output:
-        figure=report(
-            res("figures", "embedding_map_{configuration}.png"),
-            caption="../report/embedding_map.rst",
-            category="Diagnostics",
-            labels={"what": "t-SNE map, configuration {configuration}"},
+        figure=reported(
+            "results/figures/embedding_map_{configuration}.png",
+            "embedding_map",
+            "Diagnostics",
+            what="t-SNE map, configuration {configuration}",
         ),
     log:
         log_path("figure_embedding_map", "{configuration}"),

@@ -5,10 +5,10 @@
 rule retrieval:
     input:
         embeddings=PLAN.replicate_files("{configuration}", "embeddings.npz"),
-        segments=res("data", "segments.parquet"),
+        segments="results/data/segments.parquet",
     output:
-        metrics=res("metrics", "{configuration}", "retrieval.json"),
-        ranks=res("metrics", "{configuration}", "ranks.parquet"),
+        metrics="results/metrics/{configuration}/retrieval.json",
+        ranks="results/metrics/{configuration}/ranks.parquet",
     log:
         log_path("retrieval", "{configuration}"),
     benchmark:
@@ -29,11 +29,11 @@ rule retrieval:
 rule table1:
     input:
         metrics=expand(
-            res("metrics", "{configuration}", "retrieval.json"),
+            "results/metrics/{configuration}/retrieval.json",
             configuration=PLAN.configurations,
         ),
         ranks=expand(
-            res("metrics", "{configuration}", "ranks.parquet"),
+            "results/metrics/{configuration}/ranks.parquet",
             configuration=PLAN.configurations,
         ),
         histories=[
@@ -41,12 +41,10 @@ rule table1:
             for name in PLAN.configurations
             for path in PLAN.replicate_files(name, "history.csv")
         ],
-        provenance=res("provenance.json"),
+        provenance="results/provenance.json",
     output:
-        table=report(
-            res("table1.csv"), caption="../report/table1.rst", category="Tables"
-        ),
-        markdown=res("table1.md"),
+        table=reported("results/table1.csv", "table1", "Tables"),
+        markdown="results/table1.md",
     log:
         log_path("table1"),
     benchmark:

@@ -2,22 +2,23 @@
 
 
 RQ2_INPUTS = {
-    "segments": res("data", "segments.parquet"),
-    "manifest": res("data", "manifest.parquet"),
-    "audio": res("features", "musicnn.npy"),
-    "video": res("features", "r2plus1d.npy"),
+    "segments": "results/data/segments.parquet",
+    "manifest": "results/data/manifest.parquet",
+    "audio": "results/features/musicnn.npy",
+    "video": "results/features/r2plus1d.npy",
     "embeddings": [
-        res("embeddings", f"{name}.parquet") for name in PLAN.rq2["configurations"]
+        f"results/embeddings/{name}.parquet" for name in PLAN.rq2["configurations"]
     ],
 }
+RQ2_PARAMS = {"rq2": PLAN.rq2, "seed": config["seed"]}
 
 
 rule judge:
     input:
         **RQ2_INPUTS,
     output:
-        page=res("judge.html"),
-        triplets=res("rq2", "triplets.csv"),
+        page="results/judge.html",
+        triplets="results/rq2/triplets.csv",
     log:
         log_path("judge"),
     benchmark:
@@ -25,8 +26,7 @@ rule judge:
     conda:
         "../envs/mvcl.yaml"
     params:
-        rq2=PLAN.rq2,
-        seed=config["seed"],
+        **RQ2_PARAMS,
     script:
         "../workflow_scripts/judge.py"
 
@@ -36,7 +36,7 @@ if config["demo"]["enabled"]:
     # The demo's simulated annotators; latents.parquet is written by demo_dataset beside its metadata.
     rule simulate_judgements:
         input:
-            triplets=res("rq2", "triplets.csv"),
+            triplets="results/rq2/triplets.csv",
             metadata=config["dataset"]["metadata_csv"],
         output:
             judgements=PLAN.demo_file("judgements.csv"),
@@ -59,9 +59,9 @@ rule rq2:
         **RQ2_INPUTS,
         judgements=PLAN.rq2_judgements,
     output:
-        table=report(res("rq2.csv"), caption="../report/rq2.rst", category="Tables"),
-        markdown=res("rq2.md"),
-        annotators=res("rq2_annotators.csv"),
+        table=reported("results/rq2.csv", "rq2", "Tables"),
+        markdown="results/rq2.md",
+        annotators="results/rq2_annotators.csv",
     log:
         log_path("rq2"),
     benchmark:
@@ -69,7 +69,6 @@ rule rq2:
     conda:
         "../envs/mvcl.yaml"
     params:
-        rq2=PLAN.rq2,
-        seed=config["seed"],
+        **RQ2_PARAMS,
     script:
         "../workflow_scripts/rq2.py"

@@ -22,7 +22,7 @@ rule sweep_run:
     params:
         config=lambda wildcards: PLAN.sweep_config(float(wildcards.coupling)),
         configurations=PLAN.sweep_configurations,
-        workdir=lambda wildcards: res("sweep", f"coupling_{wildcards.coupling}", "run"),
+        workdir=lambda wildcards: f"results/sweep/coupling_{wildcards.coupling}/run",
         snakefile=workflow.main_snakefile,
     script:
         "../workflow_scripts/sweep_run.py"
@@ -36,17 +36,17 @@ rule figure_coupling:
             for coupling in config["sweep"]["couplings"]
         ],
     output:
-        figure=report(
-            res("figures", "coupling.png"),
-            caption="../report/coupling.rst",
-            category="Diagnostics",
-            labels={"what": "median rank against audio-video coupling"},
+        figure=reported(
+            "results/figures/coupling.png",
+            "coupling",
+            "Diagnostics",
+            what="median rank against audio-video coupling",
         ),
-        table=report(
-            res("sweep", "coupling.csv"),
-            caption="../report/coupling.rst",
-            category="Diagnostics",
-            labels={"what": "coupling sweep table"},
+        table=reported(
+            "results/sweep/coupling.csv",
+            "coupling",
+            "Diagnostics",
+            what="coupling sweep table",
         ),
     log:
         log_path("figure_coupling"),

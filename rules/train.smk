@@ -1,12 +1,19 @@
 # Contrastive heads for every named configuration (Table 1's rows), autoencoder pre-training, and what the
 # training curves show (the loss floor, figures/training.png).
 
+# What a training job reads beside its files: the configuration's resolved settings, the seed, the device.
+TRAINING_PARAMS = {
+    "settings": resolved,
+    "seed": config["seed"],
+    "device": config["device"],
+}
+
 
 rule autoencoder:
     input:
         audio=features_of("audio"),
         video=features_of("video"),
-        segments=res("data", "segments.parquet"),
+        segments="results/data/segments.parquet",
     output:
         autoencoders=model_path("{configuration}", "autoencoders.pt"),
     log:
@@ -21,9 +28,7 @@ rule autoencoder:
         runtime=runtime(240),
         gpu=gpu_resource(),
     params:
-        settings=resolved,
-        seed=config["seed"],
-        device=config["device"],
+        **TRAINING_PARAMS,
     script:
         "../workflow_scripts/autoencoder.py"
 
@@ -47,11 +52,9 @@ rule train:
         runtime=runtime(480),
         gpu=gpu_resource(),
     params:
-        settings=resolved,
-        seed=config["seed"],
+        **TRAINING_PARAMS,
         replicates=PLAN.replicates,
         state=train_state_root(),
-        device=config["device"],
     script:
         "../workflow_scripts/train.py"
 
@@ -61,7 +64,7 @@ rule loss_floor:
     input:
         history=replicate_path("{configuration}", "history.csv"),
     output:
-        record=res("metrics", "{configuration}", "loss_floor.json"),
+        record="results/metrics/{configuration}/loss_floor.json",
     log:
         log_path("loss_floor", "{configuration}"),
     benchmark:
@@ -82,11 +85,7 @@ rule figure_training:
             configuration=PLAN.configurations,
         ),
     output:
-        figure=report(
-            res("figures", "training.png"),
-            caption="../report/training.rst",
-            category="Training",
-        ),
+        figure=reported("results/figures/training.png", "training", "Training"),
     log:
         log_path("figure_training"),
     benchmark:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,6 +60,23 @@ def run_snakemake(
             f"snakemake failed ({result.returncode}):\n{result.stdout[-5000:]}\n{result.stderr[-8000:]}"
         )
     return result
+
+
+def encode_into(container, stream, frames) -> None:
+    """Encode `frames` (PyAV video or audio frames) with `stream` into `container`, then flush the encoder."""
+    for frame in frames:
+        container.mux(stream.encode(frame))
+    container.mux(stream.encode())
+
+
+def mono_frames(sound: np.ndarray, rate: int):
+    """float32 mono samples as PyAV audio frames of 1,024 samples each."""
+    import av
+
+    for start in range(0, sound.size, 1024):
+        frame = av.AudioFrame.from_ndarray(sound[None, start : start + 1024], format="flt", layout="mono")
+        frame.sample_rate, frame.pts = rate, start
+        yield frame
 
 
 def save_random_r2plus1d(path: Path, seed: int) -> Path:

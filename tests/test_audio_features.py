@@ -19,7 +19,7 @@ from mvcl.features.audio import (
     patch_starts,
 )
 from mvcl.features.musicnn import PATCH_FRAMES, MelFrontEnd, load_musicnn
-from tests.helpers import REPO, segment_row
+from tests.helpers import REPO, encode_into, mono_frames, segment_row
 
 RATE = 22050  # the synthetic corpus's AAC rate: decoding resamples it to musicnn's 16 kHz
 SETTINGS = dict(model="MTT_musicnn", sample_rate=16000, batch_size=3, device="cpu", progress=False)
@@ -34,13 +34,7 @@ def write_audio(path, seconds: float, frequency: float) -> None:
     with av.open(str(path), "w") as container:
         stream = container.add_stream("aac", rate=RATE)
         stream.layout = "mono"
-        for start in range(0, sound.size, 1024):
-            frame = av.AudioFrame.from_ndarray(sound[None, start : start + 1024], format="flt", layout="mono")
-            frame.sample_rate, frame.pts = RATE, start
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+        encode_into(container, stream, mono_frames(sound, RATE))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -170,17 +164,19 @@ def test_the_workflow_script_writes_its_shards_features(segments, tmp_path):
     output.parent.mkdir()
     segments.to_parquet(segments_path, index=False)
     snakemake = {
-        "input": {"segments": str(segments_path)},
-        "output": {"features": str(output)},
+        "input": {"segments": str(segments_path), "calibration": str(segments_path)},
+        "output": {"features": str(output), "provenance": str(output.with_suffix(".json"))},
         "log": [str(tmp_path / "audio.log")],
         "threads": 1,
         "params": {
             "shard": 1,
-            "audio_encoder": {
-                "model": "MTT_musicnn", "layer": "taggram", "window": "clip", "batch_size": 4, "decode_workers": "auto",
+            "encoder": {
+                "name": "musicnn", "kind": "musicnn", "modality": "audio", "trust_remote_code": False, "options": {
+                    "model": "MTT_musicnn", "layer": "taggram", "window": "clip", "batch_size": 4,
+                    "decode_workers": "auto",
+                },
             },
-            "sample_rate": 16000,
-            "device": "cpu",
+            "context": {"sample_rate": 16000, "device": "cpu"},
         },
     }
     code = textwrap.dedent(f"""
@@ -188,14 +184,15 @@ def test_the_workflow_script_writes_its_shards_features(segments, tmp_path):
         spec = json.loads({json.dumps(json.dumps(snakemake))})
         snakemake = types.SimpleNamespace(**{{k: types.SimpleNamespace(**v) if isinstance(v, dict) else v
                                               for k, v in spec.items()}})
-        runpy.run_path({str(REPO / "workflow_scripts" / "audio_features.py")!r}, init_globals={{"snakemake": snakemake}})
+        runpy.run_path({str(REPO / "workflow_scripts" / "encoder_features.py")!r}, init_globals={{"snakemake": snakemake}})
     """)
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=300)
     features = np.load(output)
     assert features.dtype == np.float32 and features.shape == (2, 50)
     shard = segments[segments["shard"] == 1]
     np.testing.assert_allclose(features, expected(shard, "taggram", "clip"), rtol=1e-5, atol=1e-6)
-    assert sorted(path.name for path in output.parent.iterdir()) == ["shard_1.npy"]  # no temporary left
+    assert sorted(path.name for path in output.parent.iterdir()) == ["shard_1.json", "shard_1.npy"]  # no temporary
+    assert json.loads(output.with_suffix(".json").read_text())["weights"]["name"] == "MTT_musicnn"
     assert "musicnn MTT_musicnn taggram features" in (tmp_path / "audio.log").read_text()
 
 

@@ -21,7 +21,7 @@ from mvcl.features.encoders.precomputed import read_precomputed
 from mvcl.features.encoders.registry import load_encoder, resolve_encoders
 from mvcl.features.video import extract_video_features
 from mvcl.plan import Plan
-from tests.helpers import REPO, run_snakemake, segment_row
+from tests.helpers import REPO, encode_into, mono_frames, run_snakemake, segment_row
 
 SCHEMA = load_schema()
 WIDTH, HEIGHT, FPS, RATE = 64, 48, 10, 22050
@@ -29,12 +29,8 @@ WIDTH, HEIGHT, FPS, RATE = 64, 48, 10, 22050
 
 def write_video(path, seconds: float, colour: bool, moving: bool, frequency: float = 440.0) -> None:
     """An MP4 with H.264 pictures (a coloured or grey pattern, moving or still) and an AAC sine tone."""
-    with av.open(str(path), "w") as container:
-        video = container.add_stream("libx264", rate=FPS)
-        video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv444p"
-        video.options = {"preset": "ultrafast", "qp": "0"}
-        audio = container.add_stream("aac", rate=RATE)
-        audio.layout = "mono"
+
+    def pictures():
         for index in range(round(FPS * seconds)):
             shift = index * 4 if moving else 0
             x = (np.arange(WIDTH)[None, :] + shift) % WIDTH
@@ -42,19 +38,18 @@ def write_video(path, seconds: float, colour: bool, moving: bool, frequency: flo
             frame = np.stack([ramp, ramp, ramp], axis=-1).copy()
             if colour:
                 frame[..., 0], frame[..., 2] = 255 - ramp, 40
-            for packet in video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in video.encode():
-            container.mux(packet)
-        t = np.arange(round(seconds * RATE)) / RATE
-        sound = (0.5 * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
-        for start in range(0, sound.size, 1024):
-            frame = av.AudioFrame.from_ndarray(sound[None, start : start + 1024], format="flt", layout="mono")
-            frame.sample_rate, frame.pts = RATE, start
-            for packet in audio.encode(frame):
-                container.mux(packet)
-        for packet in audio.encode():
-            container.mux(packet)
+            yield av.VideoFrame.from_ndarray(frame, format="rgb24")
+
+    t = np.arange(round(seconds * RATE)) / RATE
+    sound = (0.5 * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=FPS)
+        video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv444p"
+        video.options = {"preset": "ultrafast", "qp": "0"}
+        audio = container.add_stream("aac", rate=RATE)
+        audio.layout = "mono"
+        encode_into(container, video, pictures())
+        encode_into(container, audio, mono_frames(sound, RATE))
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 from mvcl.data.tags import tag_matrix
 from mvcl.probe.data import ProbeWarning, task_labels, video_level, video_representation
 from mvcl.probe.metrics import f1_thresholds, genre_metrics, tagging_metrics
-from mvcl.probe.train import probe_task, run_probe, run_probe_repeats, run_probe_seeds
+from mvcl.probe.train import probe_task, repeat_seeds, run_probe, run_probe_seeds, summarise_repeats
 
 # Small probe so that each test stays within seconds on one CPU thread.
 SMALL = {"hidden": [32, 16], "lr": 1e-2, "batch_size": 64, "max_epochs": 100, "patience": 5, "repeats": 2}
@@ -237,9 +237,8 @@ def test_tag_without_positive_validation_video_keeps_half():
 @pytest.mark.parametrize("task", ["genre", "tagging"])
 def test_probe_learns_labels_that_are_a_function_of_the_features(task):
     X, genre, tags, split = synthetic_videos(seed=0)
-    result = run_probe_repeats(
-        X, genre if task == "genre" else tags, split, task, SMALL, seed=0, device="cpu"
-    )
+    y = genre if task == "genre" else tags
+    result = summarise_repeats(task, run_probe_seeds(X, y, split, task, SMALL, repeat_seeds(SMALL, 0), "cpu"))
     assert result["mean"]["roc_auc"] > 0.9
     assert result["mean"]["f1"] > 0.7
     assert result["n_train"] + result["n_val"] + result["n_test"] == len(X)
@@ -250,7 +249,8 @@ def test_probe_learns_labels_that_are_a_function_of_the_features(task):
 def test_probe_is_at_chance_on_shuffled_labels(task):
     X, genre, tags, split = synthetic_videos(seed=0)
     y = np.random.default_rng(5).permutation(genre if task == "genre" else tags)
-    result = run_probe_repeats(X, y, split, task, {**SMALL, "repeats": 3}, seed=0, device="cpu")
+    cfg = {**SMALL, "repeats": 3}
+    result = summarise_repeats(task, run_probe_seeds(X, y, split, task, cfg, repeat_seeds(cfg, 0), "cpu"))
     assert 0.4 < result["mean"]["roc_auc"] < 0.6
     assert result["seeds"] == [0, 1, 2] and len(result["runs"]) == 3
 

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
-from mvcl.plan import Plan, res
+from mvcl.plan import Plan
 from mvcl.probe.data import ProbeWarning
 from mvcl.probe.intervals import compare, metric_intervals, predictions, seed_mean
 from mvcl.probe.metrics import genre_metrics, metric_on_videos, tagging_metrics
 from mvcl.probe.replicates import merge_replicates, replicate_repeats
-from mvcl.probe.train import run_probe_repeats
+from mvcl.probe.train import repeat_seeds, run_probe_seeds, summarise_repeats
 from mvcl.report.figures.probes import plot_probes
 from mvcl.report.rq1 import rq1, rq1_markdown, rq1_sentence
 from mvcl.report.table2 import table2, table2_markdown, table2_notes
@@ -32,17 +32,10 @@ def probed(task: str, seed: int = 0, n: int = 240, noise: float = 0.0, repeats: 
     X, genre, tags, split = synthetic_videos(seed=0, n=n)
     X = X + np.random.default_rng(seed + 100).normal(scale=noise, size=X.shape).astype(np.float32)
     ids = [f"v{i}" for i in range(n)]
-    result = run_probe_repeats(
-        X,
-        genre if task == "genre" else tags,
-        split,
-        task,
-        {**SMALL, "repeats": repeats, "max_epochs": 30},
-        seed=seed,
-        device="cpu",
-        video_ids=ids,
-    )
-    return json.loads(json.dumps(result))
+    cfg = {**SMALL, "repeats": repeats, "max_epochs": 30}
+    y = genre if task == "genre" else tags
+    runs = run_probe_seeds(X, y, split, task, cfg, repeat_seeds(cfg, seed), "cpu", video_ids=ids)
+    return json.loads(json.dumps(summarise_repeats(task, runs)))
 
 
 # --- metrics on a subset of test videos ------------------------------------------------------------------
@@ -154,9 +147,8 @@ def test_table2_footnote_lists_left_out_labels_and_f1_fallbacks():
     results = {}
     for task, labels in (("genre", genre), ("tagging", tags)):
         with pytest.warns(ProbeWarning):
-            result = run_probe_repeats(
-                X, labels, split, task, {**SMALL, "repeats": 1, "max_epochs": 5}, 0, "cpu"
-            )
+            cfg = {**SMALL, "repeats": 1, "max_epochs": 5}
+            result = summarise_repeats(task, run_probe_seeds(X, labels, split, task, cfg, [0], "cpu"))
         results[(task, "musicnn")] = json.loads(json.dumps(result))
     table = table2(results, resamples=20, seed=0)
     genre_row = table.set_index("task").loc["genre"]
@@ -293,7 +285,7 @@ def test_rq1_pairs_each_cl_row_with_its_frozen_counterpart():
             assert (task, f"cl_agg@{configuration}", expected) in pairs
         assert (task, "cl_agg@weightfree", "mir+style") in pairs
     assert set(plan.rq1_inputs()) <= set(plan.table2_inputs())
-    assert res("rq1.csv") in plan.final_targets()
+    assert "results/rq1.csv" in plan.final_targets()
 
 
 def test_the_probe_figure_has_an_rq1_panel(tmp_path):

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import mvcl.retrieval as retrieval
-from mvcl.retrieval import mean_by_video, median_rank, pools, ranks, study_median_rank
+from mvcl.retrieval import mean_by_video, median_rank, pools, ranks_and_ties, study_median_rank
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -33,17 +33,18 @@ def test_constructed_embeddings_have_the_ranks_we_placed():
     # query 0 sits on candidate 3, so its own candidate 0 is the farthest: rank 4;
     # query 1 on its own candidate: rank 1; query 2 on candidate 0, candidate 2 is third nearest;
     # query 3 near candidate 0, candidate 3 is the farthest
-    np.testing.assert_array_equal(ranks(queries, candidates, np.arange(4)), [4, 1, 3, 4])
+    np.testing.assert_array_equal(ranks_and_ties(queries, candidates, np.arange(4))[0], [4, 1, 3, 4])
 
 
 def test_ties_count_half():
     same = np.ones((5, 3), dtype=np.float32) / np.sqrt(3)
-    np.testing.assert_array_equal(ranks(same, same, np.arange(5)), [3.0] * 5)  # (5 + 1) / 2: chance
+    chance = (5 + 1) / 2
+    np.testing.assert_array_equal(ranks_and_ties(same, same, np.arange(5))[0], [chance] * 5)
     candidates = unit(np.array([[1, 0], [1, 0], [0, 1], [1, 1]], dtype=np.float32))
     queries = unit(np.array([[1, 0], [0, 1], [0, 1], [1, 1]], dtype=np.float32))
     # query 0: candidate 1 ties its positive (rank 1.5); query 1: its positive (1, 0) is orthogonal, beaten by
     # candidates 2 and 3 and tied with candidate 0 (rank 3.5)
-    np.testing.assert_array_equal(ranks(queries, candidates, np.arange(4)), [1.5, 3.5, 1, 1])
+    np.testing.assert_array_equal(ranks_and_ties(queries, candidates, np.arange(4))[0], [1.5, 3.5, 1, 1])
 
 
 def test_a_collapsed_model_scores_the_chance_recall_not_below_it():
@@ -83,7 +84,7 @@ def test_blockwise_ranks_equal_a_brute_force_loop(monkeypatch):
     candidates[5] = candidates[9]  # an exact duplicate across blocks
     query[9] = query[5]
     np.testing.assert_array_equal(
-        ranks(query, candidates, np.arange(40)), brute_force_ranks(query, candidates)
+        ranks_and_ties(query, candidates, np.arange(40))[0], brute_force_ranks(query, candidates)
     )
 
 
@@ -199,7 +200,7 @@ def test_near_identical_siblings_change_ranks_only_when_they_are_candidates():
 
 def test_other_videos_ranks_equal_a_brute_force_ranking_without_the_siblings():
     audio, video, codes = clustered(videos=10, per_video=4, noise=1.0, seed=2)
-    got = retrieval.ranks(audio, video, np.arange(40), codes, codes)
+    got = retrieval.ranks_and_ties(audio, video, np.arange(40), codes, codes)[0]
     for i in range(40):
         keep = (codes != codes[i]) | (np.arange(40) == i)
         sim = video[keep].astype(np.float64) @ audio[i].astype(np.float64)
@@ -271,7 +272,9 @@ def test_one_replicate_interval_is_the_single_level_bootstrap_draw_for_draw():
     audio, video, codes = clustered(videos=25, per_video=3, noise=0.8, seed=3)
     ids = np.array([f"v{c:02d}" for c in codes])
     record, _ = retrieval.evaluate_retrieval([(audio, video)], ids, 1000, 0, resamples=100, permutations=10)
-    pooled = retrieval.ByVideo(retrieval.ranks(audio, video, np.arange(75), codes, codes), codes, 25)
+    pooled = retrieval.ByVideo(
+        retrieval.ranks_and_ties(audio, video, np.arange(75), codes, codes)[0], codes, 25
+    )
     assert record.intervals["median_rank_a2v"] == replace(
         interval(pooled.median, 25, 100, seed=0), n_replicates=1
     )
@@ -351,7 +354,7 @@ def test_table1_median_rank_is_the_correct_computation_not_the_studys():
         records[name], rank_tables[name] = retrieval.evaluate_retrieval(
             [(audio, emb)], ids, 1000, 0, configuration=name, resamples=50, permutations=20
         )
-        correct[name] = np.median(retrieval.ranks(audio, emb, np.arange(40), codes, codes))
+        correct[name] = np.median(retrieval.ranks_and_ties(audio, emb, np.arange(40), codes, codes)[0])
         assert records[name].replicates[0].figures["study_median_rank_a2v"] != correct[name]
     comparisons = retrieval.against_reference(rank_tables, "base", 50, 0)
     table = table1(records, ["base"], comparisons, {"base": [2], "clip_style": [7]})
@@ -372,10 +375,17 @@ def test_table1_median_rank_is_the_correct_computation_not_the_studys():
     compact = text.split("## Recall@k")[0]
     assert "R@1/5/10" not in compact and "R@1/5/10 a→v" in text  # recall@k in the second table
 
-    trained = table1(records, ["base"], comparisons, {"base": [2], "clip_style": [7]}, encoders={"clip_style": ("mir", "style")})
+    trained = table1(
+        records,
+        ["base"],
+        comparisons,
+        {"base": [2], "clip_style": [7]},
+        encoders={"clip_style": ("mir", "style")},
+    )
     assert trained.set_index("configuration").loc["clip_style", "video_encoder"] == "style"
     assert "| clip_style [mir + style] |" in table1_markdown(trained, {})
     assert "| clip_style |" in text  # the study's pair is not named
+
 
 def float64_ranks(query, candidates, positive, query_groups=None, candidate_groups=None):
     """The float64 ranking, plainly: mid-ranks with ties within 1e-9, siblings of the query's video left out."""
@@ -412,7 +422,9 @@ def test_float32_blocks_give_the_float64_ranks_on_real_width_embeddings(monkeypa
     both = retrieval.ranks_both_ways(audio, video, groups)
     for direction, query, candidates in (("a2v", audio, video), ("v2a", video, audio)):
         expected = float64_ranks(query, candidates, np.arange(n), groups, groups)
-        np.testing.assert_array_equal(ranks(query, candidates, np.arange(n), groups, groups), expected)
+        np.testing.assert_array_equal(
+            ranks_and_ties(query, candidates, np.arange(n), groups, groups)[0], expected
+        )
         np.testing.assert_array_equal(both[direction], expected)
     # and on float64 inputs with ties closer than float32 can tell apart, but wider than 1e-9
     query = rng.normal(size=(300, dim))
@@ -420,5 +432,5 @@ def test_float32_blocks_give_the_float64_ranks_on_real_width_embeddings(monkeypa
     candidates[11] = candidates[10] + 1e-8 * rng.normal(size=dim)
     candidates[21] = candidates[20] + 1e-12 * rng.normal(size=dim)
     np.testing.assert_array_equal(
-        ranks(query, candidates, np.arange(300)), float64_ranks(query, candidates, np.arange(300))
+        ranks_and_ties(query, candidates, np.arange(300))[0], float64_ranks(query, candidates, np.arange(300))
     )

@@ -3,6 +3,7 @@ import logging
 import subprocess
 import sys
 import textwrap
+from functools import partial
 
 import av
 import numpy as np
@@ -16,7 +17,7 @@ from mvcl.features import video as video_module
 from mvcl.features.batched import Batches
 from mvcl.features.precision import cpu_has_native_bf16, resolve_precision
 from mvcl.features.video import batch_size_for, crop_rng, decode_workers_for, extract_video_features
-from tests.helpers import REPO, segment_row
+from tests.helpers import REPO, encode_into, segment_row
 
 FPS, WIDTH, HEIGHT, SECONDS = 10, 64, 48, 4
 # Tiny settings: the model accepts 4 frames of 32x32 (its pooling is adaptive).
@@ -38,18 +39,17 @@ SETTINGS = dict(
 
 def write_video(path, phase: int) -> None:
     """A short H.264 video: a bar sweeping across a background whose colour changes over time."""
+    frames = []
+    for index in range(FPS * SECONDS):
+        frame = np.zeros((HEIGHT, WIDTH, 3), dtype=np.uint8)
+        frame[..., 0] = (index * 6 + phase * 40) % 256
+        frame[:, (index * 3 + phase * 11) % (WIDTH - 8) :][:, :8, 1] = 255
+        frames.append(frame)
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=FPS)
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
         stream.options = {"preset": "ultrafast"}
-        for index in range(FPS * SECONDS):
-            frame = np.zeros((HEIGHT, WIDTH, 3), dtype=np.uint8)
-            frame[..., 0] = (index * 6 + phase * 40) % 256
-            frame[:, (index * 3 + phase * 11) % (WIDTH - 8) :][:, :8, 1] = 255
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+        encode_into(container, stream, map(partial(av.VideoFrame.from_ndarray, format="rgb24"), frames))
 
 
 @pytest.fixture(scope="module")
@@ -157,15 +157,19 @@ def test_workflow_script_writes_the_features_and_provenance_of_its_shard(segment
     runner = textwrap.dedent(f"""
         import runpy, types
         snakemake = types.SimpleNamespace(
-            input=types.SimpleNamespace(segments={str(table)!r}),
+            input=types.SimpleNamespace(segments={str(table)!r}, calibration={str(table)!r}),
             output=types.SimpleNamespace(features={str(tmp_path / "shard_1.npy")!r},
                                          provenance={str(tmp_path / "shard_1.json")!r}),
-            params=types.SimpleNamespace(shard=1, video_encoder={encoder!r}, frame_size=[{WIDTH}, {HEIGHT}],
-                                         seed=0, device="cpu", precision="fp32"),
+            params=types.SimpleNamespace(
+                shard=1,
+                encoder=dict(name="r2plus1d", kind="r2plus1d", modality="video", options={encoder!r},
+                             trust_remote_code=False),
+                context=dict(frame_size=[{WIDTH}, {HEIGHT}], seed=0, device="cpu", precision="fp32"),
+            ),
             log=[{str(tmp_path / "shard_1.log")!r}],
             threads=1,
         )
-        runpy.run_path("workflow_scripts/video_features.py", init_globals={{"snakemake": snakemake}})
+        runpy.run_path("workflow_scripts/encoder_features.py", init_globals={{"snakemake": snakemake}})
     """)
     subprocess.run([sys.executable, "-c", runner], check=True, timeout=120, cwd=REPO)
     features = np.load(tmp_path / "shard_1.npy")

@@ -1,4 +1,5 @@
-"""Rule encoder_features: one shard of segments.parquet -> one encoder's features [rows, D] (float32 .npy) + provenance."""
+"""Rules audio_features, video_features, encoder_features: one shard of segments.parquet -> one encoder's
+features [rows, D] (float32 .npy; R(2+1)D-18's [rows, views, 512]) and their provenance record."""
 
 from mvcl.data.segments import read_shard
 from mvcl.features.encoders.contract import ExtractionContext
@@ -8,7 +9,9 @@ from mvcl.logs import log_to
 
 log = log_to(snakemake.log[0])
 segments = read_shard(snakemake.input.segments, snakemake.params.shard)
-context = ExtractionContext(**snakemake.params.context, threads=snakemake.threads)
+context = ExtractionContext(
+    **snakemake.params.context, threads=snakemake.threads, calibration=snakemake.input.calibration
+)
 encoder = load_encoder(snakemake.params.encoder, context)
 features, provenance = encoder.extract(segments)
 save_npy(snakemake.output.features, features)  # atomic: a temporary file in the same folder, then os.replace

@@ -52,29 +52,30 @@ ABLATION_REFERENCE = "base"
 NAME_PATTERN = "[A-Za-z0-9][A-Za-z0-9_-]*"
 
 
-def res(*parts: object) -> str:
-    """A path under the results folder; every output path of the workflow is built here."""
+def results_path(*parts: object) -> str:
+    """A path under the results folder from computed parts (log and benchmark files, per-video files); the
+    rules and the plan write fixed paths out ("results/table1.csv") so that a grep for a path finds them."""
     return "/".join([RESULTS, *map(str, parts)])
 
 
 def log_path(rule_name: str, *parts: object) -> str:
-    return res("logs", rule_name, *parts) + ".log"
+    return results_path("logs", rule_name, *parts) + ".log"
 
 
 def benchmark_path(rule_name: str, *parts: object) -> str:
     """Snakemake's `benchmark:` file of a job (wall time, memory, I/O): what benchmarks/demo.py aggregates."""
-    return res("benchmarks", "rules", rule_name, *(parts or ["job"])) + ".tsv"
+    return results_path("benchmarks", "rules", rule_name, *(parts or ["job"])) + ".tsv"
 
 
 def model_path(configuration: str, name: str) -> str:
     """A file of one configuration shared by its replicates (autoencoders.pt)."""
-    return res("models", configuration, name)
+    return f"results/models/{configuration}/{name}"
 
 
 def replicate_path(configuration: str, name: str, replicate: object = 0) -> str:
     """A file of one training replicate (heads.pt, history.csv, embeddings.npz); single-model consumers
     (neighbours, embeddings, cold start, RQ2, diagnostics) read replicate 0."""
-    return res("models", configuration, f"replicate_{replicate}", name)
+    return f"results/models/{configuration}/replicate_{replicate}/{name}"
 
 
 def replicate_seed(seed: int, replicate: int) -> int:
@@ -87,7 +88,7 @@ def replicate_seed(seed: int, replicate: int) -> int:
 
 def train_state_root() -> str:
     """Where train jobs keep per-epoch state to resume from (outside every declared output)."""
-    return res(".state", "train")
+    return "results/.state/train"
 
 
 def probe_key(representation: str, configuration: str = "") -> str:
@@ -228,7 +229,7 @@ class Plan:
     def feature_path(self, configuration: str, modality: str) -> str:
         """results/features/{encoder}.npy of the `modality` encoder `configuration` trains on."""
         audio, video = self.encoder_pair(configuration)
-        return res("features", f"{audio if modality == 'audio' else video}.npy")
+        return f"results/features/{audio if modality == 'audio' else video}.npy"
 
     # --- probes and Table 2 -----------------------------------------------------------------------------
 
@@ -280,12 +281,12 @@ class Plan:
     def probe_files(self, key: str) -> list[str]:
         """The results of one probe job, one per task: every Table 2 cell of representation `key` (a
         `probe_key`, or a pattern with wildcards)."""
-        return [res("probes", task, f"{key}.json") for task in self.probe_tasks]
+        return [f"results/probes/{task}/{key}.json" for task in self.probe_tasks]
 
     def probe_path(self, task: str, representation: str, configuration: str) -> str:
         """A CL representation's probe result: Table 2's own file for probe.configuration, else `cl_x@name`."""
         own = configuration == self.config["probe"]["configuration"]
-        return res("probes", task, probe_key(representation, "" if own else configuration) + ".json")
+        return f"results/probes/{task}/{probe_key(representation, '' if own else configuration)}.json"
 
     @property
     def table2_configurations(self) -> list[str]:
@@ -299,7 +300,7 @@ class Plan:
     def table2_inputs(self) -> list[str]:
         """Table 2's cells: the study's six rows, then CL rows of each configuration beyond the study's six."""
         study = [
-            res("probes", task, f"{representation}.json")
+            f"results/probes/{task}/{representation}.json"
             for task in self.probe_tasks
             for representation in self.probe_representations
         ]
@@ -323,7 +324,7 @@ class Plan:
 
     def rq1_inputs(self) -> list[str]:
         """The probe results RQ1 compares (each once), a subset of Table 2's cells."""
-        paths = [res("probes", task, f"{key}.json") for task, *keys in self.rq1_pairs() for key in keys]
+        paths = [f"results/probes/{task}/{key}.json" for task, *keys in self.rq1_pairs() for key in keys]
         return list(dict.fromkeys(paths))
 
     @property
@@ -363,7 +364,7 @@ class Plan:
 
     def neighbour_tables(self) -> list[str]:
         return [
-            res("qualitative", f"neighbours_{level}_{mode}.csv")
+            f"results/qualitative/neighbours_{level}_{mode}.csv"
             for level in NEIGHBOUR_LEVELS
             for mode in NEIGHBOUR_MODES
         ]
@@ -371,7 +372,7 @@ class Plan:
     def diagnostics_inputs(self, loss_floor: bool = True) -> list[str]:
         """The records gather_diagnostics merges; the loss floor's only where the workflow has its rule."""
         parts = [part for part in DIAGNOSTICS_PARTS if loss_floor or part != "loss_floor.json"]
-        return [res("metrics", name, part) for name in self.configurations for part in parts]
+        return [f"results/metrics/{name}/{part}" for name in self.configurations for part in parts]
 
     @property
     def sweep_configurations(self) -> list[str]:
@@ -393,27 +394,27 @@ class Plan:
         return settings
 
     def sweep_retrieval(self, coupling: object, configuration: str) -> str:
-        return res("sweep", f"coupling_{coupling}", f"{configuration}.json")
+        return f"results/sweep/coupling_{coupling}/{configuration}.json"
 
     def coupling_outputs(self) -> list[str]:
-        return [res("figures", "coupling.png"), res("sweep", "coupling.csv")]
+        return ["results/figures/coupling.png", "results/sweep/coupling.csv"]
 
     def figure_targets(self, qualitative: bool = True, diagnostics: bool = True) -> list[str]:
         """The outputs of rules/qualitative.smk that `rule all` asks for: neighbours and diagnostics."""
         targets = []
         if qualitative:
             targets += [
-                res("figures", f"neighbours_{level}_{mode}.png")
+                f"results/figures/neighbours_{level}_{mode}.png"
                 for level in NEIGHBOUR_LEVELS
                 for mode in NEIGHBOUR_MODES
             ]
-            targets += [*self.neighbour_tables(), res("neighbours.html")]
+            targets += [*self.neighbour_tables(), "results/neighbours.html"]
         if diagnostics:
             targets += [
-                res("diagnostics.csv"),
-                res("figures", "diagnostics.png"),
-                res("figures", "similarities.png"),
-                *(res("figures", f"embedding_map_{name}.png") for name in self.configurations),
+                "results/diagnostics.csv",
+                "results/figures/diagnostics.png",
+                "results/figures/similarities.png",
+                *(f"results/figures/embedding_map_{name}.png" for name in self.configurations),
             ]
         return targets
 
@@ -421,7 +422,7 @@ class Plan:
 
     def embedding_tables(self, name: str) -> list[str]:
         """results/embeddings/{name}.parquet (one row per video) and its per-segment companion."""
-        return [res("embeddings", f"{name}.parquet"), res("embeddings", f"{name}_segments.parquet")]
+        return [f"results/embeddings/{name}.parquet", f"results/embeddings/{name}_segments.parquet"]
 
     @property
     def new_videos(self) -> str | None:
@@ -463,13 +464,13 @@ class Plan:
         if not self.new_videos:
             return []
         return [
-            res("new", "data", "rejected.csv"),
+            "results/new/data/rejected.csv",
             *(
-                res("recommendations", f"{name}.csv")
+                f"results/recommendations/{name}.csv"
                 for name in self.configurations
                 if self.embeds_new_videos(name)
             ),
-            res("recommendations.html"),
+            "results/recommendations.html",
         ]
 
     def embeds_new_videos(self, configuration: str) -> bool:
@@ -479,9 +480,9 @@ class Plan:
 
     def rq2_targets(self) -> list[str]:
         """The judge page always; rq2.csv/.md once there are judgements to score."""
-        targets = [res("judge.html"), res("rq2", "triplets.csv")]
+        targets = ["results/judge.html", "results/rq2/triplets.csv"]
         if self.rq2_judgements:
-            targets += [res("rq2.csv"), res("rq2.md"), res("rq2_annotators.csv")]
+            targets += ["results/rq2.csv", "results/rq2.md", "results/rq2_annotators.csv"]
         return targets
 
     # --- rule all -----------------------------------------------------------------------------------------
@@ -490,23 +491,21 @@ class Plan:
         """What `snakemake` builds with no target: the tables and figures, and the groups `outputs` switches on."""
         outputs = self.config["outputs"]
         targets = [
-            res("data", "manifest.parquet"),
-            res("data", "segments.parquet"),
-            res("data", "rejected.csv"),
-            res("figures", "segments.png"),
-            *(res("features", f"{encoder}.npy") for encoder in self.used_encoders),
-            res("provenance.json"),
-            res("table1.csv"),
-            res("figures", "training.png"),
-            res("table2.csv"),
-            res("rq1.csv"),
-            res("figures", "probes.png"),
+            "results/data/manifest.parquet",
+            "results/data/segments.parquet",
+            "results/data/rejected.csv",
+            "results/figures/segments.png",
+            *(f"results/features/{encoder}.npy" for encoder in self.used_encoders),
+            "results/provenance.json",
+            "results/table1.csv",
+            "results/figures/training.png",
+            "results/table2.csv",
+            "results/rq1.csv",
+            "results/figures/probes.png",
         ]
-        targets += self.figure_targets(
-            qualitative=outputs["qualitative"], diagnostics=outputs["diagnostics"]
-        )
+        targets += self.figure_targets(qualitative=outputs["qualitative"], diagnostics=outputs["diagnostics"])
         if outputs["ablation"] and self.ablation:
-            targets += [res("ablation.csv"), res("figures", "ablation.png")]
+            targets += ["results/ablation.csv", "results/figures/ablation.png"]
         if outputs["coupling_sweep"]:
             targets += self.coupling_outputs()
         targets += [path for name in self.configurations for path in self.embedding_tables(name)]

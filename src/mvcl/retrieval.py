@@ -122,14 +122,15 @@ def _classify(sim: np.ndarray, positive_sim: np.ndarray | float) -> tuple[np.nda
     return sim > positive_sim + _TIE, np.abs(sim - positive_sim) <= _TIE
 
 
-def ranks(
+def ranks_and_ties(
     query: np.ndarray,
     candidates: np.ndarray,
     positive: np.ndarray,
     query_groups: np.ndarray | None = None,
     candidate_groups: np.ndarray | None = None,
-) -> np.ndarray:
-    """[m] 1-based mid-ranks: the rank of `candidates[positive[i]]` among all candidates for `query[i]`.
+) -> tuple[np.ndarray, np.ndarray]:
+    """([m] 1-based mid-ranks, [m] tie counts): the rank of `candidates[positive[i]]` among all candidates
+    for `query[i]`, and how many candidates tie with it (itself included, so at least 1).
 
     With groups (video codes), the candidates of query i's own group other than its positive are left out
     (`other_videos`); the positive always stays.
@@ -138,17 +139,6 @@ def ranks(
     similarity lies within the float32 error bound (plus twice the tie tolerance) of the positive's float64
     similarity is re-scored in float64, so "above" and "tied" are decided as on float64 similarities.
     """
-    return ranks_and_ties(query, candidates, positive, query_groups, candidate_groups)[0]
-
-
-def ranks_and_ties(
-    query: np.ndarray,
-    candidates: np.ndarray,
-    positive: np.ndarray,
-    query_groups: np.ndarray | None = None,
-    candidate_groups: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """`ranks`, and [m] how many candidates tie with each positive (itself included, so at least 1)."""
     counts = _RankCounts(query, candidates, positive)
     query32 = np.ascontiguousarray(query, dtype=np.float32)
     candidates32 = np.ascontiguousarray(candidates, dtype=np.float32)
@@ -168,14 +158,14 @@ def recall_credit(rank: np.ndarray, tied: np.ndarray, k: float) -> np.ndarray:
 def ranks_both_ways(
     audio_emb: np.ndarray, video_emb: np.ndarray, groups: np.ndarray | None = None
 ) -> dict[str, np.ndarray]:
-    """`ranks` both ways (a2v, v2a) of every row's partner among all rows; see `ranks_and_ties_both_ways`."""
+    """`ranks_and_ties`'s ranks both ways (a2v, v2a) of every row's partner among all rows; see `ranks_and_ties_both_ways`."""
     return {d: rank for d, (rank, _) in ranks_and_ties_both_ways(audio_emb, video_emb, groups).items()}
 
 
 def ranks_and_ties_both_ways(
     audio_emb: np.ndarray, video_emb: np.ndarray, groups: np.ndarray | None = None
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """`ranks` of every row's partner both ways (a2v, v2a) among all rows: one similarity block serves both
+    """`ranks_and_ties` of every row's partner both ways (a2v, v2a) among all rows: one similarity block serves both
     directions (v2a's block is a2v's transposed), so the whole test set costs one matrix product."""
     everyone = np.arange(len(audio_emb))
     a2v, v2a = _RankCounts(audio_emb, video_emb, everyone), _RankCounts(video_emb, audio_emb, everyone)
@@ -193,7 +183,7 @@ def ranks_and_ties_both_ways(
 
 
 class _RankCounts:
-    """Candidates above and tied with each query's positive, counted block by block (see `ranks`)."""
+    """Candidates above and tied with each query's positive, counted block by block (see `ranks_and_ties`)."""
 
     def __init__(self, query: np.ndarray, candidates: np.ndarray, positive: np.ndarray) -> None:
         self.query, self.candidates, self.positive = query, candidates, positive
@@ -755,14 +745,9 @@ def evaluate_retrieval(
     record = RetrievalRecord(
         configuration=configuration,
         candidates=candidates,
-        n_queries=int(first["n_queries"]),
         n_videos=n_videos,
-        pool_size=int(first["pool_size"]),
-        n_pools=int(first["n_pools"]),
-        chance_median_rank=float(first["chance_median_rank"]),
-        full_pool_size=int(first["full_pool_size"]),
-        full_chance_median_rank=float(first["full_chance_median_rank"]),
         video_pool_size=n_videos,
+        **{field: kind(first[field]) for field, kind in POOL_FACTS.items()},
         bootstrap_resamples=resamples,
         permutations=permutations,
         intervals=intervals,
@@ -770,6 +755,17 @@ def evaluate_retrieval(
         replicates=replicates,
     )
     return record, pd.concat(rank_rows, ignore_index=True)
+
+
+# The record's facts about the pools, the same in every replicate (their test set is the same): field -> type.
+POOL_FACTS = {
+    "n_queries": int,
+    "pool_size": int,
+    "n_pools": int,
+    "chance_median_rank": float,
+    "full_pool_size": int,
+    "full_chance_median_rank": float,
+}
 
 
 class _Figure:

@@ -212,13 +212,7 @@ def generate_corpus(
     (out_dir / "videos").mkdir(parents=True, exist_ok=True)
     profiles, looks, tag_prior = _design(np.random.default_rng([seed, 0]), genres, tags)
     corpus = _Corpus(
-        out_dir=out_dir,
-        seed=seed,
-        duration_s=duration_s,
-        fps=fps,
-        size=size,
-        sample_rate=sample_rate,
-        av_coupling=av_coupling,
+        out_dir, seed, duration_s, fps, size, sample_rate, av_coupling,  # the settings, in _Corpus's order
         id_digits=max(4, len(str(videos))),
         profiles=profiles,
         looks=looks,

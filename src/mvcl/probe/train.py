@@ -284,32 +284,24 @@ def run_probe_seeds(
     return results
 
 
-def run_probe_repeats(
-    X: np.ndarray,
-    y: np.ndarray,
-    split: np.ndarray,
-    task: str,
-    cfg: dict[str, Any],
-    seed: int,
-    device: str | torch.device = "auto",
-    label_names: Sequence[str] | None = None,
-    video_ids: Sequence[str] | np.ndarray | None = None,
-) -> dict[str, Any]:
-    """`probe.repeats` runs of `run_probe` (same arguments) with seeds seed, seed+1, ... (trained together,
-    `run_probe_seeds`); per-run results and mean/std per metric.
+def repeat_seeds(cfg: dict[str, Any], seed: int) -> list[int]:
+    """The seeds of the `probe.repeats` runs of one Table 2 cell: seed, seed+1, ..."""
+    return [seed + i for i in range(resolve_probe_section(cfg)["repeats"])]
+
+
+def summarise_repeats(task: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One Table 2 cell from the runs of `run_probe_seeds` over `repeat_seeds`: per-run results and
+    mean/std per metric.
 
     The split is the same for every run (it is by video); seeds change initialisation, dropout and batch order.
     std is the population standard deviation over runs (0 for a single run); a NaN metric stays NaN.
     """
-    repeats = resolve_probe_section(cfg)["repeats"]
-    seeds = [seed + i for i in range(repeats)]
-    runs = run_probe_seeds(X, y, split, task, cfg, seeds, device, label_names, video_ids)
     first = runs[0]
     summary: dict[str, Any] = {
         key: first[key]
         for key in ("task", "n_train", "n_val", "n_test", "n_test_videos", "n_classes", "labels")
     }
-    summary.update(repeats=repeats, seeds=[run["seed"] for run in runs])
+    summary.update(repeats=len(runs), seeds=[run["seed"] for run in runs])
     summary["mean"] = {metric: float(np.mean([run[metric] for run in runs])) for metric in METRICS[task]}
     summary["std"] = {metric: float(np.std([run[metric] for run in runs])) for metric in METRICS[task]}
     summary["excluded"] = first["excluded"]
@@ -337,7 +329,7 @@ def probe_task(
     device: str | torch.device = "auto",
     tags: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
-    """One Table 2 cell: label the rows of `representation` for `task`, then `run_probe_repeats`.
+    """One Table 2 cell: label the rows of `representation` for `task`, then `probe.repeats` seeded runs.
 
     The tagging task is the `probe.top_tags` most frequent tags among the training videos with Last.fm
     weight at least `probe.min_tag_count` (`tag_matrix`).
@@ -353,13 +345,13 @@ def probe_task(
         settings["min_tag_count"],
         train_ids=train_ids,
     )
-    result = run_probe_repeats(
+    runs = run_probe_seeds(
         representation.X[labels.mask],
         labels.y,
         representation.split[labels.mask],
         task,
         cfg,
-        seed,
+        repeat_seeds(cfg, seed),
         device,
         label_names=labels.label_names if task == "tagging" else None,
         video_ids=representation.video_ids[labels.mask],
@@ -368,7 +360,7 @@ def probe_task(
         "n_videos": len(np.unique(representation.video_ids)),
         "n_labelled": len(np.unique(representation.video_ids[labels.mask])),
         "level": settings["level"],
-        **result,
+        **summarise_repeats(task, runs),
     }
 
 

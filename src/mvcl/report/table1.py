@@ -26,6 +26,19 @@ CANDIDATE_PROTOCOLS = {
 # A replicate whose best validation epoch is below this sat on the chance plateau (footnoted when all do).
 EARLY_EPOCHS = 5
 ARROWS = {"a2v": "a→v", "v2a": "v→a"}
+# Table 1's columns read from the retrieval record as they are: pools, chance levels, test set, resampling.
+RECORD_COLUMNS = {
+    "pool": "pool_size",
+    "chance_median_rank": "chance_median_rank",
+    "full_pool": "full_pool_size",
+    "full_chance_median_rank": "full_chance_median_rank",
+    "video_pool": "video_pool_size",
+    "n_test_segments": "n_queries",
+    "n_test_videos": "n_videos",
+    "candidates": "candidates",
+    "bootstrap_resamples": "bootstrap_resamples",
+    "permutations": "permutations",
+}
 
 
 def best_epoch(history: pd.DataFrame) -> int:
@@ -85,18 +98,7 @@ def table1(
         epochs = best_epochs.get(name, [])
         row["best_epochs"] = ";".join(map(str, epochs))
         row["all_stopped_early"] = bool(epochs) and max(epochs) < EARLY_EPOCHS
-        row.update(
-            pool=record.pool_size,
-            chance_median_rank=record.chance_median_rank,
-            full_pool=record.full_pool_size,
-            full_chance_median_rank=record.full_chance_median_rank,
-            video_pool=record.video_pool_size,
-            n_test_segments=record.n_queries,
-            n_test_videos=record.n_videos,
-            candidates=record.candidates,
-            bootstrap_resamples=record.bootstrap_resamples,
-            permutations=record.permutations,
-        )
+        row.update({column: getattr(record, field) for column, field in RECORD_COLUMNS.items()})
         rows.append(row)
     table = pd.DataFrame(rows)
     table["order"] = [0 if study else 1 for study in table["study"]]

@@ -43,6 +43,7 @@ class ExtractionContext:
     device: str = "auto"
     precision: str = "auto"  # features.precision (R(2+1)D)
     threads: int = 1  # the job's CPU threads
+    calibration: str | None = None  # the catalog's segments.parquet, which an int8 R(2+1)D calibrates on
     progress: bool = False
 
     def __post_init__(self) -> None:

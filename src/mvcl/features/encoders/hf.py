@@ -86,17 +86,22 @@ def _pool(hidden, pooling: str):
     return hidden[:, 0]
 
 
+def _open(encoder: AudioWindowEncoder | VideoClipEncoder, loader_names: tuple[str, ...]) -> None:
+    """Load `encoder`'s model and processor (`_load`) on the job's torch threads and device."""
+    import torch
+
+    torch.set_num_threads(encoder.context.threads)
+    encoder.model, encoder.processor, encoder.folder = _load(
+        encoder.spec, loader_names, encoder.context.device
+    )
+    encoder.device = encoder.model.device
+    encoder.batch_size = encoder.options["batch_size"]
+
+
 class HfAudioEncoder(AudioWindowEncoder):
     def __init__(self, spec, context=None) -> None:
         super().__init__(spec, context)
-        import torch
-
-        torch.set_num_threads(self.context.threads)
-        self.model, self.processor, self.folder = _load(
-            spec, ("AutoFeatureExtractor", "AutoProcessor"), self.context.device
-        )
-        self.device = self.model.device
-        self.batch_size = self.options["batch_size"]
+        _open(self, ("AutoFeatureExtractor", "AutoProcessor"))
         self.window = self.options["window"]
         extractor = getattr(self.processor, "feature_extractor", self.processor)
         self.rate = int(extractor.sampling_rate)
@@ -145,14 +150,7 @@ class HfAudioEncoder(AudioWindowEncoder):
 class HfImageEncoder(VideoClipEncoder):
     def __init__(self, spec, context=None) -> None:
         super().__init__(spec, context)
-        import torch
-
-        torch.set_num_threads(self.context.threads)
-        self.model, self.processor, self.folder = _load(
-            spec, ("AutoImageProcessor", "AutoProcessor"), self.context.device
-        )
-        self.device = self.model.device
-        self.batch_size = self.options["batch_size"]
+        _open(self, ("AutoImageProcessor", "AutoProcessor"))
         self.vision = getattr(self.model, "vision_model", self.model)
         config = getattr(self.vision, "config", self.model.config)
         if problem := check_layer(

@@ -2,7 +2,8 @@
 
 Both keep their own batched pipelines (`mvcl.features.audio`, `mvcl.features.video`: background decoding,
 data-parallel workers, bf16), so their features are exactly those of the study's rules; the options are
-their config sections (`audio_encoder`, `video_encoder`) with an encoder entry's changes on top.
+their config sections (`audio_encoder`, `video_encoder`) with an encoder entry's changes on top. Each
+sets the job's torch threads first (`start_torch_job`), as their rules always did.
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ class MusicnnEncoder(Encoder):
         return {**super().provenance(), "weights": musicnn_provenance(self.options["model"])}
 
     def extract(self, segments: pd.DataFrame) -> tuple[np.ndarray, dict]:
+        from mvcl.device import start_torch_job
         from mvcl.features.audio import extract_audio_features
 
+        start_torch_job(self.context.threads)
         options = self.options
         features = extract_audio_features(
             segments,
@@ -50,8 +53,10 @@ class R2plus1dEncoder(Encoder):
     width = 512  # R(2+1)D-18's pooled features; rows are [views, 512] (video_encoder.train_views crops)
 
     def extract(self, segments: pd.DataFrame) -> tuple[np.ndarray, dict]:
+        from mvcl.device import start_torch_job
         from mvcl.features.video import extract_video_features
 
+        start_torch_job(self.context.threads)
         return extract_video_features(
             segments,
             **self.options,
@@ -60,4 +65,5 @@ class R2plus1dEncoder(Encoder):
             device=self.context.device,
             precision=self.context.precision,
             progress=self.context.progress,
+            calibration=None if self.context.calibration is None else pd.read_parquet(self.context.calibration),
         )
