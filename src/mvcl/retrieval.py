@@ -570,29 +570,46 @@ def _permuted_ranks(sim: np.ndarray, sibling: np.ndarray | None, positive: np.nd
     Each query's kept similarities are sorted once and searched for every permutation: O(P q log c) instead of
     comparing every candidate (O(P q c)). The counts are exactly the comparisons': "above" is a search for
     fl(s + _TIE); the tied candidates are those with fl(|sim - s|) <= _TIE, a contiguous run of the sorted row
-    (fl(sim - s) is monotone in sim), whose ends are found by bisection on that very test.
+    (fl(sim - s) is monotone in sim), whose ends are checked, and where needed found, on that very test.
     """
     q = len(sim)
     rows = np.arange(q)
-    s = sim[rows[None, :], positive]  # [P, q] the positive's similarity
+    s = sim[rows[:, None], positive.T]  # [q, P] the positive's similarity, a query's draws contiguous
     if sibling is None:
         kept, counts = np.sort(sim, axis=1), np.full(q, sim.shape[1])
-        self_tied = np.zeros(positive.shape)
+        self_tied = np.zeros(positive.T.shape)
     else:  # a sibling is out, so sorts last as NaN; a sibling positive is tied with itself
         kept, counts = np.sort(np.where(sibling, np.nan, sim), axis=1), (~sibling).sum(axis=1)
-        self_tied = sibling[rows[None, :], positive].astype(np.float64)
+        self_tied = sibling[rows[:, None], positive.T].astype(np.float64)
     ranks = np.empty(positive.shape)
     for i in range(q):
-        row, value = kept[i, : counts[i]], s[:, i]
+        row, value = kept[i, : counts[i]], s[i]
         above = counts[i] - np.searchsorted(row, value + _TIE, side="right")
-        # A window surely holding the tied run (float64 rounding is far below _TIE), then its exact ends.
-        slack = 2 * _TIE + 1e-12 * np.abs(value)
-        low = np.searchsorted(row, value - slack, side="left")
-        high = np.searchsorted(row, value + slack, side="right")
-        first = _first_true(row, low, high, lambda x, v=value: x - v >= -_TIE)
-        after = _first_true(row, low, high, lambda x, v=value: x - v > _TIE)
-        ranks[:, i] = 1 + above + (after - first + self_tied[:, i] - 1) / 2
+        first = _run_end(row, value, -_TIE, "left", lambda x, v: x - v >= -_TIE)
+        after = _run_end(row, value, _TIE, "right", lambda x, v: x - v > _TIE)
+        ranks[:, i] = 1 + above + (after - first + self_tied[i] - 1) / 2
     return ranks
+
+
+def _run_end(row: np.ndarray, value: np.ndarray, offset: float, side: str, test) -> np.ndarray:
+    """Per value, the first index of the sorted `row` where `test(row[index], value)` holds (len(row) if
+    none), for a test that is false then true along the row and about `value + offset`: a search for
+    value + offset, kept where the test agrees at the found index and before it, otherwise bisected on the
+    test itself inside a window surely holding the answer (float64 rounding is far below _TIE)."""
+    n = len(row)
+    guess = np.searchsorted(row, value + offset, side=side)
+    if n == 0:
+        return guess
+    ok = (guess == n) | test(row[np.minimum(guess, n - 1)], value)
+    ok &= (guess == 0) | ~test(row[np.maximum(guess - 1, 0)], value)
+    if ok.all():
+        return guess
+    wrong = np.flatnonzero(~ok)
+    slack = 2 * _TIE + 1e-12 * np.abs(value[wrong])
+    low = np.searchsorted(row, value[wrong] - slack, side="left")
+    high = np.searchsorted(row, value[wrong] + slack, side="right")
+    guess[wrong] = _first_true(row, low, high, lambda x: test(x, value[wrong]))
+    return guess
 
 
 def _first_true(row: np.ndarray, low: np.ndarray, high: np.ndarray, test) -> np.ndarray:
