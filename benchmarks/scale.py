@@ -57,7 +57,17 @@ REPO = Path(__file__).resolve().parents[1]
 VIDEOS = 94_000
 SEGMENTS_PER_VIDEO = 6
 AUDIO_DIM, VIDEO_DIM, EMBEDDING_DIM = 1506, 512, 256
-STEPS = ("train", "retrieval", "probe_genre", "probe_tagging")
+# The issue's targets, measured on the current code and (with --baseline) on the baseline's.
+TARGET_STEPS = ("train", "retrieval", "probe_genre", "probe_tagging")
+# What the rehearsal also needs, on the current code only: an epoch of each kind of training (one segment per
+# video, every segment, whole videos through a Transformer), a whole retrieval job (every replicate ranked,
+# the permutation null, the two-level intervals and Table 1's paired comparison) and a probe cell of a CL row
+# (256-d), the narrow end of the probe's cost.
+EXTRA_STEPS = ("train_clip_style", "train_temporal", "retrieval_job", "probe_genre_cl")
+STEPS = (*TARGET_STEPS, *EXTRA_STEPS)
+# The configuration each kind of training step runs (config.yaml's).
+TRAIN_STEPS = {"train": "base", "train_clip_style": "clip_style", "train_temporal": "temporal"}
+STUDY_CONFIG = REPO / "configs" / "study.yaml"
 CHUNK = 32_768
 
 
@@ -212,11 +222,10 @@ def run_step(step: str, work: Path, fraction: float) -> dict:
     import numpy as np
     import pandas as pd
     import torch
-    import yaml
 
     torch.set_num_threads(os.cpu_count() or 1)
     details_cpu = {"cpu_capability": torch.backends.cpu.get_cpu_capability()}
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config = study_config()
     audio, video, segments = load_collection(work, fraction)
     details: dict = {
         "segments": len(segments),
@@ -227,50 +236,164 @@ def run_step(step: str, work: Path, fraction: float) -> dict:
     }
     with AnonymousPeak() as anonymous:
         started = time.perf_counter()
-        if step == "train":
+        if step in TRAIN_STEPS:
             from mvcl.configuration import resolve_configuration
             from mvcl.learn.train import train_heads
 
-            settings = resolve_configuration(config, "base")
+            settings = resolve_configuration(config, TRAIN_STEPS[step])
             settings["training"]["max_epochs"] = 1
             result = train_heads(audio, video, segments, settings, seed=0, device="cpu", log=lambda _: None)
             details["epoch_seconds"] = round(float(result.history["seconds"].iloc[0]), 1)
         elif step == "retrieval":
             from mvcl.retrieval import median_rank
 
-            n = int((segments["split"] == "test").sum())
-            rng = np.random.default_rng(0)
-            embeddings = []
-            for _ in range(2):
-                emb = rng.standard_normal((n, EMBEDDING_DIM), dtype=np.float32)
-                embeddings.append(emb / np.linalg.norm(emb, axis=1, keepdims=True))
+            embeddings = test_embeddings(segments, 1)[0]
             metrics = median_rank(*embeddings, config["retrieval"]["pool_size"], seed=0)
             details.update(
-                test_segments=n, n_pools=metrics["n_pools"], full_pool_size=metrics["full_pool_size"]
+                test_segments=len(embeddings[0]),
+                n_pools=metrics["n_pools"],
+                full_pool_size=metrics["full_pool_size"],
             )
+        elif step == "retrieval_job":
+            details.update(retrieval_job(segments, config, fraction))
         else:
             from mvcl.probe.data import video_representation
             from mvcl.probe.train import probe_task
+            from mvcl.report.rq1 import rq1
+            from mvcl.report.table2 import table2
 
-            task = step.removeprefix("probe_")
+            task = step.removeprefix("probe_").removesuffix("_cl")
             manifest = pd.read_parquet(work / "results" / "data" / "manifest.parquet")
             tags = pd.read_csv(work / "msd_tags.csv").assign(count=100.0) if task == "tagging" else None
-            representation = video_representation("musicnn", segments, audio_features=audio)
+            if step.endswith("_cl"):  # a CL row: the mean of 256-d audio and video embeddings
+                rng = np.random.default_rng(1)
+                arrays = {
+                    f"{modality}_embeddings": rng.standard_normal((len(segments), EMBEDDING_DIM), np.float32)
+                    for modality in ("audio", "video")
+                }
+                representation = video_representation("cl_agg", segments, **arrays)
+            else:
+                representation = video_representation("musicnn", segments, audio_features=audio)
             result = probe_task(task, representation, manifest, config["probe"], 0, "cpu", tags=tags)
+            probe_seconds = time.perf_counter() - started
+            # The report's bootstrap on this cell: Table 2's intervals, and RQ1's paired comparison (the
+            # cell against itself: a pair costs what two cells' draws do).
+            resamples, seed = config["evaluation"]["bootstrap"], config["seed"]
+            marked = time.perf_counter()
+            table2({(task, "musicnn"): result}, resamples, seed)
+            table2_seconds = time.perf_counter() - marked
+            marked = time.perf_counter()
+            rq1({(task, "cl"): result, (task, "musicnn"): result}, [(task, "cl", "musicnn")], resamples, seed)
             details.update(
+                width=int(representation.X.shape[1]),
                 n_labelled=result["n_labelled"],
                 seeds=len(result["runs"]),
                 epochs=[run["epochs"] for run in result["runs"]],
+                probe_seconds=round(probe_seconds, 1),
+                # Seeds train together, so time goes with the seed-epochs they run (start-up included).
+                seconds_per_seed_epoch=round(probe_seconds / sum(run["epochs"] for run in result["runs"]), 3),
+                table2_cell_seconds=round(table2_seconds, 2),
+                rq1_pair_seconds=round(time.perf_counter() - marked, 2),
+                bootstrap=resamples,
             )
-        seconds = time.perf_counter() - started
+        seconds = details.pop("probe_seconds", time.perf_counter() - started)
         if "seeds" in details:
             details["seconds_per_seed"] = round(seconds / details["seeds"], 1)
     return {
         "seconds": round(seconds, 1),
+        **({"seconds_full_size": details["seconds_full_size"]} if "seconds_full_size" in details else {}),
         "peak_rss_mb": round(status_kb("VmHWM") / 1024),
         "peak_anon_mb": round(anonymous.peak_kb / 1024),
         "details": json.dumps(details),
         **details_cpu,
+    }
+
+
+def study_config() -> dict:
+    """configs/study.yaml over config.yaml, merged as Snakemake merges `--configfile` (key by key)."""
+    import yaml
+
+    from mvcl.configuration import deep_merge
+
+    return deep_merge(
+        yaml.safe_load((REPO / "config.yaml").read_text()), yaml.safe_load(STUDY_CONFIG.read_text())
+    )
+
+
+def test_embeddings(segments, replicates: int) -> list[tuple]:
+    """Seeded unit-norm 256-d (audio, video) embeddings of the test segments, one pair per replicate (the
+    ranking's cost does not depend on the values)."""
+    import numpy as np
+
+    n = int((segments["split"] == "test").sum())
+    rng = np.random.default_rng(0)
+    pairs = []
+    for _ in range(replicates):
+        pair = []
+        for _ in range(2):
+            emb = rng.standard_normal((n, EMBEDDING_DIM), dtype=np.float32)
+            pair.append(emb / np.linalg.norm(emb, axis=1, keepdims=True))
+        pairs.append(tuple(pair))
+    return pairs
+
+
+def retrieval_job(segments, config: dict, fraction: float) -> dict:
+    """One configuration's retrieval job (`evaluate_retrieval` on the study's replicates, as
+    workflow_scripts/retrieval.py calls it) and its share of Table 1 (the paired comparison with `base`), each
+    part timed. Extrapolated to full size: the ranks quadratically (the whole-set ranking; an upper bound), the
+    pooled parts (study protocol, permutation null) and the bootstraps linearly."""
+    import mvcl.retrieval as retrieval
+    from mvcl.plan import replicate_seed
+
+    study = study_config()
+    replicates = study["training"]["replicates"]
+    parts = {"ranks": 0.0, "study_protocol": 0.0, "permutation_null": 0.0, "intervals": 0.0}
+    timed = {
+        "_replicate_ranks": "ranks",
+        "study_median_rank": "study_protocol",
+        "pooled_permutation_null": "permutation_null",
+        "two_level_interval": "intervals",
+    }
+
+    def timer(function, part):
+        def wrapped(*args, **kwargs):
+            marked = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                parts[part] += time.perf_counter() - marked
+
+        return wrapped
+
+    for name, part in timed.items():
+        setattr(retrieval, name, timer(getattr(retrieval, name), part))
+    test = segments["split"].to_numpy() == "test"
+    settings, evaluation, seed = config["retrieval"], config["evaluation"], config["seed"]
+    marked = time.perf_counter()
+    _, ranks = retrieval.evaluate_retrieval(
+        test_embeddings(segments, replicates),
+        segments["video_id"].to_numpy()[test],
+        pool_size=settings["pool_size"],
+        seed=seed,
+        seeds=[replicate_seed(seed, replicate) for replicate in range(replicates)],
+        candidates=settings["candidates"],
+        resamples=evaluation["bootstrap"],
+        permutations=evaluation["permutations"],
+        study_protocol=settings["study_protocol"],
+    )
+    job = time.perf_counter() - marked
+    marked = time.perf_counter()
+    retrieval.against_reference({"base": ranks, "other": ranks}, "base", evaluation["bootstrap"], seed)
+    table1 = time.perf_counter() - marked
+    linear = job - parts["ranks"]
+    return {
+        "replicates": replicates,
+        "test_segments": int(test.sum()),
+        "parts_seconds": {part: round(value, 1) for part, value in parts.items()},
+        "table1_comparison_seconds": round(table1, 1),
+        "job_seconds_full_size": round(parts["ranks"] / fraction**2 + linear / fraction, 1),
+        "table1_comparison_seconds_full_size": round(table1 / fraction, 1),
+        "seconds_full_size": round(parts["ranks"] / fraction**2 + (linear + table1) / fraction, 1),
     }
 
 
@@ -352,49 +475,162 @@ def processor() -> dict:
     }
 
 
-def rehearsal(rows: list[dict], replicates: int, train_epochs: int) -> dict:
-    """The whole downstream at the study's scale from the current code's rows (see the module docstring)."""
-    import yaml
+def training_kind(settings: dict) -> str:
+    """The training step whose epoch a configuration's epoch costs: whole videos through a Transformer, every
+    segment of every video, or one segment per video (base's)."""
+    if (settings["model"].get("temporal") or {}).get("enabled"):
+        return "train_temporal"
+    return "train_clip_style" if settings["training"]["segments"] == "all" else "train"
 
-    sys.path.insert(0, str(REPO / "src"))
-    from mvcl.plan import Plan
 
-    plan = Plan(yaml.safe_load((REPO / "config.yaml").read_text()))
+def probe_cells(plan, widths: dict[str, int]) -> dict[str, dict]:
+    """Every probe cell the study's run trains: Table 2's and the ablation's, each once, as
+    {path: {task, width, seeds, group}}. A CL row gets `replicate_repeats` seeds on each replicate (as
+    workflow_scripts/probe.py runs it), a frozen row `probe.repeats`."""
+    from mvcl.plan import CL_REPRESENTATIONS, STUDY_CONFIGURATIONS, parse_probe_key
+    from mvcl.probe.replicates import replicate_repeats
+
+    replicates = len(plan.replicates)
+    own = plan.config["probe"]["configuration"]
+    cells = {}
+    for path in dict.fromkeys([*plan.table2_inputs(), *plan.ablation_probes()]):
+        task, key = Path(path).parent.name, Path(path).stem
+        representation, configuration = parse_probe_key(key)
+        if representation in CL_REPRESENTATIONS:
+            name = configuration or own
+            width = plan.resolved(name)["model"]["embedding_dim"]
+            repeats = plan.probe_section_for(configuration or None)["repeats"]
+            seeds = replicate_repeats(repeats, replicates) * replicates
+        else:  # a frozen row: the study's when it reads probe.configuration's encoders
+            audio, video = plan.encoder_pair(own)
+            name = own if key in (audio, video, plan.pair_key(audio, video)) else ""
+            width = sum(widths[encoder] for encoder in plan.frozen_rows[key] if encoder)
+            seeds = plan.config["probe"]["repeats"]
+        group = "ablation" if name in plan.ablation else "study" if name in STUDY_CONFIGURATIONS else "beyond"
+        cells[path] = {"task": task, "width": width, "seeds": seeds, "group": group}
+    return cells
+
+
+def rehearsal(
+    rows: list[dict],
+    train_epochs: int,
+    probe_epochs: int,
+    config: dict | None = None,
+    widths: dict[str, int] | None = None,
+) -> dict:
+    """The whole downstream at the study's scale from the current code's rows (see the module docstring).
+
+    The plan is configs/study.yaml over config.yaml (what `--configfile configs/study.yaml` runs): every
+    configuration and ablation entry it trains, `training.replicates` each. Costs, all from the rows:
+    training = replicates x `train_epochs` x the epoch of the configuration's kind (`training_kind`), plus
+    `autoencoder_epochs` base epochs once per configuration with model.init autoencoder; retrieval = the
+    retrieval job (every replicate, permutation null, intervals, the paired comparison for Table 1) per
+    trained name; probes = seeds x `probe_epochs` x the seconds of one seed-epoch at the cell's input width
+    (linear in the first layer's multiply-adds between the measured 256-d and 1506-d genre cells; tagging in
+    the measured tagging/genre ratio); Table 2's and the ablation table's bootstrap per cell, RQ1's per pair.
+    """
+    from mvcl.plan import STUDY_CONFIGURATIONS, Plan, parse_probe_key
+
+    plan = Plan(config or study_config())
+    if widths is None:
+        from mvcl.features.encoders.registry import load_encoder
+
+        widths = {name: int(load_encoder(plan.encoders[name]).width) for name in plan.used_encoders}
     after = {row["step"]: row for row in rows if row["code"] == "after"}
-    trained = len(plan.trained) * replicates
-    cells = {
-        "table2_rq1": (set(plan.table2_inputs()) | set(plan.rq1_inputs()), plan.config["probe"]["repeats"]),
-        "ablation": (
-            set(plan.ablation_probes()) - set(plan.table2_inputs()),
-            plan.config["ablation"]["probe_repeats"],
-        ),
+
+    def detail(step: str, key: str) -> float:
+        return json.loads(after[step]["details"])[key]
+
+    def group(name: str) -> str:
+        return "ablation" if name in plan.ablation else "study" if name in STUDY_CONFIGURATIONS else "beyond"
+
+    replicates = len(plan.replicates)
+    epoch = {kind: detail(kind, "epoch_seconds") / after[kind]["fraction"] for kind in TRAIN_STEPS}
+    costs: dict[tuple[str, str], float] = {}
+
+    def add(group_name: str, stage: str, seconds: float) -> None:
+        costs[group_name, stage] = costs.get((group_name, stage), 0.0) + seconds
+
+    kinds = {}
+    for name in plan.trained:
+        settings = plan.resolved(name)
+        kinds[name] = training_kind(settings)
+        add(group(name), "train", replicates * train_epochs * epoch[kinds[name]])
+        if settings["model"]["init"] == "autoencoder":
+            add(group(name), "train", settings["training"]["autoencoder_epochs"] * epoch["train"])
+        add(group(name), "retrieval_table1", after["retrieval_job"]["seconds_full_size"])
+
+    hidden = plan.config["probe"]["hidden"]
+
+    def first_layers(width: int) -> int:
+        return width * hidden[0] + hidden[0] * hidden[1]
+
+    wide, narrow = (
+        detail(step, "seconds_per_seed_epoch") / after[step]["fraction"]
+        for step in ("probe_genre", "probe_genre_cl")
+    )
+    wide_width, narrow_width = detail("probe_genre", "width"), detail("probe_genre_cl", "width")
+    slope = (wide - narrow) / (first_layers(wide_width) - first_layers(narrow_width))
+    tagging_ratio = (
+        detail("probe_tagging", "seconds_per_seed_epoch") / after["probe_tagging"]["fraction"] / wide
+    )
+
+    def seed_epoch(task: str, width: int) -> float:
+        genre = max(narrow + slope * (first_layers(width) - first_layers(narrow_width)), 0.0)
+        return genre * (tagging_ratio if task == "tagging" else 1.0)
+
+    cells = probe_cells(plan, widths)
+    table2_cells = set(plan.table2_inputs())
+    bootstrap = {
+        task: {
+            "cell": detail(f"probe_{task}", "table2_cell_seconds") / after[f"probe_{task}"]["fraction"],
+            "pair": detail(f"probe_{task}", "rq1_pair_seconds") / after[f"probe_{task}"]["fraction"],
+        }
+        for task in plan.probe_tasks
     }
-    seconds = {
-        "train": trained
-        * train_epochs
-        * json.loads(after["train"]["details"])["epoch_seconds"]
-        / after["train"]["fraction"],
-        "retrieval": trained * after["retrieval"]["seconds_full_size"],
-    }
-    per_seed = {
-        task: after[f"probe_{task}"]["seconds_full_size"]
-        / json.loads(after[f"probe_{task}"]["details"])["seeds"]
-        for task in ("genre", "tagging")
-    }
-    for name, (paths, seeds) in cells.items():
-        seconds[name] = sum(per_seed[Path(path).parent.name] * seeds for path in paths)
+    for path, cell in cells.items():
+        add(cell["group"], "probes", cell["seeds"] * probe_epochs * seed_epoch(cell["task"], cell["width"]))
+        if path in table2_cells:
+            add(cell["group"], "table2_rq1", bootstrap[cell["task"]]["cell"])
+    for path in plan.ablation_probes():  # results/ablation.csv bootstraps every one of its cells
+        add("ablation", "ablation_table", bootstrap[cells[path]["task"]]["cell"])
+    for task, key, _ in plan.rq1_pairs():
+        configuration = parse_probe_key(key)[1]
+        add(
+            group(configuration or plan.config["probe"]["configuration"]),
+            "table2_rq1",
+            bootstrap[task]["pair"],
+        )
+
+    total = sum(costs.values())
+    groups = sorted({g for g, _ in costs}, key=["study", "beyond", "ablation"].index)
+    stages = list(dict.fromkeys(stage for _, stage in costs))
     details = {
-        "trained_configurations": len(plan.trained),
+        "config": "configs/study.yaml over config.yaml",
+        "trained": {kind: [n for n in plan.trained if kinds[n] == kind] for kind in TRAIN_STEPS},
         "replicates": replicates,
         "train_epochs_assumed": train_epochs,
-        "probe_cells": {name: len(paths) for name, (paths, _) in cells.items()},
-        "hours": {name: round(value / 3600, 2) for name, value in seconds.items()},
-        "not_counted": "bootstrap intervals of Table 1/2 and RQ1, embedding, job start-up",
+        "probe_epochs_assumed": probe_epochs,
+        "epoch_seconds": {kind: round(value, 1) for kind, value in epoch.items()},
+        "probe_seed_epoch_seconds": {
+            f"{task}@{width}": round(seed_epoch(task, width), 2)
+            for task, width in sorted({(c["task"], c["width"]) for c in cells.values()})
+        },
+        "probe_cells": len(cells),
+        "probe_seeds": sum(cell["seeds"] for cell in cells.values()),
+        "hours_by_group": {
+            g: round(sum(v for (gg, _), v in costs.items() if gg == g) / 3600, 2) for g in groups
+        },
+        "hours_by_stage": {
+            s: round(sum(v for (_, ss), v in costs.items() if ss == s) / 3600, 2) for s in stages
+        },
+        "hours": {f"{g}/{s}": round(v / 3600, 2) for (g, s), v in costs.items()},
+        "seconds_by_stage": {s: round(sum(v for (_, ss), v in costs.items() if ss == s)) for s in stages},
+        "not_counted": "per-job start-up, embedding every video, figures, qualitative tables, RQ2",
     }
-    total = sum(seconds.values())
     return {
         "step": "rehearsal",
-        "setting": "estimate from the rows above",
+        "setting": f"study.yaml, {replicates} replicates, {train_epochs} training / {probe_epochs} probe epochs",
         "code": "after",
         "fraction": 1.0,
         "seconds": round(total),
@@ -417,8 +653,12 @@ def main() -> None:
     parser.add_argument("--steps", nargs="+", default=["dag", *STEPS], choices=["dag", *STEPS])
     parser.add_argument("--fraction", nargs="*", default=[], metavar="STEP=F", help="run STEP on a fraction")
     parser.add_argument("--baseline", metavar="REF", help="also run every step on git revision REF's code")
-    parser.add_argument("--replicates", type=int, default=3, help="replicates per configuration (rehearsal)")
-    parser.add_argument("--train-epochs", type=int, default=20, help="epochs per training run (rehearsal)")
+    parser.add_argument(
+        "--train-epochs", type=int, default=30, help="epochs per training run (rehearsal; see README, Speed)"
+    )
+    parser.add_argument(
+        "--probe-epochs", type=int, default=30, help="epochs per probe seed (rehearsal; see README, Speed)"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "results" / "benchmarks" / "scale.csv")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -449,8 +689,14 @@ def main() -> None:
                 "code": code,
                 "fraction": fraction,
                 "seconds": seconds,
-                "seconds_full_size": round(seconds / fraction**power, 1),
-                "extrapolation": "" if fraction == 1 else "quadratic" if power == 2 else "linear",
+                "seconds_full_size": result.get("seconds_full_size", round(seconds / fraction**power, 1)),
+                "extrapolation": ""
+                if fraction == 1
+                else "per part"
+                if "seconds_full_size" in result
+                else "quadratic"
+                if power == 2
+                else "linear",
                 "jobs": result.get("jobs", ""),
                 "peak_rss_mb": result["peak_rss_mb"],
                 "peak_anon_mb": result.get("peak_anon_mb", ""),
@@ -478,13 +724,18 @@ def main() -> None:
             codes = {f"before ({args.baseline})": export_source(args.baseline, work), **codes}
         for step in (step for step in STEPS if step in args.steps):
             fraction = fractions.get(step, 1.0)
-            setting = {"train": "base", "retrieval": "pool 1000 + whole test set"}.get(step, "musicnn")
-            for code, src in codes.items():
+            setting = {
+                **TRAIN_STEPS,
+                "retrieval": "pool 1000 + whole test set",
+                "retrieval_job": "one configuration's replicates, Table 1's comparison",
+                "probe_genre_cl": "cl_agg (256-d)",
+            }.get(step, "musicnn")
+            for code, src in codes.items() if step in TARGET_STEPS else [("after", REPO / "src")]:
                 record(
                     step, setting, fraction, child("--child", step, str(work), str(fraction), src=src), code
                 )
         if set(STEPS) <= set(args.steps):
-            rows.append({**rehearsal(rows, args.replicates, args.train_epochs), **cpu})
+            rows.append({**rehearsal(rows, args.train_epochs, args.probe_epochs), **cpu})
             print(rows[-1], flush=True)
         write_rows(args.out, rows)  # pandas only now: the parent stays small while it measures
     finally:
