@@ -530,8 +530,8 @@ def training_kind(settings: dict) -> str:
 
 def probe_cells(plan, widths: dict[str, int]) -> dict[str, dict]:
     """Every probe cell the study's run trains: Table 2's and the ablation's, each once, as
-    {path: {task, width, seeds, together, group}}. A CL row gets `replicate_repeats` seeds on each replicate
-    (as workflow_scripts/probe.py runs it: `together` that many at once), a frozen row `probe.repeats`, all
+    {path: {task, width, seeds, together, group}}. A CL row gets `replicate_repeats` seeds on each replicate,
+    all of them trained together (workflow_scripts/probe.py, `probe_replicates`), a frozen row `probe.repeats`,
     trained together."""
     from mvcl.plan import CL_REPRESENTATIONS, STUDY_CONFIGURATIONS, parse_probe_key
     from mvcl.probe.replicates import replicate_repeats
@@ -546,8 +546,7 @@ def probe_cells(plan, widths: dict[str, int]) -> dict[str, dict]:
             name = configuration or own
             width = plan.resolved(name)["model"]["embedding_dim"]
             repeats = plan.probe_section_for(configuration or None)["repeats"]
-            together = replicate_repeats(repeats, replicates)
-            seeds = together * replicates
+            seeds = together = replicate_repeats(repeats, replicates) * replicates  # `probe_replicates`
         else:  # a frozen row: the study's when it reads probe.configuration's encoders
             audio, video = plan.encoder_pair(own)
             name = own if key in (audio, video, plan.pair_key(audio, video)) else ""
@@ -578,7 +577,7 @@ def rehearsal(
     (linear in the first layer's multiply-adds between the measured 256-d and 1506-d genre cells; tagging in
     the measured tagging/genre ratio); Table 2's and the ablation table's bootstrap per cell, RQ1's per pair.
     """
-    from mvcl.plan import STUDY_CONFIGURATIONS, Plan, parse_probe_key
+    from mvcl.plan import CL_REPRESENTATIONS, STUDY_CONFIGURATIONS, Plan, parse_probe_key
 
     plan = Plan(config or study_config())
     if widths is None:
@@ -670,7 +669,7 @@ def rehearsal(
     for path, cell in cells.items():
         seconds = cell["seeds"] * probe_epochs * seed_epoch(cell["task"], cell["width"], cell["together"])
         # Preparing and scoring: once per replicate probed (a CL row), at the measured cell's cost.
-        runs = cell["seeds"] // cell["together"] if cell["together"] == 1 else 1
+        runs = replicates if parse_probe_key(Path(path).stem)[0] in CL_REPRESENTATIONS else 1
         add(cell["group"], "probes", seconds + runs * cell_seconds[cell["task"]])
         if path in table2_cells:
             add(cell["group"], "table2_rq1", bootstrap[cell["task"]]["cell"])

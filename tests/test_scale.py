@@ -113,14 +113,14 @@ def test_probe_cells_count_every_seed_at_its_width(scale):
     }
     assert genre["both.json"]["width"] == 2018
     assert genre["mir+style.json"]["width"] == 178 and genre["mir+style.json"]["group"] == "beyond"
-    # A CL row: one seed on each of the 5 replicates; an ablation entry's 2 seeds spread over 5 replicates
-    # still give every replicate one.
-    assert genre["cl_agg.json"]["seeds"] == 5 and genre["cl_agg.json"]["together"] == 1
+    # A CL row: one seed on each of the 5 replicates, trained together; an ablation entry's 2 seeds spread
+    # over 5 replicates still give every replicate one.
+    assert genre["cl_agg.json"]["seeds"] == 5 and genre["cl_agg.json"]["together"] == 5  # probe_replicates
     assert genre["cl_agg@no_sigmoid.json"] == {
         "task": "genre",
         "width": 256,
         "seeds": 5,
-        "together": 1,
+        "together": 5,
         "group": "ablation",
     }
     assert genre["cl_agg@temporal.json"]["group"] == "beyond"
@@ -131,7 +131,7 @@ def test_the_probe_seed_epoch_is_interpolated_in_the_first_layers_multiply_adds(
     estimate = json.loads(scale.rehearsal(ROWS, 30, 30, widths=WIDTHS)["details"])
     seed_epoch = estimate["probe_seed_epoch_seconds"]
     assert seed_epoch["genre@1506"] == pytest.approx(4.0)
-    assert seed_epoch["genre@256 alone"] == pytest.approx(3.0)  # a CL row's seed trains alone: measured 3x
+    assert seed_epoch["genre@256"] == pytest.approx(1.0)  # a CL row's seeds: every replicate's together
     assert seed_epoch["tagging@1506"] == pytest.approx(2.0)
     middle = 512 * 512 + 512 * 256  # r2plus1d's first layers, between the measured widths
     fraction = (middle - (256 * 512 + 512 * 256)) / ((1506 - 256) * 512)
