@@ -13,17 +13,25 @@ seeded normal noise, about 4.5 GB, written in chunks), then measures, each step 
 - `retrieval`: `mvcl.retrieval.median_rank` on the ~56k test segments (256-d embeddings, seeded
   noise: the cost does not depend on the values), in pools of 1000 and over the whole test set;
 - `probe_genre`, `probe_tagging`: one Table 2 cell of each probe task on musicnn at video level, with
-  `probe.repeats` seeds (trained together); `details` holds the seconds per seed.
+  `probe.repeats` seeds (trained together); `details` holds the seconds per seed and per seed-epoch, and the
+  seconds of the report's bootstrap on that cell (Table 2's intervals, an RQ1 pair);
+- for the rehearsal only (current code): `train_clip_style`, `train_temporal` (an epoch of every segment, and
+  of whole videos through the Transformer), `retrieval_job` (one configuration's retrieval job on every
+  replicate: ranks, the study's protocol, the permutation null, the intervals, and Table 1's paired
+  comparison; each part timed and extrapolated by its own law) and `probe_genre_cl` (a 256-d CL cell).
 
 `--baseline REF` runs every step a second time on the code of git revision REF (its `src/`, exported to the
 scratch folder), before the current code, so a row pair gives before and after on one machine in one run
 (column `code`). Every row names the processor (`cpu_model`, `cpu_capability`: torch's vector ISA, which
 ATEN_CPU_CAPABILITY=avx2 lowers to emulate an AVX2-only machine, recorded with `cpu_flags`).
 
-Last, a `rehearsal` row estimates the whole downstream at the study's scale from the current code's figures:
-every trained configuration (the configurations and the ablation's entries) times `--replicates` trained for
-`--train-epochs` epochs and ranked once, plus every probe cell of Table 2, RQ1 and the ablation with its seeds
-(at the musicnn cell's cost per seed: the widest input, so an upper bound). The assumptions are in `details`.
+Last, a `rehearsal` row estimates the whole downstream at the study's scale from the current code's figures
+(`rehearsal`): what `--configfile configs/study.yaml` runs, i.e. every configuration and ablation entry it
+inherits from config.yaml, `training.replicates` each, trained for `--train-epochs` and probed for
+`--probe-epochs` (30 and 30: README "Speed" says why), ranked with their permutation nulls, Table 1, Table 2
+with every seed of every cell at its input width, RQ1 and the ablation table. `details` holds the assumptions,
+hours by group (the study's six configurations, those beyond it, the ablation) and by stage, and the total at
+the epoch bounds (`hours_if`). `--rehearse CSV` recomputes only that row from a CSV's measured rows.
 
 Peak memory per step: `peak_rss_mb` is the process's VmHWM (it counts the pages of the memory-mapped
 features it touched, which the kernel can drop), `peak_anon_mb` the largest anonymous RSS sampled every 0.2 s
@@ -33,8 +41,8 @@ retrieval, whose ranking of the whole test set is quadratic in its size (seconds
 pooled part is linear).
 
     python benchmarks/scale.py [--folder /tmp] [--keep] [--shard-videos 30 500] [--baseline REF]
-        [--fraction retrieval=0.5 probe_genre=0.1 ...] [--replicates 3] [--train-epochs 20]
-        [--out results/benchmarks/scale.csv]
+        [--fraction retrieval=0.5 probe_genre=0.1 ...] [--train-epochs 30] [--probe-epochs 30]
+        [--out results/benchmarks/scale.csv] [--rehearse results/benchmarks/scale.csv]
 """
 
 from __future__ import annotations
@@ -57,7 +65,18 @@ REPO = Path(__file__).resolve().parents[1]
 VIDEOS = 94_000
 SEGMENTS_PER_VIDEO = 6
 AUDIO_DIM, VIDEO_DIM, EMBEDDING_DIM = 1506, 512, 256
-STEPS = ("train", "retrieval", "probe_genre", "probe_tagging")
+# The issue's targets, measured on the current code and (with --baseline) on the baseline's.
+TARGET_STEPS = ("train", "retrieval", "probe_genre", "probe_tagging")
+# What the rehearsal also needs, on the current code only: an epoch of each kind of training (one segment per
+# video, every segment, whole videos through a Transformer), a whole retrieval job (every replicate ranked,
+# the permutation null, the two-level intervals and Table 1's paired comparison) and a probe cell of a CL row
+# (256-d), the narrow end of the probe's cost, with its seeds trained together and with one seed (a CL row's
+# seed on one training replicate trains alone).
+EXTRA_STEPS = ("train_clip_style", "train_temporal", "retrieval_job", "probe_genre_cl", "probe_genre_cl1")
+STEPS = (*TARGET_STEPS, *EXTRA_STEPS)
+# The configuration each kind of training step runs (config.yaml's).
+TRAIN_STEPS = {"train": "base", "train_clip_style": "clip_style", "train_temporal": "temporal"}
+STUDY_CONFIG = REPO / "configs" / "study.yaml"
 CHUNK = 32_768
 
 
@@ -166,6 +185,10 @@ def reshard(work: Path, shard_videos: int) -> None:
 
 # --- the measured steps ---------------------------------------------------------------------------------
 
+# What a step's seconds are: wall time (default), or with --clock cpu the process's CPU time (every thread's),
+# which another process's load hardly changes; with --threads 1 that is the cost of a one-thread job.
+clock = time.process_time if os.environ.get("SCALE_CLOCK") == "cpu" else time.perf_counter
+
 
 class AnonymousPeak:
     """The largest RssAnon of this process, sampled in a thread (VmHWM also counts mapped file pages)."""
@@ -212,11 +235,10 @@ def run_step(step: str, work: Path, fraction: float) -> dict:
     import numpy as np
     import pandas as pd
     import torch
-    import yaml
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(int(os.environ.get("SCALE_THREADS", os.cpu_count() or 1)))
     details_cpu = {"cpu_capability": torch.backends.cpu.get_cpu_capability()}
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config = study_config()
     audio, video, segments = load_collection(work, fraction)
     details: dict = {
         "segments": len(segments),
@@ -226,51 +248,197 @@ def run_step(step: str, work: Path, fraction: float) -> dict:
         "anon_before_mb": round(status_kb("RssAnon") / 1024),
     }
     with AnonymousPeak() as anonymous:
-        started = time.perf_counter()
-        if step == "train":
+        started = clock()
+        if step in TRAIN_STEPS:
             from mvcl.configuration import resolve_configuration
-            from mvcl.learn.train import train_heads
 
-            settings = resolve_configuration(config, "base")
+            settings = resolve_configuration(config, TRAIN_STEPS[step])
             settings["training"]["max_epochs"] = 1
-            result = train_heads(audio, video, segments, settings, seed=0, device="cpu", log=lambda _: None)
-            details["epoch_seconds"] = round(float(result.history["seconds"].iloc[0]), 1)
+            import mvcl.learn.train as training
+
+            spent = [0.0]  # the epoch's passes (training and validation), as `clock` counts them
+            one_pass = training._epoch
+
+            def timed_pass(*args, **kwargs):
+                marked = clock()
+                try:
+                    return one_pass(*args, **kwargs)
+                finally:
+                    spent[0] += clock() - marked
+
+            training._epoch = timed_pass
+            result = training.train_heads(
+                audio, video, segments, settings, seed=0, device="cpu", log=lambda _: None
+            )
+            # Wall: the epoch as the history times it; CPU: its training and validation passes.
+            epoch = float(result.history["seconds"].iloc[0]) if clock is time.perf_counter else spent[0]
+            details["epoch_seconds"] = round(epoch, 1)
         elif step == "retrieval":
             from mvcl.retrieval import median_rank
 
-            n = int((segments["split"] == "test").sum())
-            rng = np.random.default_rng(0)
-            embeddings = []
-            for _ in range(2):
-                emb = rng.standard_normal((n, EMBEDDING_DIM), dtype=np.float32)
-                embeddings.append(emb / np.linalg.norm(emb, axis=1, keepdims=True))
+            embeddings = test_embeddings(segments, 1)[0]
             metrics = median_rank(*embeddings, config["retrieval"]["pool_size"], seed=0)
             details.update(
-                test_segments=n, n_pools=metrics["n_pools"], full_pool_size=metrics["full_pool_size"]
+                test_segments=len(embeddings[0]),
+                n_pools=metrics["n_pools"],
+                full_pool_size=metrics["full_pool_size"],
             )
+        elif step == "retrieval_job":
+            details.update(retrieval_job(segments, config, fraction))
         else:
+            import mvcl.probe.train as probing
             from mvcl.probe.data import video_representation
-            from mvcl.probe.train import probe_task
+            from mvcl.report.rq1 import rq1
+            from mvcl.report.table2 import table2
 
-            task = step.removeprefix("probe_")
+            task = step.removeprefix("probe_").split("_")[0]
+            probe = {**config["probe"], "repeats": 1} if step.endswith("_cl1") else config["probe"]
             manifest = pd.read_parquet(work / "results" / "data" / "manifest.parquet")
             tags = pd.read_csv(work / "msd_tags.csv").assign(count=100.0) if task == "tagging" else None
-            representation = video_representation("musicnn", segments, audio_features=audio)
-            result = probe_task(task, representation, manifest, config["probe"], 0, "cpu", tags=tags)
+            if "_cl" in step:  # a CL row: the mean of 256-d audio and video embeddings
+                rng = np.random.default_rng(1)
+                arrays = {
+                    f"{modality}_embeddings": rng.standard_normal((len(segments), EMBEDDING_DIM), np.float32)
+                    for modality in ("audio", "video")
+                }
+                representation = video_representation("cl_agg", segments, **arrays)
+            else:
+                representation = video_representation("musicnn", segments, audio_features=audio)
+            fitting = [
+                0.0
+            ]  # the seeds' training (every epoch), apart from the cell's preparation and scoring
+            fit = probing._fit
+
+            def timed_fit(*args, **kwargs):
+                marked = clock()
+                try:
+                    return fit(*args, **kwargs)
+                finally:
+                    fitting[0] += clock() - marked
+
+            probing._fit = timed_fit
+            result = probing.probe_task(task, representation, manifest, probe, 0, "cpu", tags=tags)
+            probe_seconds = clock() - started
+            # The report's bootstrap on this cell: Table 2's intervals, and RQ1's paired comparison (the
+            # cell against itself: a pair costs what two cells' draws do).
+            resamples, seed = config["evaluation"]["bootstrap"], config["seed"]
+            marked = clock()
+            table2({(task, "musicnn"): result}, resamples, seed)
+            table2_seconds = clock() - marked
+            marked = clock()
+            rq1({(task, "cl"): result, (task, "musicnn"): result}, [(task, "cl", "musicnn")], resamples, seed)
             details.update(
+                width=int(representation.X.shape[1]),
                 n_labelled=result["n_labelled"],
                 seeds=len(result["runs"]),
                 epochs=[run["epochs"] for run in result["runs"]],
+                probe_seconds=round(probe_seconds, 1),
+                # Seeds train together, so training time goes with the seed-epochs they run; the rest (the
+                # video-level inputs, labels, scaler, scoring) is the cell's, whatever its seeds and epochs.
+                seconds_per_seed_epoch=round(fitting[0] / sum(run["epochs"] for run in result["runs"]), 4),
+                cell_seconds=round(probe_seconds - fitting[0], 2),
+                table2_cell_seconds=round(table2_seconds, 2),
+                rq1_pair_seconds=round(clock() - marked, 2),
+                bootstrap=resamples,
             )
-        seconds = time.perf_counter() - started
+        seconds = details.pop("probe_seconds", clock() - started)
         if "seeds" in details:
             details["seconds_per_seed"] = round(seconds / details["seeds"], 1)
     return {
         "seconds": round(seconds, 1),
+        **({"seconds_full_size": details["seconds_full_size"]} if "seconds_full_size" in details else {}),
         "peak_rss_mb": round(status_kb("VmHWM") / 1024),
         "peak_anon_mb": round(anonymous.peak_kb / 1024),
         "details": json.dumps(details),
         **details_cpu,
+    }
+
+
+def study_config() -> dict:
+    """configs/study.yaml over config.yaml, merged as Snakemake merges `--configfile` (key by key)."""
+    import yaml
+
+    from mvcl.configuration import deep_merge
+
+    return deep_merge(
+        yaml.safe_load((REPO / "config.yaml").read_text()), yaml.safe_load(STUDY_CONFIG.read_text())
+    )
+
+
+def test_embeddings(segments, replicates: int) -> list[tuple]:
+    """Seeded unit-norm 256-d (audio, video) embeddings of the test segments, one pair per replicate (the
+    ranking's cost does not depend on the values)."""
+    import numpy as np
+
+    n = int((segments["split"] == "test").sum())
+    rng = np.random.default_rng(0)
+    pairs = []
+    for _ in range(replicates):
+        pair = []
+        for _ in range(2):
+            emb = rng.standard_normal((n, EMBEDDING_DIM), dtype=np.float32)
+            pair.append(emb / np.linalg.norm(emb, axis=1, keepdims=True))
+        pairs.append(tuple(pair))
+    return pairs
+
+
+def retrieval_job(segments, config: dict, fraction: float) -> dict:
+    """One configuration's retrieval job (`evaluate_retrieval` on the study's replicates, as
+    workflow_scripts/retrieval.py calls it) and its share of Table 1 (the paired comparison with `base`), each
+    part timed. Extrapolated to full size: the ranks quadratically (the whole-set ranking; an upper bound), the
+    pooled parts (study protocol, permutation null) and the bootstraps linearly."""
+    import mvcl.retrieval as retrieval
+    from mvcl.plan import replicate_seed
+
+    study = study_config()
+    replicates = study["training"]["replicates"]
+    parts = {"ranks": 0.0, "study_protocol": 0.0, "permutation_null": 0.0, "intervals": 0.0}
+    timed = {
+        "_replicate_ranks": "ranks",
+        "study_median_rank": "study_protocol",
+        "pooled_permutation_null": "permutation_null",
+        "two_level_interval": "intervals",
+    }
+
+    def timer(function, part):
+        def wrapped(*args, **kwargs):
+            marked = clock()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                parts[part] += clock() - marked
+
+        return wrapped
+
+    for name, part in timed.items():
+        setattr(retrieval, name, timer(getattr(retrieval, name), part))
+    test = segments["split"].to_numpy() == "test"
+    settings, evaluation, seed = config["retrieval"], config["evaluation"], config["seed"]
+    marked = clock()
+    _, ranks = retrieval.evaluate_retrieval(
+        test_embeddings(segments, replicates),
+        segments["video_id"].to_numpy()[test],
+        pool_size=settings["pool_size"],
+        seed=seed,
+        seeds=[replicate_seed(seed, replicate) for replicate in range(replicates)],
+        candidates=settings["candidates"],
+        resamples=evaluation["bootstrap"],
+        permutations=evaluation["permutations"],
+        study_protocol=settings["study_protocol"],
+    )
+    job = clock() - marked
+    marked = clock()
+    retrieval.against_reference({"base": ranks, "other": ranks}, "base", evaluation["bootstrap"], seed)
+    table1 = clock() - marked
+    linear = job - parts["ranks"]
+    return {
+        "replicates": replicates,
+        "test_segments": int(test.sum()),
+        "parts_seconds": {part: round(value, 1) for part, value in parts.items()},
+        "table1_comparison_seconds": round(table1, 1),
+        "job_seconds_full_size": round(parts["ranks"] / fraction**2 + linear / fraction, 1),
+        "table1_comparison_seconds_full_size": round(table1 / fraction, 1),
+        "seconds_full_size": round(parts["ranks"] / fraction**2 + (linear + table1) / fraction, 1),
     }
 
 
@@ -352,49 +520,206 @@ def processor() -> dict:
     }
 
 
-def rehearsal(rows: list[dict], replicates: int, train_epochs: int) -> dict:
-    """The whole downstream at the study's scale from the current code's rows (see the module docstring)."""
-    import yaml
+def training_kind(settings: dict) -> str:
+    """The training step whose epoch a configuration's epoch costs: whole videos through a Transformer, every
+    segment of every video, or one segment per video (base's)."""
+    if (settings["model"].get("temporal") or {}).get("enabled"):
+        return "train_temporal"
+    return "train_clip_style" if settings["training"]["segments"] == "all" else "train"
 
-    sys.path.insert(0, str(REPO / "src"))
-    from mvcl.plan import Plan
 
-    plan = Plan(yaml.safe_load((REPO / "config.yaml").read_text()))
+def probe_cells(plan, widths: dict[str, int]) -> dict[str, dict]:
+    """Every probe cell the study's run trains: Table 2's and the ablation's, each once, as
+    {path: {task, width, seeds, together, group}}. A CL row gets `replicate_repeats` seeds on each replicate,
+    all of them trained together (workflow_scripts/probe.py, `probe_replicates`), a frozen row `probe.repeats`,
+    trained together."""
+    from mvcl.plan import CL_REPRESENTATIONS, STUDY_CONFIGURATIONS, parse_probe_key
+    from mvcl.probe.replicates import replicate_repeats
+
+    replicates = len(plan.replicates)
+    own = plan.config["probe"]["configuration"]
+    cells = {}
+    for path in dict.fromkeys([*plan.table2_inputs(), *plan.ablation_probes()]):
+        task, key = Path(path).parent.name, Path(path).stem
+        representation, configuration = parse_probe_key(key)
+        if representation in CL_REPRESENTATIONS:
+            name = configuration or own
+            width = plan.resolved(name)["model"]["embedding_dim"]
+            repeats = plan.probe_section_for(configuration or None)["repeats"]
+            seeds = together = replicate_repeats(repeats, replicates) * replicates  # `probe_replicates`
+        else:  # a frozen row: the study's when it reads probe.configuration's encoders
+            audio, video = plan.encoder_pair(own)
+            name = own if key in (audio, video, plan.pair_key(audio, video)) else ""
+            width = sum(widths[encoder] for encoder in plan.frozen_rows[key] if encoder)
+            seeds = together = plan.config["probe"]["repeats"]
+        group = "ablation" if name in plan.ablation else "study" if name in STUDY_CONFIGURATIONS else "beyond"
+        cells[path] = {"task": task, "width": width, "seeds": seeds, "together": together, "group": group}
+    return cells
+
+
+def rehearsal(
+    rows: list[dict],
+    train_epochs: int,
+    probe_epochs: int,
+    config: dict | None = None,
+    widths: dict[str, int] | None = None,
+    bounds: bool = True,
+    cores: int = 1,
+) -> dict:
+    """The whole downstream at the study's scale from the current code's rows (see the module docstring).
+
+    The plan is configs/study.yaml over config.yaml (what `--configfile configs/study.yaml` runs): every
+    configuration and ablation entry it trains, `training.replicates` each. Costs, all from the rows:
+    training = replicates x `train_epochs` x the epoch of the configuration's kind (`training_kind`), plus
+    `autoencoder_epochs` base epochs once per configuration with model.init autoencoder; retrieval = the
+    retrieval job (every replicate, permutation null, intervals, the paired comparison for Table 1) per
+    trained name; probes = seeds x `probe_epochs` x the seconds of one seed-epoch at the cell's input width
+    (linear in the first layer's multiply-adds between the measured 256-d and 1506-d genre cells; tagging in
+    the measured tagging/genre ratio); Table 2's and the ablation table's bootstrap per cell, RQ1's per pair.
+    """
+    from mvcl.plan import CL_REPRESENTATIONS, STUDY_CONFIGURATIONS, Plan, parse_probe_key
+
+    plan = Plan(config or study_config())
+    if widths is None:
+        from mvcl.features.encoders.registry import load_encoder
+
+        widths = {name: int(load_encoder(plan.encoders[name]).width) for name in plan.used_encoders}
     after = {row["step"]: row for row in rows if row["code"] == "after"}
-    trained = len(plan.trained) * replicates
-    cells = {
-        "table2_rq1": (set(plan.table2_inputs()) | set(plan.rq1_inputs()), plan.config["probe"]["repeats"]),
-        "ablation": (
-            set(plan.ablation_probes()) - set(plan.table2_inputs()),
-            plan.config["ablation"]["probe_repeats"],
-        ),
+
+    def detail(step: str, key: str) -> float:
+        return json.loads(after[step]["details"])[key]
+
+    def group(name: str) -> str:
+        return "ablation" if name in plan.ablation else "study" if name in STUDY_CONFIGURATIONS else "beyond"
+
+    replicates = len(plan.replicates)
+    epoch = {kind: detail(kind, "epoch_seconds") / after[kind]["fraction"] for kind in TRAIN_STEPS}
+    if bounds:  # the same plan at the fewest and the most epochs the stopping rules allow
+        training, probe = plan.config["training"], plan.config["probe"]
+        fewest = (training["min_epochs"], probe["patience"] + 1)
+        most = (training["max_epochs"], probe["max_epochs"])
+        hours_if = {
+            f"train {t} / probe {p} epochs": round(
+                rehearsal(rows, t, p, plan.config, widths, bounds=False, cores=cores)["seconds"] / 3600, 1
+            )
+            for t, p in (fewest, most)
+        }
+    costs: dict[tuple[str, str], float] = {}
+
+    def add(group_name: str, stage: str, seconds: float) -> None:
+        costs[group_name, stage] = costs.get((group_name, stage), 0.0) + seconds
+
+    # A retrieval job: each replicate's ranks at the `retrieval` step's full-size cost (measured on a large
+    # share of the test set: the whole-set ranking is quadratic), the job's other parts (pooled: the study's
+    # protocol and the permutation null; the intervals; Table 1's comparison) extrapolated linearly.
+    job = json.loads(after["retrieval_job"]["details"])
+    linear = (
+        sum(v for part, v in job["parts_seconds"].items() if part != "ranks")
+        + job["table1_comparison_seconds"]
+    )
+    retrieval_job = (
+        replicates * after["retrieval"]["seconds_full_size"] + linear / after["retrieval_job"]["fraction"]
+    )
+    kinds = {}
+    for name in plan.trained:
+        settings = plan.resolved(name)
+        kinds[name] = training_kind(settings)
+        add(group(name), "train", replicates * train_epochs * epoch[kinds[name]])
+        if settings["model"]["init"] == "autoencoder":
+            add(group(name), "train", settings["training"]["autoencoder_epochs"] * epoch["train"])
+        add(group(name), "retrieval_table1", retrieval_job)
+
+    hidden = plan.config["probe"]["hidden"]
+
+    def first_layers(width: int) -> int:
+        return width * hidden[0] + hidden[0] * hidden[1]
+
+    wide, narrow = (
+        detail(step, "seconds_per_seed_epoch") / after[step]["fraction"]
+        for step in ("probe_genre", "probe_genre_cl")
+    )
+    wide_width, narrow_width = detail("probe_genre", "width"), detail("probe_genre_cl", "width")
+    slope = (wide - narrow) / (first_layers(wide_width) - first_layers(narrow_width))
+    tagging_ratio = (
+        detail("probe_tagging", "seconds_per_seed_epoch") / after["probe_tagging"]["fraction"] / wide
+    )
+
+    # A seed trained alone costs more than one of several trained together (the measured 256-d ratio).
+    alone_ratio = (
+        detail("probe_genre_cl1", "seconds_per_seed_epoch") / after["probe_genre_cl1"]["fraction"] / narrow
+    )
+
+    def seed_epoch(task: str, width: int, together: int = 2) -> float:
+        genre = max(narrow + slope * (first_layers(width) - first_layers(narrow_width)), 0.0)
+        return genre * (tagging_ratio if task == "tagging" else 1.0) * (alone_ratio if together == 1 else 1.0)
+
+    cells = probe_cells(plan, widths)
+    cell_seconds = {
+        task: detail(f"probe_{task}", "cell_seconds") / after[f"probe_{task}"]["fraction"]
+        for task in plan.probe_tasks
     }
-    seconds = {
-        "train": trained
-        * train_epochs
-        * json.loads(after["train"]["details"])["epoch_seconds"]
-        / after["train"]["fraction"],
-        "retrieval": trained * after["retrieval"]["seconds_full_size"],
+    table2_cells = set(plan.table2_inputs())
+    bootstrap = {
+        task: {
+            "cell": detail(f"probe_{task}", "table2_cell_seconds") / after[f"probe_{task}"]["fraction"],
+            "pair": detail(f"probe_{task}", "rq1_pair_seconds") / after[f"probe_{task}"]["fraction"],
+        }
+        for task in plan.probe_tasks
     }
-    per_seed = {
-        task: after[f"probe_{task}"]["seconds_full_size"]
-        / json.loads(after[f"probe_{task}"]["details"])["seeds"]
-        for task in ("genre", "tagging")
-    }
-    for name, (paths, seeds) in cells.items():
-        seconds[name] = sum(per_seed[Path(path).parent.name] * seeds for path in paths)
+    for path, cell in cells.items():
+        seconds = cell["seeds"] * probe_epochs * seed_epoch(cell["task"], cell["width"], cell["together"])
+        # Preparing and scoring: once per replicate probed (a CL row), at the measured cell's cost.
+        runs = replicates if parse_probe_key(Path(path).stem)[0] in CL_REPRESENTATIONS else 1
+        add(cell["group"], "probes", seconds + runs * cell_seconds[cell["task"]])
+        if path in table2_cells:
+            add(cell["group"], "table2_rq1", bootstrap[cell["task"]]["cell"])
+    for path in plan.ablation_probes():  # results/ablation.csv bootstraps every one of its cells
+        add("ablation", "ablation_table", bootstrap[cells[path]["task"]]["cell"])
+    for task, key, _ in plan.rq1_pairs():
+        configuration = parse_probe_key(key)[1]
+        add(
+            group(configuration or plan.config["probe"]["configuration"]),
+            "table2_rq1",
+            bootstrap[task]["pair"],
+        )
+
+    # CPU-seconds measured: the run's jobs packed on every core (Snakemake runs one-thread jobs side by side).
+    costs = {key: value / cores for key, value in costs.items()}
+    total = sum(costs.values())
+    groups = sorted({g for g, _ in costs}, key=["study", "beyond", "ablation"].index)
+    stages = list(dict.fromkeys(stage for _, stage in costs))
     details = {
-        "trained_configurations": len(plan.trained),
+        "config": "configs/study.yaml over config.yaml",
+        "cores": cores,
+        "time": "wall (one job at a time)" if cores == 1 else f"CPU-seconds of the steps / {cores} cores",
+        "trained": {kind: [n for n in plan.trained if kinds[n] == kind] for kind in TRAIN_STEPS},
         "replicates": replicates,
         "train_epochs_assumed": train_epochs,
-        "probe_cells": {name: len(paths) for name, (paths, _) in cells.items()},
-        "hours": {name: round(value / 3600, 2) for name, value in seconds.items()},
-        "not_counted": "bootstrap intervals of Table 1/2 and RQ1, embedding, job start-up",
+        "probe_epochs_assumed": probe_epochs,
+        "epoch_seconds": {kind: round(value, 1) for kind, value in epoch.items()},
+        "probe_seed_epoch_seconds": {
+            f"{task}@{width}{'' if together > 1 else ' alone'}": round(seed_epoch(task, width, together), 2)
+            for task, width, together in sorted(
+                {(c["task"], c["width"], c["together"]) for c in cells.values()}
+            )
+        },
+        "probe_cells": len(cells),
+        "probe_seeds": sum(cell["seeds"] for cell in cells.values()),
+        "hours_by_group": {
+            g: round(sum(v for (gg, _), v in costs.items() if gg == g) / 3600, 2) for g in groups
+        },
+        "hours_by_stage": {
+            s: round(sum(v for (_, ss), v in costs.items() if ss == s) / 3600, 2) for s in stages
+        },
+        "hours": {f"{g}/{s}": round(v / 3600, 2) for (g, s), v in costs.items()},
+        "seconds_by_stage": {s: round(sum(v for (_, ss), v in costs.items() if ss == s)) for s in stages},
+        "not_counted": "per-job start-up, embedding every video, figures, qualitative tables, RQ2",
     }
-    total = sum(seconds.values())
+    if bounds:
+        details["hours_if"] = hours_if
     return {
         "step": "rehearsal",
-        "setting": "estimate from the rows above",
+        "setting": f"study.yaml, {replicates} replicates, {train_epochs} training / {probe_epochs} probe epochs",
         "code": "after",
         "fraction": 1.0,
         "seconds": round(total),
@@ -417,11 +742,44 @@ def main() -> None:
     parser.add_argument("--steps", nargs="+", default=["dag", *STEPS], choices=["dag", *STEPS])
     parser.add_argument("--fraction", nargs="*", default=[], metavar="STEP=F", help="run STEP on a fraction")
     parser.add_argument("--baseline", metavar="REF", help="also run every step on git revision REF's code")
-    parser.add_argument("--replicates", type=int, default=3, help="replicates per configuration (rehearsal)")
-    parser.add_argument("--train-epochs", type=int, default=20, help="epochs per training run (rehearsal)")
+    parser.add_argument(
+        "--train-epochs", type=int, default=30, help="epochs per training run (rehearsal; see README, Speed)"
+    )
+    parser.add_argument(
+        "--probe-epochs", type=int, default=30, help="epochs per probe seed (rehearsal; see README, Speed)"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "results" / "benchmarks" / "scale.csv")
+    parser.add_argument(
+        "--baseline-steps", nargs="+", default=list(TARGET_STEPS), choices=STEPS, help="steps run on REF too"
+    )
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads of every step")
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="seconds of wall time, or of the step's CPU time (the rehearsal then divides by --cores)",
+    )
+    parser.add_argument("--cores", type=int, default=os.cpu_count(), help="cores of the rehearsed machine")
+    parser.add_argument(
+        "--rehearse",
+        type=Path,
+        metavar="CSV",
+        help="only recompute the rehearsal row from CSV's measured rows",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.rehearse:
+        import pandas as pd
+
+        measured = [
+            row for row in pd.read_csv(args.rehearse).to_dict("records") if row["step"] != "rehearsal"
+        ]
+        cpu = {key: measured[-1][key] for key in processor() if key in measured[-1]}
+        cores = args.cores if measured[-1].get("clock") == "cpu" else 1
+        rows = [*measured, {**rehearsal(measured, args.train_epochs, args.probe_epochs, cores=cores), **cpu}]
+        print(rows[-1])
+        write_rows(args.out, rows)
+        return
     if args.child:
         kind, work, value = args.child[0], Path(args.child[1]), args.child[2]
         if kind == "prepare":
@@ -435,6 +793,7 @@ def main() -> None:
         return
 
     fractions = {step: float(f) for step, f in (item.split("=") for item in args.fraction)}
+    os.environ.update(SCALE_THREADS=str(args.threads), SCALE_CLOCK=args.clock)  # for the children
     work = Path(tempfile.mkdtemp(prefix="mvcl-scale-", dir=args.folder))
     rows = []
 
@@ -449,13 +808,21 @@ def main() -> None:
                 "code": code,
                 "fraction": fraction,
                 "seconds": seconds,
-                "seconds_full_size": round(seconds / fraction**power, 1),
-                "extrapolation": "" if fraction == 1 else "quadratic" if power == 2 else "linear",
+                "seconds_full_size": result.get("seconds_full_size", round(seconds / fraction**power, 1)),
+                "extrapolation": ""
+                if fraction == 1
+                else "per part"
+                if "seconds_full_size" in result
+                else "quadratic"
+                if power == 2
+                else "linear",
                 "jobs": result.get("jobs", ""),
                 "peak_rss_mb": result["peak_rss_mb"],
                 "peak_anon_mb": result.get("peak_anon_mb", ""),
                 "details": result["details"],
                 "cpu_capability": result.get("cpu_capability", ""),
+                "clock": args.clock if step != "dag" else "wall",
+                "threads": args.threads if step != "dag" else "",
                 **cpu,
             }
         )
@@ -478,13 +845,20 @@ def main() -> None:
             codes = {f"before ({args.baseline})": export_source(args.baseline, work), **codes}
         for step in (step for step in STEPS if step in args.steps):
             fraction = fractions.get(step, 1.0)
-            setting = {"train": "base", "retrieval": "pool 1000 + whole test set"}.get(step, "musicnn")
-            for code, src in codes.items():
+            setting = {
+                **TRAIN_STEPS,
+                "retrieval": "pool 1000 + whole test set",
+                "retrieval_job": "one configuration's replicates, Table 1's comparison",
+                "probe_genre_cl": "cl_agg (256-d)",
+                "probe_genre_cl1": "cl_agg (256-d), one seed",
+            }.get(step, "musicnn")
+            for code, src in codes.items() if step in args.baseline_steps else [("after", REPO / "src")]:
                 record(
                     step, setting, fraction, child("--child", step, str(work), str(fraction), src=src), code
                 )
         if set(STEPS) <= set(args.steps):
-            rows.append({**rehearsal(rows, args.replicates, args.train_epochs), **cpu})
+            cores = args.cores if args.clock == "cpu" else 1
+            rows.append({**rehearsal(rows, args.train_epochs, args.probe_epochs, cores=cores), **cpu})
             print(rows[-1], flush=True)
         write_rows(args.out, rows)  # pandas only now: the parent stays small while it measures
     finally:

@@ -1,5 +1,6 @@
 """Rules probe and probe_configuration: every Table 2 cell of one representation (each task), over seeds; a CL
-representation is probed on every training replicate's embeddings (probe.repeats spread over them)."""
+representation is probed on every training replicate's embeddings (probe.repeats spread over them), the
+replicates' seeds trained together as one batched model (`probe_replicates`)."""
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,7 @@ from mvcl.logs import log_to
 from mvcl.plan import replicate_seed
 from mvcl.probe.data import video_representation
 from mvcl.probe.replicates import merge_replicates, replicate_repeats
-from mvcl.probe.train import probe_task, resolve_probe_section
+from mvcl.probe.train import probe_replicates, probe_task, resolve_probe_section
 
 log = log_to(snakemake.log[0])
 start_torch_job(snakemake.threads)
@@ -40,18 +41,17 @@ representations = [
 manifest = pd.read_parquet(inputs.manifest)
 tags = read_msd_tags(inputs.tags) if "tags" in inputs.keys() else None
 for task, output in zip(snakemake.params.tasks, snakemake.output.results, strict=True):
-    results = [
-        probe_task(
-            task,
-            representation,
-            manifest,
-            settings,
-            replicate_seed(snakemake.params.seed, replicate),
-            snakemake.params.device,
-            tags=tags,
+    seeds = [replicate_seed(snakemake.params.seed, replicate) for replicate in range(len(representations))]
+    if len(representations) == 1:
+        results = [
+            probe_task(
+                task, representations[0], manifest, settings, seeds[0], snakemake.params.device, tags=tags
+            )
+        ]
+    else:  # every replicate's seeds trained together, each as it would be alone
+        results = probe_replicates(
+            task, representations, manifest, settings, seeds, snakemake.params.device, tags=tags
         )
-        for replicate, representation in enumerate(representations)
-    ]
     result = results[0] if len(results) == 1 else merge_replicates(results)
     summary = {key: result[key] for key in ("n_train", "n_test_videos", "mean", "std") if key in result}
     log.info("%s / %s (%d replicates): %s", task, name, len(results), summary)

@@ -189,21 +189,32 @@ def run_probe_seeds(
     device: str | torch.device = "auto",
     label_names: Sequence[str] | None = None,
     video_ids: Sequence[str] | np.ndarray | None = None,
+    replicate_of_seed: Sequence[int] | None = None,
 ) -> list[dict[str, Any]]:
     """`run_probe` for every seed, the seeds trained together (`SeedProbes`); one result per seed, in order.
 
-    Each seed's result is what `run_probe` with that seed alone gives: the seeds share only the data.
+    Each seed's result is what `run_probe` with that seed alone gives: the seeds share only the data. With
+    `replicate_of_seed`, `X` is a list of row-aligned arrays (one per training replicate: the same videos,
+    labels and split) and seed s trains on X[replicate_of_seed[s]], standardised with that array's own train
+    statistics, exactly as alone on it.
     """
     check_task(task)
     settings = resolve_probe_section(cfg)
     device = pick_device(str(device))
-    X = np.asarray(X, dtype=np.float32)
+    arrays = [np.asarray(part, dtype=np.float32) for part in (X if replicate_of_seed is not None else [X])]
+    replicate_of_seed = np.asarray(replicate_of_seed if replicate_of_seed is not None else [0] * len(seeds))
+    if len(replicate_of_seed) != len(seeds) or not set(replicate_of_seed) <= set(range(len(arrays))):
+        raise ValueError(f"run_probe: replicate_of_seed {list(replicate_of_seed)} for {len(arrays)} arrays")
+    X = arrays[0]
     split = np.asarray(split).astype(str)
-    if X.ndim != 2 or len(X) != len(y) or len(X) != len(split):
-        raise ValueError(f"run_probe: X {X.shape}, y ({len(y)}) and split ({len(split)}) must be row-aligned")
-    bad_rows = np.flatnonzero(~np.isfinite(X).all(axis=1))
-    if len(bad_rows):
-        raise ValueError(f"run_probe: X row {bad_rows[0]} is not finite; video_level drops such segments")
+    for X in arrays:
+        if X.ndim != 2 or len(X) != len(y) or len(X) != len(split) or X.shape != arrays[0].shape:
+            raise ValueError(
+                f"run_probe: X {X.shape}, y ({len(y)}) and split ({len(split)}) must be row-aligned"
+            )
+        bad_rows = np.flatnonzero(~np.isfinite(X).all(axis=1))
+        if len(bad_rows):
+            raise ValueError(f"run_probe: X row {bad_rows[0]} is not finite; video_level drops such segments")
     unknown = sorted(set(split) - set(SPLITS))
     if unknown:
         raise ValueError(f"run_probe: split values must be one of {SPLITS}, found {unknown}")
@@ -235,16 +246,7 @@ def run_probe_seeds(
         return [{**result, **metrics, **failed, "predictions": None} for result in results]
 
     parts = {name: split == name for name in SPLITS}
-    # Scaler fitted on the train split only; constant features are centred, not scaled.
-    mean, std = (
-        X[parts["train"]].mean(axis=0, dtype=np.float64),
-        X[parts["train"]].std(axis=0, dtype=np.float64),
-    )
-    standardised = (X - mean.astype(np.float32)) / np.where(std > 1e-12, std, 1.0).astype(np.float32)
-    x = {
-        name: torch.as_tensor(standardised[rows], dtype=torch.float32, device=device)
-        for name, rows in parts.items()
-    }
+    x = _standardised(arrays, parts, device)
     target_dtype = torch.long if task == "genre" else torch.float32
     t = {
         name: torch.as_tensor(targets[rows], dtype=target_dtype, device=device)
@@ -253,8 +255,9 @@ def run_probe_seeds(
     if sizes["n_val"] == 0:
         note(notes, f"the validation split is empty: no early stopping, {settings['max_epochs']} epochs")
 
-    probes, histories = _fit(x, t, task, len(names), settings, seeds, device)
-    scores = {name: _predict(probes, x[name], task) for name in ("val", "test")}
+    replicate = torch.as_tensor(replicate_of_seed, device=device)
+    probes, histories = _fit(x, t, task, len(names), settings, seeds, device, replicate)
+    scores = {name: _predict(probes, _inputs(x[name], replicate), task) for name in ("val", "test")}
     for s, (result, history) in enumerate(zip(results, histories, strict=True)):
         scored = {
             name: _per_video(video_ids[parts[name]], targets[parts[name]], scores[name][s])
@@ -282,6 +285,27 @@ def run_probe_seeds(
         }
         result.update(**metrics, **history, warnings=seed_notes, predictions=predictions)
     return results
+
+
+def _standardised(arrays: list[np.ndarray], parts: dict, device) -> dict[str, torch.Tensor]:
+    """Each split's rows of every array, standardised with that array's train statistics (constant features
+    centred, not scaled): [rows, D] for one array, [arrays, rows, D] for several."""
+    out: dict[str, list[torch.Tensor]] = {name: [] for name in parts}
+    for X in arrays:
+        mean, std = (
+            X[parts["train"]].mean(axis=0, dtype=np.float64),
+            X[parts["train"]].std(axis=0, dtype=np.float64),
+        )
+        standardised = (X - mean.astype(np.float32)) / np.where(std > 1e-12, std, 1.0).astype(np.float32)
+        for name, rows in parts.items():
+            out[name].append(torch.as_tensor(standardised[rows], dtype=torch.float32, device=device))
+    return {name: tensors[0] if len(arrays) == 1 else torch.stack(tensors) for name, tensors in out.items()}
+
+
+def _inputs(x: torch.Tensor, replicate: torch.Tensor) -> torch.Tensor:
+    """What the probes score: the rows shared by every seed [rows, D], or each seed's replicate's [seeds, rows,
+    D] (x [replicates, rows, D])."""
+    return x if x.dim() == 2 else x[replicate]
 
 
 def repeat_seeds(cfg: dict[str, Any], seed: int) -> list[int]:
@@ -364,6 +388,65 @@ def probe_task(
     }
 
 
+def probe_replicates(
+    task: str,
+    representations: Sequence[VideoLevel],
+    videos: pd.DataFrame,
+    cfg: dict[str, Any],
+    seeds: Sequence[int],
+    device: str | torch.device = "auto",
+    tags: pd.DataFrame | None = None,
+) -> list[dict[str, Any]]:
+    """`probe_task` on each training replicate's representation r with seed `seeds[r]`, every replicate's
+    `probe.repeats` seeds trained together as one batched model (a CL row's seeds, one per replicate, would
+    otherwise each train alone); one result per replicate, each what `probe_task` gives on it.
+
+    The representations must hold the same videos in the same order (one collection's replicates)."""
+    first = representations[0]
+    for r, representation in enumerate(representations[1:], start=1):
+        if not (
+            np.array_equal(representation.video_ids, first.video_ids)
+            and np.array_equal(representation.split, first.split)
+        ):
+            raise ValueError(
+                f"probe of replicate {r}: other videos or splits than replicate 0; the replicates' embeddings "
+                "must cover the same videos (rerun the train rule)"
+            )
+    settings = resolve_probe_section(cfg)
+    train_ids = first.video_ids[first.split == "train"]
+    labels = task_labels(
+        task,
+        first.video_ids,
+        videos,
+        tags,
+        settings["top_tags"],
+        settings["min_tag_count"],
+        train_ids=train_ids,
+    )
+    repeats = settings["repeats"]
+    runs = run_probe_seeds(
+        [representation.X[labels.mask] for representation in representations],
+        labels.y,
+        first.split[labels.mask],
+        task,
+        cfg,
+        [seed + i for seed in seeds for i in range(repeats)],
+        device,
+        label_names=labels.label_names if task == "tagging" else None,
+        video_ids=first.video_ids[labels.mask],
+        replicate_of_seed=[r for r in range(len(representations)) for _ in range(repeats)],
+    )
+    sizes = {
+        "n_videos": len(np.unique(first.video_ids)),
+        "n_labelled": len(np.unique(first.video_ids[labels.mask])),
+        "level": settings["level"],
+    }
+    return [
+        {**sizes, **summarise_repeats(task, runs[r * repeats : (r + 1) * repeats])}
+        for r in range(len(representations))
+    ]
+
+
 def _encode_targets(
     task: str, y: np.ndarray, split: np.ndarray, label_names: Sequence[str] | None, notes: list[str]
 ) -> tuple[np.ndarray, list[str], dict[str, str]]:
@@ -418,11 +501,14 @@ def _fit(
     settings: dict[str, Any],
     seeds: Sequence[int],
     device: torch.device,
+    replicate: torch.Tensor | None = None,
 ) -> tuple[SeedProbes, list[dict[str, Any]]]:
     """Adam on minibatches of the train split, every seed at once; each seed keeps the weights of its best
     validation loss and leaves the batch when it stops early. Returns the probes holding each seed's kept
     weights and each seed's history."""
-    probes = SeedProbes(x["train"].shape[1], settings["hidden"], n_out, settings["dropout"], seeds, device)
+    probes = SeedProbes(x["train"].shape[-1], settings["hidden"], n_out, settings["dropout"], seeds, device)
+    replicate = torch.zeros(len(seeds), dtype=torch.long) if replicate is None else replicate
+    n_train = x["train"].shape[-2]
     order_rngs = [torch.Generator().manual_seed(seed) for seed in seeds]
     stoppings = [EarlyStopping(settings["patience"]) for _ in seeds]
     epochs = [0] * len(seeds)
@@ -430,17 +516,19 @@ def _fit(
     active = list(range(len(seeds)))  # the seeds still training, in the order of probes' rows
     optimizer = _adam(probes, settings["lr"])
     for epoch in range(1, settings["max_epochs"] + 1):
-        order = torch.stack([torch.randperm(len(x["train"]), generator=order_rngs[s]) for s in active])
+        order = torch.stack([torch.randperm(n_train, generator=order_rngs[s]) for s in active])
+        replicates = replicate[active].to(device)[:, None]
         for batch in order.to(device).split(settings["batch_size"], dim=1):  # [seeds, batch] row indices
-            loss = _seed_losses(probes(x["train"][batch], train=True), t["train"][batch], task).sum()
+            rows = x["train"][batch] if x["train"].dim() == 2 else x["train"][replicates, batch]
+            loss = _seed_losses(probes(rows, train=True), t["train"][batch], task).sum()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
         for s in active:
             epochs[s] = epoch
-        if len(x["val"]) == 0:
+        if x["val"].shape[-2] == 0:
             continue
-        val_losses = _validation_losses(probes, x["val"], t["val"], task)
+        val_losses = _validation_losses(probes, _inputs(x["val"], replicate[active]), t["val"], task)
         stopped = [
             row
             for row, (s, loss) in enumerate(zip(active, val_losses, strict=True))
@@ -509,10 +597,10 @@ def _validation_losses(
     """Each seed's mean loss on the validation split, in chunks of rows (memory stays bounded)."""
     with torch.no_grad():
         totals = sum(
-            _seed_losses(probes(rows, train=False), targets, task).double() * len(rows)
-            for rows, targets in zip(x.split(chunk), t.split(chunk), strict=True)
+            _seed_losses(probes(rows, train=False), targets, task).double() * len(targets)
+            for rows, targets in zip(x.split(chunk, dim=-2), t.split(chunk), strict=True)
         )
-    return (totals / len(x)).tolist()
+    return (totals / x.shape[-2]).tolist()
 
 
 def _per_video(
@@ -531,7 +619,9 @@ def _predict(probes: SeedProbes, x: torch.Tensor, task: str, chunk: int = 8192) 
     """Class probabilities (genre, softmax) or tag scores (tagging, sigmoid) [seeds, rows, out], float64."""
     with torch.no_grad():
         logits = (
-            [probes(part, train=False) for part in x.split(chunk)] if len(x) else [probes(x, train=False)]
+            [probes(part, train=False) for part in x.split(chunk, dim=-2)]
+            if x.shape[-2]
+            else [probes(x, train=False)]
         )
         logits = torch.cat(logits, dim=1)
     scores = logits.softmax(dim=2) if task == "genre" else logits.sigmoid()
