@@ -80,7 +80,8 @@ def test_the_collection_is_found_through_the_indexes_not_a_scan_of_tid_tag(tmp_p
 
 
 @pytest.mark.slow
-def test_tagging_probes_read_the_collections_tags_table(tiny_workdir):
+def test_tagging_probes_read_the_collections_tags_table(tiny_data_workdir):
+    tiny_workdir = tiny_data_workdir  # a copy of the session's tiny corpus, segments already made
     target = "results/probes/tagging/musicnn.json"
     dry = run_snakemake(tiny_workdir, target, "--dry-run", "--printshellcmds")
     assert "rule msd_tags" in dry.stdout

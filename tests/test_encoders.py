@@ -394,8 +394,9 @@ def write_workdir_config(workdir, changes: dict) -> None:
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-@pytest.mark.slow  # a tiny corpus, its segments, two weight-free extractions: ~1 min
-def test_the_workflow_extracts_weight_free_features_and_reads_your_own(tiny_workdir):
+@pytest.mark.slow  # two weight-free extractions on (a copy of) the session's tiny corpus and segments
+def test_the_workflow_extracts_weight_free_features_and_reads_your_own(tiny_data_workdir):
+    tiny_workdir = tiny_data_workdir
     run_snakemake(
         tiny_workdir,
         "results/data/segments.parquet",

@@ -11,36 +11,53 @@ import pytest
 import yaml
 
 from mvcl.retrieval import RetrievalRecord
-from tests.helpers import deep_update, load_test_config, run_snakemake, write_config
+from tests.helpers import load_test_config, run_snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
 CONFIGURATIONS = ("base", "clip_style")
+COUPLINGS = (0.0, 1.0)
 
 
-def median_ranks(workdir, coupling):
-    changes = deep_update(load_test_config("learning"), {"demo": {"av_coupling": coupling}})
-    config_path = write_config(workdir, changes)
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """One run of the coupling sweep's own rules (nested runs, one per coupling, several configurations) on
+    the learning test's settings: every test here reads it (a nested run is the whole pipeline up to Table 1's
+    retrieval of each configuration, as `snakemake results/metrics/{name}/retrieval.json` builds it)."""
+    workdir = tmp_path_factory.mktemp("sweep")
+    config_path = write_config(workdir, load_test_config("learning"))
     config = yaml.safe_load(config_path.read_text())
-    config["configurations"] = {name: config["configurations"][name] for name in CONFIGURATIONS}
     config.pop("ablation", None)
+    config["sweep"] = {
+        "couplings": list(COUPLINGS),
+        "videos": 48,
+        "configurations": list(CONFIGURATIONS),
+        "overrides": {"features": {"shard_videos": 48}},  # one feature job per encoder and run
+    }
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    targets = [f"results/metrics/{name}/retrieval.json" for name in CONFIGURATIONS]
-    run_snakemake(workdir, *targets)
+    run_snakemake(workdir, "results/figures/coupling.png")
+    return workdir
+
+
+def median_ranks(sweep, coupling):
+    """Each configuration's retrieval record of the nested run at `coupling`, flattened."""
+    run = sweep / "results" / "sweep" / f"coupling_{coupling}" / "run"
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["demo"]["videos"] == 48 and config["demo"]["av_coupling"] == coupling
     return {
-        name: RetrievalRecord.load(workdir / target).flat()
-        for name, target in zip(CONFIGURATIONS, targets, strict=True)
+        name: RetrievalRecord.load(run / "results" / "metrics" / name / "retrieval.json").flat()
+        for name in CONFIGURATIONS
     }
 
 
 @pytest.fixture(scope="module")
-def uncoupled(tmp_path_factory):
-    return median_ranks(tmp_path_factory.mktemp("coupling0"), 0.0)
+def uncoupled(sweep):
+    return median_ranks(sweep, 0.0)
 
 
 @pytest.fixture(scope="module")
-def coupled(tmp_path_factory):
-    return median_ranks(tmp_path_factory.mktemp("coupling1"), 1.0)
+def coupled(sweep):
+    return median_ranks(sweep, 1.0)
 
 
 @pytest.mark.parametrize("configuration", CONFIGURATIONS)
@@ -59,24 +76,14 @@ def test_with_coupling_retrieval_falls_far_below_chance(coupled, configuration):
         assert metrics[f"median_rank_{direction}"] <= 0.4 * chance, metrics
 
 
-def test_the_coupling_sweep_shows_chance_at_zero_and_alignment_at_one(tmp_path):
+def test_the_coupling_sweep_shows_chance_at_zero_and_alignment_at_one(sweep):
     """The sweep's own rules (nested runs, one per coupling, several configurations) pin both known answers."""
     import pandas as pd
 
-    config_path = write_config(tmp_path, load_test_config("learning"))
-    config = yaml.safe_load(config_path.read_text())
-    config.pop("ablation", None)
-    config["sweep"] = {
-        "couplings": [0.0, 1.0],
-        "videos": 48,
-        "configurations": list(CONFIGURATIONS),
-        "overrides": {"features": {"shard_videos": 48}},  # one feature job per encoder and run
-    }
-    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    run_snakemake(tmp_path, "results/figures/coupling.png")
-    table = pd.read_csv(tmp_path / "results" / "sweep" / "coupling.csv")
+    table = pd.read_csv(sweep / "results" / "sweep" / "coupling.csv")
     assert sorted(table["configuration"].unique()) == sorted(CONFIGURATIONS)
-    assert (tmp_path / "results" / "figures" / "coupling.png").stat().st_size > 20_000
+    assert sorted(table["av_coupling"].unique()) == list(COUPLINGS)
+    assert (sweep / "results" / "figures" / "coupling.png").stat().st_size > 20_000
     for direction in ("a2v", "v2a"):
         rank, low, high, p = (
             f"median_rank_{direction}{suffix}" for suffix in ("", "_ci_low", "_ci_high", "_chance_p")

@@ -142,11 +142,12 @@ NEW_TARGETS = ["results/recommendations/base.csv", "results/recommendations.html
 
 
 def _small_catalog_config() -> dict:
-    """The tiny settings with 12 videos (a val split to stop training on) and one configuration."""
+    """The tiny settings with 12 videos (a val split to stop training on) in one shard, and one configuration."""
     return deep_update(
         load_test_config("tiny"),
         {
             "demo": {"videos": 12},
+            "features": {"shard_videos": 12},  # one catalog feature job per encoder (new videos: one each)
             "dataset": {"split": {"train": 0.5, "val": 0.25, "test": 0.25}, "new_videos": "new/metadata.csv"},
             "recommend": {"k": 3},
             "outputs": {"qualitative": False, "diagnostics": False, "ablation": False, "rq2": False},

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.helpers import REPO, run_snakemake
+from tests.helpers import REPO
 
 SLURM_TESTS = REPO / "tests" / "slurm"
 TOY_SNAKEFILE = SLURM_TESTS / "workflow" / "Snakefile"
@@ -218,16 +218,15 @@ def test_gpu_resource_becomes_a_slurm_gpu_request(local_slurm, tmp_path):
 @pytest.mark.slow
 @pytest.mark.slurm
 @pytest.mark.skipif(not (REPO / "Snakefile").is_file(), reason="the workflow's Snakefile is not written yet")
-def test_workflow_segments_through_slurm_equal_a_local_run(local_slurm, tiny_workdir):
+def test_workflow_segments_through_slurm_equal_a_local_run(local_slurm, tiny_workdir, tiny_data):
+    """The local run is the session's shared one (conftest.tiny_data: the same tiny config.yaml)."""
     target = "results/data/segments.parquet"
-    local = tiny_workdir / "local"
-    local.mkdir()
-    (local / "config.yaml").write_text((tiny_workdir / "config.yaml").read_text())
+    local = tiny_data
+    assert (local / "config.yaml").read_text() == (tiny_workdir / "config.yaml").read_text()
 
     result = snakemake(
         "--profile", "slurm", "--directory", str(tiny_workdir), target, env=local_slurm.env, timeout_s=900
     )
-    run_snakemake(local, target)
 
     jobs = local_slurm.finished_jobs(slurm_run_id(result))
     assert jobs and len(jobs) == submitted_job_count(result)

@@ -8,32 +8,29 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.conftest import TINY_DATA_TARGETS
 from tests.helpers import REPO, run_snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
-DATA_TARGETS = [
-    "results/data/manifest.parquet",
-    "results/data/segments.parquet",
-    "results/figures/segments.png",
-]
 
-
-def test_data_stages_run_and_a_rerun_does_nothing(tiny_workdir):
-    run_snakemake(tiny_workdir, *DATA_TARGETS)
-    manifest = pd.read_parquet(tiny_workdir / "results/data/manifest.parquet")
-    segments = pd.read_parquet(tiny_workdir / "results/data/segments.parquet")
+def test_data_stages_run_and_a_rerun_does_nothing(tiny_data, tiny_data_workdir):
+    """The session's shared run of the data stages (conftest.tiny_data); a rerun, there and in a copy, does
+    nothing (the copies other tests run more of the workflow in are up to date)."""
+    manifest = pd.read_parquet(tiny_data / "results/data/manifest.parquet")
+    segments = pd.read_parquet(tiny_data / "results/data/segments.parquet")
     assert len(manifest) == 8
     assert len(segments) == 8 * 3
-    assert (tiny_workdir / "results/figures/segments.png").stat().st_size > 10_000
-    rerun = run_snakemake(tiny_workdir, *DATA_TARGETS)
-    assert "Nothing to be done" in rerun.stdout + rerun.stderr
+    assert (tiny_data / "results/figures/segments.png").stat().st_size > 10_000
+    for workdir in (tiny_data, tiny_data_workdir):
+        rerun = run_snakemake(workdir, *TINY_DATA_TARGETS)
+        assert "Nothing to be done" in rerun.stdout + rerun.stderr
 
 
-def test_bad_videos_are_rejected_with_reasons_and_the_run_completes(tiny_workdir):
+def test_bad_videos_are_rejected_with_reasons_and_the_run_completes(tiny_data_workdir):
     from tests.patterns import write_test_pattern_video
 
-    run_snakemake(tiny_workdir, "results/demo/metadata.csv")
+    tiny_workdir = tiny_data_workdir  # the demo corpus is there already (results/demo/metadata.csv)
     demo = tiny_workdir / "results/demo"
     videos = demo / "videos"
     write_test_pattern_video(videos / "silent.mp4", duration_s=11, fps=8, size=(64, 48), audio=False)
