@@ -48,6 +48,7 @@ pooled part is linear).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -57,6 +58,7 @@ import tarfile
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from scratch import clean_up, write_rows
@@ -231,6 +233,26 @@ def load_collection(work: Path, fraction: float):
     return audio, video, segments.iloc[:n].reset_index(drop=True)
 
 
+@contextlib.contextmanager
+def timing(module, name: str, clock) -> Iterator[list[float]]:
+    """[seconds] that `clock` counts inside `module.name` while the block runs (patched, then restored)."""
+    spent = [0.0]
+    original = getattr(module, name)
+
+    def timed(*args, **kwargs):
+        marked = clock()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            spent[0] += clock() - marked
+
+    setattr(module, name, timed)
+    try:
+        yield spent
+    finally:
+        setattr(module, name, original)
+
+
 def run_step(step: str, work: Path, fraction: float) -> dict:
     import numpy as np
     import pandas as pd
@@ -256,20 +278,11 @@ def run_step(step: str, work: Path, fraction: float) -> dict:
             settings["training"]["max_epochs"] = 1
             import mvcl.learn.train as training
 
-            spent = [0.0]  # the epoch's passes (training and validation), as `clock` counts them
-            one_pass = training._epoch
-
-            def timed_pass(*args, **kwargs):
-                marked = clock()
-                try:
-                    return one_pass(*args, **kwargs)
-                finally:
-                    spent[0] += clock() - marked
-
-            training._epoch = timed_pass
-            result = training.train_heads(
-                audio, video, segments, settings, seed=0, device="cpu", log=lambda _: None
-            )
+            # the epoch's passes (training and validation), as `clock` counts them
+            with timing(training, "_epoch", clock) as spent:
+                result = training.train_heads(
+                    audio, video, segments, settings, seed=0, device="cpu", log=lambda _: None
+                )
             # Wall: the epoch as the history times it; CPU: its training and validation passes.
             epoch = float(result.history["seconds"].iloc[0]) if clock is time.perf_counter else spent[0]
             details["epoch_seconds"] = round(epoch, 1)
@@ -304,20 +317,9 @@ def run_step(step: str, work: Path, fraction: float) -> dict:
                 representation = video_representation("cl_agg", segments, **arrays)
             else:
                 representation = video_representation("musicnn", segments, audio_features=audio)
-            fitting = [
-                0.0
-            ]  # the seeds' training (every epoch), apart from the cell's preparation and scoring
-            fit = probing._fit
-
-            def timed_fit(*args, **kwargs):
-                marked = clock()
-                try:
-                    return fit(*args, **kwargs)
-                finally:
-                    fitting[0] += clock() - marked
-
-            probing._fit = timed_fit
-            result = probing.probe_task(task, representation, manifest, probe, 0, "cpu", tags=tags)
+            # the seeds' training (every epoch), apart from the cell's preparation and scoring
+            with timing(probing, "_fit", clock) as fitting:
+                result = probing.probe_task(task, representation, manifest, probe, 0, "cpu", tags=tags)
             probe_seconds = clock() - started
             # The report's bootstrap on this cell: Table 2's intervals, and RQ1's paired comparison (the
             # cell against itself: a pair costs what two cells' draws do).

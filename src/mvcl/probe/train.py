@@ -344,6 +344,22 @@ def summarise_repeats(task: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
+def _cell_labels(
+    task: str, representation: VideoLevel, videos: pd.DataFrame, tags: pd.DataFrame | None, settings: dict
+):
+    """The labels of a Table 2 cell's rows (`task_labels`); the tag vocabulary from the training videos only."""
+    train_ids = representation.video_ids[representation.split == "train"]
+    return task_labels(
+        task,
+        representation.video_ids,
+        videos,
+        tags,
+        settings["top_tags"],
+        settings["min_tag_count"],
+        train_ids=train_ids,
+    )
+
+
 def probe_task(
     task: str,
     representation: VideoLevel,
@@ -359,16 +375,7 @@ def probe_task(
     weight at least `probe.min_tag_count` (`tag_matrix`).
     """
     settings = resolve_probe_section(cfg)
-    train_ids = representation.video_ids[representation.split == "train"]
-    labels = task_labels(
-        task,
-        representation.video_ids,
-        videos,
-        tags,
-        settings["top_tags"],
-        settings["min_tag_count"],
-        train_ids=train_ids,
-    )
+    labels = _cell_labels(task, representation, videos, tags, settings)
     runs = run_probe_seeds(
         representation.X[labels.mask],
         labels.y,
@@ -413,16 +420,7 @@ def probe_replicates(
                 "must cover the same videos (rerun the train rule)"
             )
     settings = resolve_probe_section(cfg)
-    train_ids = first.video_ids[first.split == "train"]
-    labels = task_labels(
-        task,
-        first.video_ids,
-        videos,
-        tags,
-        settings["top_tags"],
-        settings["min_tag_count"],
-        train_ids=train_ids,
-    )
+    labels = _cell_labels(task, first, videos, tags, settings)
     repeats = settings["repeats"]
     runs = run_probe_seeds(
         [representation.X[labels.mask] for representation in representations],
