@@ -84,7 +84,6 @@ if PLAN.new_videos:
     use rule audio_features as audio_features_new with:
         input:
             segments="results/new/segments/{key}.parquet",
-            calibration="results/data/segments.parquet",
         output:
             features="results/new/features/{encoder}/{key}.npy",
             provenance="results/new/features/{encoder}/{key}.json",
@@ -98,6 +97,7 @@ if PLAN.new_videos:
     use rule video_features as video_features_new with:
         input:
             segments="results/new/segments/{key}.parquet",
+            # an int8 R(2+1)D (features.precision) calibrates on the catalog's clips, as the catalog's shards do
             calibration="results/data/segments.parquet",
         output:
             features="results/new/features/{encoder}/{key}.npy",
@@ -112,7 +112,6 @@ if PLAN.new_videos:
     use rule encoder_features as encoder_features_new with:
         input:
             segments="results/new/segments/{key}.parquet",
-            calibration="results/data/segments.parquet",
         output:
             features="results/new/features/{encoder}/{key}.npy",
             provenance="results/new/features/{encoder}/{key}.json",

@@ -17,8 +17,6 @@ for shard_rule, mem_mb, minutes in (
             shard_rule
         input:
             segments="results/data/segments.parquet",
-            # what an int8 R(2+1)D is calibrated on (features.precision): the catalog's clips, in every job
-            calibration="results/data/segments.parquet",
         output:
             features="results/features/{encoder}/shard_{shard}.npy",
             provenance="results/features/{encoder}/shard_{shard}.json",

@@ -164,7 +164,7 @@ def test_the_workflow_script_writes_its_shards_features(segments, tmp_path):
     output.parent.mkdir()
     segments.to_parquet(segments_path, index=False)
     snakemake = {
-        "input": {"segments": str(segments_path), "calibration": str(segments_path)},
+        "input": {"segments": str(segments_path)},
         "output": {"features": str(output), "provenance": str(output.with_suffix(".json"))},
         "log": [str(tmp_path / "audio.log")],
         "threads": 1,

@@ -9,9 +9,9 @@ from mvcl.logs import log_to
 
 log = log_to(snakemake.log[0])
 segments = read_shard(snakemake.input.segments, snakemake.params.shard)
-context = ExtractionContext(
-    **snakemake.params.context, threads=snakemake.threads, calibration=snakemake.input.calibration
-)
+# an int8 R(2+1)D calibrates on the catalog's segments: this table, or the `calibration` input of a new video's job
+calibration = getattr(snakemake.input, "calibration", snakemake.input.segments)
+context = ExtractionContext(**snakemake.params.context, threads=snakemake.threads, calibration=calibration)
 encoder = load_encoder(snakemake.params.encoder, context)
 features, provenance = encoder.extract(segments)
 save_npy(snakemake.output.features, features)  # atomic: a temporary file in the same folder, then os.replace

@@ -13,8 +13,9 @@ previous batch; PyAV and torch release the GIL. A segment that fails to decode g
 The frozen model runs in `precision` (`mvcl.features.precision`: float32, bf16, fp16 or int8; see
 `VideoEncoder.compute_in` and `quantize_int8`). int8 is calibrated on `CALIBRATION_CLIPS` centre clips drawn
 with `seed` from all segments of the run (`calibration`), the same in every shard, and kept only if its features
-of `CALIBRATION_CLIPS` other clips stay within `precision.MIN_COSINE` of float32's. On a GPU, decoding is the limit: several decode workers feed it, batches go to it
-as uint8 from pinned host memory with non-blocking copies, and are normalised there.
+of `CALIBRATION_CLIPS` other clips stay within `precision.MIN_COSINE` of float32's. On a GPU, decoding is the
+limit: several decode workers feed it, batches go to it as uint8 from pinned host memory with non-blocking
+copies, and are normalised there.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import pandas as pd
 import torch
 import torchvision
 
-from mvcl.data.decode import decode_frames
+from mvcl.data.decode import DecodeError, decode_frames
 from mvcl.data.segments import video_rng
 from mvcl.device import pick_device
 from mvcl.features.batched import Batches, decode_threads, feed_decoded
@@ -219,7 +220,7 @@ def calibration_clips(table: pd.DataFrame, seed: int, clip_options: dict, count:
                 segment.path, segment.clip_start_s, segment.clip_end_s,
                 train=False, rng=crop_rng(seed, segment.video_id, segment.segment), **clip_options,
             )  # fmt: skip
-        except Exception as error:  # noqa: BLE001 - a broken file is logged, the next segment taken
+        except DecodeError as error:  # as extraction itself: a broken file is logged, the next segment taken
             log.warning(
                 "int8 calibration skips segment %s of %s: %s", segment.segment, segment.video_id, error
             )
@@ -240,7 +241,9 @@ def _int8_or_fp32(
     cosine = quantized.quantize_int8(clips[:half], clips[half:]) if half else float("nan")
     record = {"min_cosine": round(cosine, 6), "calibration_clips": half, "check_clips": len(clips) - half}
     if cosine >= MIN_COSINE:
-        log.info("int8 R(2+1)D: smallest cosine with float32 %.5f over %d check clips", cosine, half)
+        log.info(
+            "int8 R(2+1)D: smallest cosine with float32 %.5f over %d check clips", cosine, len(clips) - half
+        )
         return quantized, "int8", record
     problem = (
         f"features.precision: int8 R(2+1)D features keep a cosine of only {cosine:.5f} (< {MIN_COSINE}) with "
