@@ -25,20 +25,24 @@ FOOTER_SIZE = 48  # two block handles padded to 40 bytes + 8-byte magic
 BLOCK_TRAILER_SIZE = 5  # 1-byte compression type + 4-byte masked CRC32C
 NO_COMPRESSION = 0
 
-# tensorflow/core/framework/types.proto -> numpy (little-endian). Strings and resources are not tensors of bytes.
+# tensorflow/core/framework/types.proto's enum value, its name, and the numpy dtype (little-endian) of its
+# tensors. Strings and resources are not tensors of bytes.
+_TF_DTYPE_TABLE = """
+ 1  DT_FLOAT   <f4
+ 2  DT_DOUBLE  <f8
+ 3  DT_INT32   <i4
+ 4  DT_UINT8   u1
+ 5  DT_INT16   <i2
+ 6  DT_INT8    i1
+ 9  DT_INT64   <i8
+10  DT_BOOL    ?
+17  DT_UINT16  <u2
+19  DT_HALF    <f2
+22  DT_UINT32  <u4
+23  DT_UINT64  <u8
+"""
 TF_DTYPES: dict[int, np.dtype] = {
-    1: np.dtype("<f4"),  # DT_FLOAT
-    2: np.dtype("<f8"),  # DT_DOUBLE
-    3: np.dtype("<i4"),  # DT_INT32
-    4: np.dtype("u1"),  # DT_UINT8
-    5: np.dtype("<i2"),  # DT_INT16
-    6: np.dtype("i1"),  # DT_INT8
-    9: np.dtype("<i8"),  # DT_INT64
-    10: np.dtype("?"),  # DT_BOOL
-    17: np.dtype("<u2"),  # DT_UINT16
-    19: np.dtype("<f2"),  # DT_HALF
-    22: np.dtype("<u4"),  # DT_UINT32
-    23: np.dtype("<u8"),  # DT_UINT64
+    int(code): np.dtype(spec) for code, _name, spec in map(str.split, _TF_DTYPE_TABLE.strip().splitlines())
 }
 DT_STRING = 7
 
