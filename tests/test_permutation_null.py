@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import mvcl.retrieval as retrieval
-from mvcl.retrieval import _TIE, pooled_permutation_null, pools
+from mvcl.retrieval import _TIE, RankSettings, pooled_permutation_null, pools
 from mvcl.stats import permutation_values
 
 
@@ -69,7 +69,8 @@ def awkward_embeddings(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.nd
 @pytest.mark.parametrize(("n", "pool_size"), [(130, 40), (60, 100), (97, 97)])
 def test_the_sorted_null_equals_comparing_every_candidate(candidates, n, pool_size):
     audio, video, codes = awkward_embeddings(n, seed=n)
-    fast = pooled_permutation_null(audio, video, pool_size, 3, codes, candidates, permutations=60)
+    settings = RankSettings(pool_size, 3, codes, candidates)
+    fast = pooled_permutation_null(audio, video, settings, permutations=60)
     slow = cube_null(audio, video, pool_size, 3, codes, candidates, permutations=60)
     for direction in ("a2v", "v2a"):
         np.testing.assert_array_equal(fast[direction], slow[direction])

@@ -191,7 +191,8 @@ def test_near_identical_siblings_change_ranks_only_when_they_are_candidates():
         rows[:] = unit(rows[0] + 1e-3 * rng.normal(size=rows.shape))
     for candidates, changes in (("all_segments", True), ("other_videos", False)):
         before = median_rank(audio, video, 1000, 0, codes, candidates)
-        after = retrieval.rank_set(planted_audio, planted_video, 1000, 0, codes, candidates)
+        settings = retrieval.RankSettings(1000, 0, codes, candidates)
+        after = retrieval.rank_set(planted_audio, planted_video, settings)
         assert before["mean_rank_a2v"] == 1.0
         assert (after.pooled["a2v"][:3] > 1).any() == changes, candidates
         assert (after.full["v2a"][:3] > 1).any() == changes, candidates
@@ -306,10 +307,11 @@ def test_replicates_widen_the_interval_and_the_untrained_ones_are_counted():
 def test_permutation_statistic_with_the_identity_pairing_is_the_observed_median():
     audio, video, codes = clustered(videos=30, per_video=3, noise=1.0, seed=7)
     observed = median_rank(audio, video, 40, 0, codes, "other_videos")
-    p = retrieval.pooled_permutation_p(audio, video, 40, 0, observed, codes, "other_videos", permutations=20)
+    settings = retrieval.RankSettings(40, 0, codes, "other_videos")
+    p = retrieval.pooled_permutation_p(audio, video, settings, observed, permutations=20)
     assert set(p) == {"median_rank_a2v_chance_p", "median_rank_v2a_chance_p"}
     better = {key: value - 1e-6 for key, value in observed.items() if isinstance(value, float)}
-    far = retrieval.pooled_permutation_p(audio, video, 40, 0, better, codes, "other_videos", permutations=20)
+    far = retrieval.pooled_permutation_p(audio, video, settings, better, permutations=20)
     assert far["median_rank_a2v_chance_p"] == pytest.approx(1 / 21)
 
 

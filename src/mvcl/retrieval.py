@@ -47,14 +47,12 @@ the configuration's p-value against chance: each permutation's median over repli
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -290,14 +288,30 @@ def pools(n: int, pool_size: int, seed: int) -> list[tuple[np.ndarray, np.ndarra
     return out
 
 
-def _groups(codes: np.ndarray | None, candidates: str, n: int) -> np.ndarray | None:
-    if candidates not in CANDIDATES:
-        raise ValueError(f"retrieval.candidates is '{candidates}'; use one of {', '.join(CANDIDATES)}")
-    if candidates == "all_segments":
-        return None
-    if codes is None or len(codes) != n:
-        raise ValueError("retrieval.candidates: other_videos needs the video of every test segment")
-    return np.asarray(codes)
+@dataclass(frozen=True)
+class RankSettings:
+    """How a test set is ranked: shuffled by `seed` into pools of `pool_size` (`pools`), each query among its
+    pool's candidates (`candidates`: all_segments, or other_videos, which needs `codes` [n], each row's video)."""
+
+    pool_size: int
+    seed: int
+    codes: np.ndarray | None = None
+    candidates: str = "all_segments"
+
+    def pools(self, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        return pools(n, self.pool_size, self.seed)
+
+    def groups(self, n: int) -> np.ndarray | None:
+        """[n] the group whose other members each query's candidates leave out (its video), or None."""
+        if self.candidates not in CANDIDATES:
+            raise ValueError(
+                f"retrieval.candidates is '{self.candidates}'; use one of {', '.join(CANDIDATES)}"
+            )
+        if self.candidates == "all_segments":
+            return None
+        if self.codes is None or len(self.codes) != n:
+            raise ValueError("retrieval.candidates: other_videos needs the video of every test segment")
+        return np.asarray(self.codes)
 
 
 @dataclass(frozen=True)
@@ -313,23 +327,16 @@ class RankSet:
     full_chance: np.ndarray  # [n] the same among the whole test set
 
 
-def rank_set(
-    audio_emb: np.ndarray,
-    video_emb: np.ndarray,
-    pool_size: int,
-    seed: int,
-    codes: np.ndarray | None = None,
-    candidates: str = "all_segments",
-) -> RankSet:
+def rank_set(audio_emb: np.ndarray, video_emb: np.ndarray, settings: RankSettings) -> RankSet:
     """Ranks both ways (a2v: audio query, video candidates), in pools and over the whole test set."""
     _check(audio_emb, video_emb)
     n = len(audio_emb)
-    groups = _groups(codes, candidates, n)
-    codes = np.zeros(n, dtype=np.int64) if codes is None else np.asarray(codes)
+    groups = settings.groups(n)
+    codes = np.zeros(n, dtype=np.int64) if settings.codes is None else np.asarray(settings.codes)
     pooled = {direction: np.empty(n) for direction in DIRECTIONS}
     pooled_tied = {direction: np.empty(n) for direction in DIRECTIONS}
     chance = np.empty(n)
-    for query_rows, candidate_rows in pools(n, pool_size, seed):
+    for query_rows, candidate_rows in settings.pools(n):
         positive = np.arange(len(query_rows))
         query_groups = None if groups is None else groups[query_rows]
         candidate_groups = None if groups is None else groups[candidate_rows]
@@ -350,16 +357,23 @@ def rank_set(
     return RankSet(codes, pooled, full, pooled_tied, full_tied, chance, full_chance)
 
 
-def median_rank(*args: Any, **kwargs: Any) -> dict[str, float]:
+def median_rank(
+    audio_emb: np.ndarray,
+    video_emb: np.ndarray,
+    pool_size: int,
+    seed: int,
+    codes: np.ndarray | None = None,
+    candidates: str = "all_segments",
+) -> dict[str, float]:
     """Correct ranks both ways (a2v: audio query, video candidates) in pools and over the whole test set.
 
-    Takes `rank_set`'s arguments (audio_emb, video_emb, pool_size, seed, codes, candidates). Keys: n_queries,
+    Takes `RankSettings`' fields as arguments (pool_size, seed, codes, candidates). Keys: n_queries,
     pool_size, n_pools, chance_median_rank, {median_rank, mean_rank, recall@1/5/10}_{a2v,v2a}, and the same
     for the whole set prefixed `full_` (full_pool_size = n_queries). `codes` (each row's video) with
     candidates='other_videos' leaves a query's own video's other segments out of its candidates.
     """
-    arguments = inspect.signature(rank_set).bind(*args, **kwargs)
-    return _rank_summary(rank_set(*args, **kwargs), arguments.arguments["pool_size"])
+    settings = RankSettings(pool_size, seed, codes, candidates)
+    return _rank_summary(rank_set(audio_emb, video_emb, settings), pool_size)
 
 
 def _rank_summary(ranked: RankSet, pool_size: int) -> dict[str, float]:
@@ -488,16 +502,13 @@ class ByVideo:
 def pooled_permutation_p(
     audio_emb: np.ndarray,
     video_emb: np.ndarray,
-    pool_size: int,
-    seed: int,
+    settings: RankSettings,
     observed: dict[str, float],
-    codes: np.ndarray | None = None,
-    candidates: str = "all_segments",
     permutations: int = DEFAULT_RESAMPLES,
 ) -> dict[str, float]:
     """One-sided p-value of each direction's pooled median rank against random audio-video pairings
     (`pooled_permutation_null`)."""
-    null = pooled_permutation_null(audio_emb, video_emb, pool_size, seed, codes, candidates, permutations)
+    null = pooled_permutation_null(audio_emb, video_emb, settings, permutations)
     return {
         f"median_rank_{direction}_chance_p": p_at_most(null[direction], observed[f"median_rank_{direction}"])
         for direction in DIRECTIONS
@@ -507,10 +518,7 @@ def pooled_permutation_p(
 def pooled_permutation_null(
     audio_emb: np.ndarray,
     video_emb: np.ndarray,
-    pool_size: int,
-    seed: int,
-    codes: np.ndarray | None = None,
-    candidates: str = "all_segments",
+    settings: RankSettings,
     permutations: int = DEFAULT_RESAMPLES,
 ) -> dict[str, np.ndarray]:
     """Per direction, [permutations] pooled median ranks under random audio-video pairings.
@@ -520,9 +528,9 @@ def pooled_permutation_null(
     evaluation. Each pool's similarities are computed once (float64, queries x pool: 8 MB per pool of 1000).
     """
     n = len(audio_emb)
-    groups = _groups(codes, candidates, n)
+    groups = settings.groups(n)
     cached = []
-    for query_rows, candidate_rows in pools(n, pool_size, seed):
+    for query_rows, candidate_rows in settings.pools(n):
         sibling = None
         if groups is not None:
             sibling = groups[query_rows][:, None] == groups[candidate_rows][None, :]
@@ -546,7 +554,7 @@ def pooled_permutation_null(
         return medians
 
     return {
-        direction: permutation_values(statistic(direction), n, permutations, seed, batched=True)
+        direction: permutation_values(statistic(direction), n, permutations, settings.seed, batched=True)
         for direction in DIRECTIONS
     }
 
@@ -704,17 +712,12 @@ class RetrievalRecord:
 
 
 def _replicate_ranks(
-    audio_emb: np.ndarray,
-    video_emb: np.ndarray,
-    codes: np.ndarray,
-    pool_size: int,
-    seed: int,
-    candidates: str,
+    audio_emb: np.ndarray, video_emb: np.ndarray, settings: RankSettings
 ) -> tuple[RankSet, dict[str, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]]:
     """One replicate's rank set, and per level its (ranks, tie counts) per direction ([queries], or [videos]
     for 'video')."""
-    ranked = rank_set(audio_emb, video_emb, pool_size, seed, codes, candidates)
-    by_video = video_ranks_and_ties(audio_emb, video_emb, codes)
+    ranked = rank_set(audio_emb, video_emb, settings)
+    by_video = video_ranks_and_ties(audio_emb, video_emb, settings.codes)
     by_level = {
         "pooled": (ranked.pooled, ranked.pooled_tied),
         "full": (ranked.full, ranked.full_tied),
@@ -745,16 +748,17 @@ def evaluate_retrieval(
     ids, codes = video_codes(video_ids)
     n_videos, every_video = len(ids), np.arange(len(ids))
     seeds = seeds if seeds is not None else list(range(len(embeddings)))
+    settings = RankSettings(pool_size, seed, codes, candidates)
     replicates, levels, nulls, rank_rows = [], [], [], []
     for replicate, (audio_emb, video_emb) in enumerate(embeddings):
-        ranked, by_level = _replicate_ranks(audio_emb, video_emb, codes, pool_size, seed, candidates)
+        ranked, by_level = _replicate_ranks(audio_emb, video_emb, settings)
         figures = _rank_summary(ranked, pool_size)
         for direction in DIRECTIONS:
             video_rank, video_tied = (part[direction] for part in by_level["video"])
             figures.update(_summary(video_rank, video_tied, direction, prefix="video_"))
         if study_protocol:
             figures.update(study_median_rank(audio_emb, video_emb, pool_size))
-        null = pooled_permutation_null(audio_emb, video_emb, pool_size, seed, codes, candidates, permutations)
+        null = pooled_permutation_null(audio_emb, video_emb, settings, permutations)
         chance_p = {d: p_at_most(null[d], figures[figure_key("median_rank", d)]) for d in DIRECTIONS}
         replicates.append(ReplicateRetrieval(replicate, int(seeds[replicate]), figures, chance_p))
         levels.append(
