@@ -10,6 +10,14 @@ from mvcl.beyond.recommend import KEY_PATTERN
 # need not hold the group_by column).
 NEW_VIDEOS_SPLIT = {"train": 0.0, "val": 0.0, "test": 1.0, "group_by": "video_id"}
 
+# What a new video's feature job reads and writes in place of a catalog shard's: one video's segment rows, and
+# its features beside their provenance record.
+NEW_VIDEO_SEGMENTS = {"segments": "results/new/segments/{key}.parquet"}
+NEW_VIDEO_FEATURES = {
+    "features": "results/new/features/{encoder}/{key}.npy",
+    "provenance": "results/new/features/{encoder}/{key}.json",
+}
+
 
 if PLAN.demo_makes_new_videos:
 
@@ -83,10 +91,9 @@ if PLAN.new_videos:
 
     use rule audio_features as audio_features_new with:
         input:
-            segments="results/new/segments/{key}.parquet",
+            **NEW_VIDEO_SEGMENTS,
         output:
-            features="results/new/features/{encoder}/{key}.npy",
-            provenance="results/new/features/{encoder}/{key}.json",
+            **NEW_VIDEO_FEATURES,
         log:
             log_path("audio_features_new", "{encoder}", "{key}"),
         benchmark:
@@ -96,12 +103,11 @@ if PLAN.new_videos:
 
     use rule video_features as video_features_new with:
         input:
-            segments="results/new/segments/{key}.parquet",
+            **NEW_VIDEO_SEGMENTS,
             # an int8 R(2+1)D (features.precision) calibrates on the catalog's clips, as the catalog's shards do
             calibration="results/data/segments.parquet",
         output:
-            features="results/new/features/{encoder}/{key}.npy",
-            provenance="results/new/features/{encoder}/{key}.json",
+            **NEW_VIDEO_FEATURES,
         log:
             log_path("video_features_new", "{encoder}", "{key}"),
         benchmark:
@@ -111,10 +117,9 @@ if PLAN.new_videos:
 
     use rule encoder_features as encoder_features_new with:
         input:
-            segments="results/new/segments/{key}.parquet",
+            **NEW_VIDEO_SEGMENTS,
         output:
-            features="results/new/features/{encoder}/{key}.npy",
-            provenance="results/new/features/{encoder}/{key}.json",
+            **NEW_VIDEO_FEATURES,
         log:
             log_path("encoder_features_new", "{encoder}", "{key}"),
         benchmark:

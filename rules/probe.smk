@@ -34,9 +34,7 @@ rule probe:
 
 # The same probe on the CL representations of any other configuration or ablation entry (`cl_agg@clip_style`):
 # Table 2's rows beyond the study, and the probe AUCs of results/ablation.csv.
-rule probe_configuration:
-    input:
-        unpack(probe_inputs),
+use rule probe as probe_configuration with:
     output:
         results=PLAN.probe_files("{representation}@{configuration}"),
     log:
@@ -46,20 +44,9 @@ rule probe_configuration:
     wildcard_constraints:
         representation="|".join(CL_REPRESENTATIONS),
         configuration=NAME_PATTERN,
-    conda:
-        "../envs/mvcl.yaml"
-    threads: 1
-    resources:
-        mem_mb=memory(8000),
-        runtime=runtime(60 * len(PLAN.probe_tasks)),
     params:
         role=lambda wildcards: wildcards.representation,
-        tasks=PLAN.probe_tasks,
         probe=probe_params,
-        seed=config["seed"],
-        device=config["device"],
-    script:
-        "../workflow_scripts/probe.py"
 
 
 rule table2:
