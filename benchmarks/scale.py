@@ -277,12 +277,12 @@ def run_step(step: str, work: Path, fraction: float) -> dict:
             settings = resolve_configuration(config, TRAIN_STEPS[step])
             settings["training"]["max_epochs"] = 1
             import mvcl.learn.train as training
+            from mvcl.learn.batches import TrainingRun
 
             # the epoch's passes (training and validation), as `clock` counts them
             with timing(training, "_epoch", clock) as spent:
-                result = training.train_heads(
-                    audio, video, segments, settings, seed=0, device="cpu", log=lambda _: None
-                )
+                run = TrainingRun(audio, video, segments, settings, seed=0, device="cpu", log=lambda _: None)
+                result = training.train_heads(run)
             # Wall: the epoch as the history times it; CPU: its training and validation passes.
             epoch = float(result.history["seconds"].iloc[0]) if clock is time.perf_counter else spent[0]
             details["epoch_seconds"] = round(epoch, 1)

@@ -24,6 +24,7 @@ from mvcl.configuration import resolve_configuration
 from mvcl.data.ingest import assign_split
 from mvcl.device import pick_device
 from mvcl.io import save_csv
+from mvcl.learn.batches import TrainingRun
 from mvcl.learn.train import train_heads
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,7 +67,8 @@ def synthetic(
 
 def measure(name: str, audio, video, segments: pd.DataFrame, device: torch.device) -> dict:
     start = time.perf_counter()
-    result = train_heads(audio, video, segments, base_settings(), seed=0, device=device, log=lambda _: None)
+    run = TrainingRun(audio, video, segments, base_settings(), seed=0, device=device, log=lambda _: None)
+    result = train_heads(run)
     seconds = time.perf_counter() - start
     epoch = float(result.history["seconds"].iloc[0])
     counted = int(segments["split"].isin(["train", "val"]).sum())

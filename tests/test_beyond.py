@@ -11,6 +11,7 @@ import torch
 import yaml
 
 from mvcl.configuration import resolve_configuration
+from mvcl.learn.batches import TrainingRun
 from mvcl.learn.embed import embed
 from mvcl.learn.loss import contrastive_loss
 from mvcl.learn.model import MAX_TEMPERATURE, MIN_TEMPERATURE, ContrastiveModel
@@ -73,7 +74,7 @@ def test_learnable_temperature_stays_within_its_clamp_during_training(lr):
     """Adam steps of ~lr in log τ would leave [0.01, 100] at once; the clamp after each step holds τ."""
     audio, video, segments = coupled_features(videos=20)
     cfg = shipped("clip_style", lr=lr, max_epochs=4, patience=10, batch_size=32)
-    history = train_heads(audio, video, segments, cfg, seed=0, device=CPU, log=quiet).history
+    history = train_heads(TrainingRun(audio, video, segments, cfg, seed=0, device=CPU, log=quiet)).history
     temperatures = history["temperature"].to_numpy()
     assert (temperatures >= MIN_TEMPERATURE * (1 - 1e-6)).all()
     assert (temperatures <= MAX_TEMPERATURE * (1 + 1e-6)).all()
@@ -173,7 +174,7 @@ def test_on_coupled_features_clip_style_learns_in_a_few_epochs_while_base_barely
     results = {}
     for name in ("base", "clip_style"):
         trained = train_heads(
-            audio, video, segments, shipped(name, max_epochs=3), seed=seed, device=CPU, log=quiet
+            TrainingRun(audio, video, segments, shipped(name, max_epochs=3), seed=seed, device=CPU, log=quiet)
         )
         audio_emb, video_emb = embed(trained.model, audio[test], video[test], CPU)
         best = trained.history.loc[trained.history["val_loss"].idxmin()]

@@ -11,7 +11,7 @@ import torch
 
 from mvcl.configuration import resolve_configuration
 from mvcl.learn.autoencoder import pretrain_autoencoders, train_autoencoder
-from mvcl.learn.batches import Features
+from mvcl.learn.batches import Features, TrainingRun
 from mvcl.learn.checkpoint import load_heads, save_heads
 from mvcl.learn.embed import embed
 from mvcl.learn.sampler import segment_batches
@@ -95,7 +95,7 @@ def test_a_split_smaller_than_the_batch_is_one_batch_per_segment_rank():
 
 def test_training_learns_coupled_features_and_reports_bounds():
     audio, video, segments = corpus()
-    result = train_heads(audio, video, segments, settings(), seed=0, device=CPU, log=quiet)
+    result = train_heads(TrainingRun(audio, video, segments, settings(), seed=0, device=CPU, log=quiet))
     history = result.history
     assert list(history.columns[:5]) == ["epoch", "train_loss", "val_loss", "lr", "seconds"]
     assert history["val_loss"].min() < 0.6 * history["val_chance"].iloc[0]
@@ -109,7 +109,9 @@ def test_training_learns_coupled_features_and_reports_bounds():
 def test_uncoupled_features_stay_at_chance():
     audio, video, segments = corpus(coupling=0.0)
     result = train_heads(
-        audio, video, segments, settings(training={"max_epochs": 4}), seed=0, device=CPU, log=quiet
+        TrainingRun(
+            audio, video, segments, settings(training={"max_epochs": 4}), seed=0, device=CPU, log=quiet
+        )
     )
     assert result.history["val_loss"].min() > 0.9 * result.history["val_chance"].iloc[0]
 
@@ -118,10 +120,16 @@ def test_same_seed_gives_bit_identical_weights_and_leaves_global_rng_alone():
     audio, video, segments = corpus(videos=30)
     cfg = settings(training={"max_epochs": 3, "segments": "one"})
     before = torch.random.get_rng_state()
-    first = train_heads(audio, video, segments, cfg, seed=7, device=CPU, log=quiet).model.state_dict()
+    first = train_heads(
+        TrainingRun(audio, video, segments, cfg, seed=7, device=CPU, log=quiet)
+    ).model.state_dict()
     assert torch.equal(before, torch.random.get_rng_state())
-    second = train_heads(audio, video, segments, cfg, seed=7, device=CPU, log=quiet).model.state_dict()
-    other = train_heads(audio, video, segments, cfg, seed=8, device=CPU, log=quiet).model.state_dict()
+    second = train_heads(
+        TrainingRun(audio, video, segments, cfg, seed=7, device=CPU, log=quiet)
+    ).model.state_dict()
+    other = train_heads(
+        TrainingRun(audio, video, segments, cfg, seed=8, device=CPU, log=quiet)
+    ).model.state_dict()
     assert all(torch.equal(first[k], second[k]) for k in first)
     assert not all(torch.equal(first[k], other[k]) for k in first)
 
@@ -129,12 +137,12 @@ def test_same_seed_gives_bit_identical_weights_and_leaves_global_rng_alone():
 def test_early_stopping_restores_the_best_epochs_weights():
     audio, video, segments = corpus(videos=30)
     cfg = settings(training={"lr": 0.05, "max_epochs": 40, "patience": 2})  # overfits quickly
-    stopped = train_heads(audio, video, segments, cfg, seed=1, device=CPU, log=quiet)
+    stopped = train_heads(TrainingRun(audio, video, segments, cfg, seed=1, device=CPU, log=quiet))
     best = stopped.best_epoch
     assert len(stopped.history) == best + 3 < 40
     assert stopped.history["val_loss"].idxmin() == best
     cfg["training"]["max_epochs"] = best + 1  # the same run, ending at the best epoch
-    ended = train_heads(audio, video, segments, cfg, seed=1, device=CPU, log=quiet)
+    ended = train_heads(TrainingRun(audio, video, segments, cfg, seed=1, device=CPU, log=quiet))
     state, want = stopped.model.state_dict(), ended.model.state_dict()
     assert all(torch.equal(state[k], want[k]) for k in state)
 
@@ -148,14 +156,14 @@ def test_a_run_on_a_plateau_at_chance_is_not_stopped_before_min_epochs():
     assert guarded.best_epoch == 9
     audio, video, segments = corpus(videos=30, coupling=0.0)  # nothing to learn: a plateau at chance
     cfg = settings(training={"max_epochs": 12, "patience": 1, "min_epochs": 8})
-    result = train_heads(audio, video, segments, cfg, seed=0, device=CPU, log=quiet)
+    result = train_heads(TrainingRun(audio, video, segments, cfg, seed=0, device=CPU, log=quiet))
     assert len(result.history) >= 8
 
 
 def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path):
     audio, video, segments = corpus(videos=30)
     cfg = settings(training={"max_epochs": 8, "segments": "one", "patience": 8}, model={"dropout": 0.3})
-    whole = train_heads(audio, video, segments, cfg, seed=3, device=CPU, log=quiet)
+    whole = train_heads(TrainingRun(audio, video, segments, cfg, seed=3, device=CPU, log=quiet))
 
     def killed_at_epoch_5(message: str) -> None:
         if message.startswith("epoch 5:"):
@@ -164,19 +172,13 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path):
     state = tmp_path / "state.pt"
     with pytest.raises(KeyboardInterrupt):
         train_heads(
-            audio,
-            video,
-            segments,
-            cfg,
-            seed=3,
-            device=CPU,
-            log=killed_at_epoch_5,
+            TrainingRun(audio, video, segments, cfg, seed=3, device=CPU, log=killed_at_epoch_5),
             state_path=state,
             state_every_s=0,
         )
     messages = []
     resumed = train_heads(
-        audio, video, segments, cfg, seed=3, device=CPU, log=messages.append, state_path=state
+        TrainingRun(audio, video, segments, cfg, seed=3, device=CPU, log=messages.append), state_path=state
     )
     assert any("resumed" in message and "after epoch 4" in message for message in messages)
     want, got = whole.model.state_dict(), resumed.model.state_dict()
@@ -191,7 +193,15 @@ def test_validation_split_below_thirty_videos_is_warned_about():
     audio, video, segments = corpus(videos=30)
     messages = []
     train_heads(
-        audio, video, segments, settings(training={"max_epochs": 1}), seed=0, device=CPU, log=messages.append
+        TrainingRun(
+            audio,
+            video,
+            segments,
+            settings(training={"max_epochs": 1}),
+            seed=0,
+            device=CPU,
+            log=messages.append,
+        )
     )
     assert any("only 5 validation videos" in message for message in messages)
 
@@ -209,7 +219,7 @@ def test_non_finite_rows_are_dropped_and_counted():
     video[10, 1, 2] = np.inf
     messages = []
     result = train_heads(
-        audio, video, segments, settings(training={"max_epochs": 1}), 0, CPU, messages.append
+        TrainingRun(audio, video, segments, settings(training={"max_epochs": 1}), 0, CPU, messages.append)
     )
     assert result.dropped_rows == 2 and "dropped 2 of 180" in messages[0]
     audio_emb, video_emb = embed(result.model, audio, video, CPU)
@@ -221,7 +231,7 @@ def test_cosine_schedule_anneals_to_min_lr():
     cfg = settings(
         training={"schedule": "cosine", "lr": 0.01, "min_lr": 0.002, "max_epochs": 4, "patience": 10}
     )
-    lr = train_heads(audio, video, segments, cfg, 0, CPU, quiet).history["lr"].to_numpy()
+    lr = train_heads(TrainingRun(audio, video, segments, cfg, 0, CPU, quiet)).history["lr"].to_numpy()
     np.testing.assert_allclose(lr, 0.002 + 0.008 * (1 + np.cos(np.pi * np.arange(4) / 4)) / 2)
 
 
@@ -236,9 +246,11 @@ def test_training_reads_memory_mapped_features_one_batch_at_a_time(tmp_path):
     audio = np.load(tmp_path / "audio.npy", mmap_mode="r")
     video = np.load(tmp_path / "video.npy", mmap_mode="r")
     cfg = settings(training={"max_epochs": 1, "segments": "one", "batch_size": 1000})
-    train_heads(*corpus(videos=20), cfg, seed=0, device=CPU, log=quiet)  # torch's lazy imports happen here
+    train_heads(
+        TrainingRun(*corpus(videos=20), cfg, seed=0, device=CPU, log=quiet)
+    )  # torch's lazy imports happen here
     tracemalloc.start()
-    train_heads(audio, video, segments, cfg, seed=0, device=CPU, log=quiet)
+    train_heads(TrainingRun(audio, video, segments, cfg, seed=0, device=CPU, log=quiet))
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 40e6, f"peak {peak / 1e6:.0f} MB: features were loaded whole (154 MB)"
@@ -246,7 +258,9 @@ def test_training_reads_memory_mapped_features_one_batch_at_a_time(tmp_path):
 
 def test_embed_uses_view_zero_and_does_not_depend_on_the_chunk_size():
     audio, video, segments = corpus(videos=20, views=3)
-    result = train_heads(audio, video, segments, settings(training={"max_epochs": 1}), 0, CPU, quiet)
+    result = train_heads(
+        TrainingRun(audio, video, segments, settings(training={"max_epochs": 1}), 0, CPU, quiet)
+    )
     scrambled = video.copy()
     scrambled[:, 1:] = 100.0  # other views must not matter outside training
     big = embed(result.model, audio, scrambled, CPU, batch=4096)
@@ -258,7 +272,7 @@ def test_embed_uses_view_zero_and_does_not_depend_on_the_chunk_size():
 def test_saved_heads_load_with_their_configuration(tmp_path):
     audio, video, segments = corpus(videos=20)
     cfg = settings(loss={"learnable_temperature": True}, training={"max_epochs": 2})
-    result = train_heads(audio, video, segments, cfg, 0, CPU, quiet)
+    result = train_heads(TrainingRun(audio, video, segments, cfg, 0, CPU, quiet))
     save_heads(tmp_path / "heads.pt", result.model, cfg, {"best_epoch": result.best_epoch})
     model, checkpoint = load_heads(tmp_path / "heads.pt")
     assert checkpoint["config"] == cfg and checkpoint["extra"] == {"best_epoch": result.best_epoch}
@@ -279,22 +293,22 @@ def test_autoencoder_pretraining_lowers_reconstruction_error_and_initialises_hea
     train_autoencoder(audio, head, 15, seed=0, device=CPU, batch_size=64, log=errors.append)
     first, last = (float(line.rsplit(" ", 1)[1]) for line in (errors[0], errors[-1]))
     assert last < 0.5 * first
-    states = pretrain_autoencoders(audio, video, segments, cfg, seed=0, device=CPU, log=quiet)
+    states = pretrain_autoencoders(TrainingRun(audio, video, segments, cfg, seed=0, device=CPU, log=quiet))
     assert set(states) == {"audio", "video"}
     cfg["training"]["lr"] = 1e-12  # one epoch that leaves the loaded weights as they were
-    model = train_heads(audio, video, segments, cfg, 0, CPU, quiet, init_states=states).model
+    model = train_heads(TrainingRun(audio, video, segments, cfg, 0, CPU, quiet), init_states=states).model
     for modality, state in states.items():
         for name, parameter in model.heads[modality].named_parameters():
             torch.testing.assert_close(parameter.detach(), state[name], rtol=0, atol=1e-6)
     messages = []
-    train_heads(audio, video, segments, cfg, 0, CPU, messages.append)  # pre-trains by itself
+    train_heads(TrainingRun(audio, video, segments, cfg, 0, CPU, messages.append))  # pre-trains by itself
     assert any(m.startswith("autoencoder 12→16") for m in messages)
 
 
 def test_single_head_trains_into_the_audio_feature_space():
     audio, video, segments = corpus(videos=20)
     cfg = settings(model={"single_head": True}, training={"max_epochs": 1})
-    result = train_heads(audio, video, segments, cfg, 0, CPU, quiet)
+    result = train_heads(TrainingRun(audio, video, segments, cfg, 0, CPU, quiet))
     audio_emb, video_emb = embed(result.model, audio, video, CPU)
     assert audio_emb.shape == video_emb.shape == (120, 24)
 
@@ -305,7 +319,7 @@ def test_temporal_model_learns_and_embeds_every_segment():
         model={"temporal": {"enabled": True, "depth": 1, "width": 32, "heads": 2}},
         training={"batch_size": 60, "max_epochs": 8},
     )
-    result = train_heads(audio, video, segments, cfg, 0, CPU, quiet)
+    result = train_heads(TrainingRun(audio, video, segments, cfg, 0, CPU, quiet))
     assert result.history["val_loss"].min() < 0.7 * result.history["val_chance"].iloc[0]
     audio_emb, video_emb = embed(result.model, audio, video, CPU, segments=segments)
     assert audio_emb.shape == (240, 16) and np.isfinite(audio_emb).all() and np.isfinite(video_emb).all()
@@ -337,7 +351,7 @@ def test_first_segments_trains_and_validates_on_segment_zero_only(monkeypatch):
     audio[np.flatnonzero((segments["video_id"] == "v004") & (segments["segment"] == 0))] = np.nan
     seen = record_rows(monkeypatch)
     cfg = settings(training={"segments": "first", "max_epochs": 2})
-    train_heads(audio, video, segments, cfg, seed=0, device=CPU, log=quiet)
+    train_heads(TrainingRun(audio, video, segments, cfg, seed=0, device=CPU, log=quiet))
     used = np.unique(np.concatenate(seen))
     usable = segments[segments["split"].isin(["train", "val"])].drop(
         index=segments.index[(segments["video_id"] == "v004") & (segments["segment"] == 0)]
@@ -348,7 +362,9 @@ def test_first_segments_trains_and_validates_on_segment_zero_only(monkeypatch):
     assert segments.loc[used].query("video_id == 'v004'")["segment"].tolist() == [1]
     seen.clear()  # the default draws other segments: the switch is what restricts the rows
     train_heads(
-        audio, video, segments, settings(training={"segments": "one", "max_epochs": 2}), 0, CPU, quiet
+        TrainingRun(
+            audio, video, segments, settings(training={"segments": "one", "max_epochs": 2}), 0, CPU, quiet
+        )
     )
     assert set(segments.loc[np.concatenate(seen), "segment"]) - {0, 1}
 
@@ -358,7 +374,7 @@ def test_no_batch_reaching_the_model_holds_two_segments_of_one_video(monkeypatch
     seen = record_rows(monkeypatch)
     for mode in ("all", "one", "first"):
         cfg = settings(training={"segments": mode, "max_epochs": 2, "batch_size": 8})
-        train_heads(audio, video, segments, cfg, seed=0, device=CPU, log=quiet)
+        train_heads(TrainingRun(audio, video, segments, cfg, seed=0, device=CPU, log=quiet))
     assert len(seen) > 20
     for rows in seen:
         videos = segments["video_id"].to_numpy()[rows]
@@ -368,10 +384,10 @@ def test_no_batch_reaching_the_model_holds_two_segments_of_one_video(monkeypatch
 def test_constant_schedule_keeps_the_learning_rate():
     audio, video, segments = corpus(videos=20)
     cfg = settings(training={"schedule": "constant", "lr": 0.01, "max_epochs": 4, "patience": 10})
-    lr = train_heads(audio, video, segments, cfg, 0, CPU, quiet).history["lr"].to_numpy()
+    lr = train_heads(TrainingRun(audio, video, segments, cfg, 0, CPU, quiet)).history["lr"].to_numpy()
     np.testing.assert_array_equal(lr, [0.01] * 4)
     cfg["training"]["schedule"] = "exponential"  # the default decays: 0.01, 0.0095, ...
-    lr = train_heads(audio, video, segments, cfg, 0, CPU, quiet).history["lr"].to_numpy()
+    lr = train_heads(TrainingRun(audio, video, segments, cfg, 0, CPU, quiet)).history["lr"].to_numpy()
     np.testing.assert_allclose(lr, 0.01 * 0.95 ** np.arange(4))
 
 
@@ -385,21 +401,23 @@ def test_batch_norm_without_affine_keeps_scale_one_and_shift_zero(init):
     frozen = settings(
         model={"batch_norm_affine": False, "init": init}, training={"max_epochs": 3, "autoencoder_epochs": 2}
     )
-    model = train_heads(audio, video, segments, frozen, 0, CPU, quiet).model
+    model = train_heads(TrainingRun(audio, video, segments, frozen, 0, CPU, quiet)).model
     norms = batch_norms(model)
     assert len(norms) == 2 and all(m.running_mean.abs().sum() > 0 for m in norms)  # they still normalise
     for m in norms:  # scale 1 and shift 0, as their code's untrained BatchNorm parameters
         assert m.weight is None or (torch.equal(m.weight, torch.ones_like(m.weight)) and not m.bias.any())
-    trained = train_heads(audio, video, segments, settings(training={"max_epochs": 3}), 0, CPU, quiet).model
+    trained = train_heads(
+        TrainingRun(audio, video, segments, settings(training={"max_epochs": 3}), 0, CPU, quiet)
+    ).model
     assert all(not torch.equal(m.weight, torch.ones_like(m.weight)) for m in batch_norms(trained))
 
 
 def test_a_fixed_temperature_below_the_learnable_clamp_is_kept():
     audio, video, segments = corpus(videos=20)
     cfg = settings(loss={"temperature": 0.005}, training={"max_epochs": 2})
-    result = train_heads(audio, video, segments, cfg, 0, CPU, quiet)
+    result = train_heads(TrainingRun(audio, video, segments, cfg, 0, CPU, quiet))
     np.testing.assert_allclose(result.history["temperature"], 0.005, rtol=1e-6)
     assert result.model.temperature().item() == pytest.approx(0.005)
     cfg = settings(loss={"temperature": 0.005, "learnable_temperature": True}, training={"max_epochs": 2})
-    learned = train_heads(audio, video, segments, cfg, 0, CPU, quiet).history["temperature"]
+    learned = train_heads(TrainingRun(audio, video, segments, cfg, 0, CPU, quiet)).history["temperature"]
     assert (learned >= 0.01 - 1e-7).all()  # a learned τ is clamped as CLIP's

@@ -7,11 +7,12 @@ import torch
 from mvcl.device import pick_device, start_torch_job
 from mvcl.io import atomic_path
 from mvcl.learn.autoencoder import pretrain_autoencoders
+from mvcl.learn.batches import TrainingRun
 from mvcl.logs import log_to
 
 log = log_to(snakemake.log[0])
 start_torch_job(snakemake.threads)
-states = pretrain_autoencoders(
+run = TrainingRun(
     np.load(snakemake.input.audio, mmap_mode="r"),
     np.load(snakemake.input.video, mmap_mode="r"),
     pd.read_parquet(snakemake.input.segments, columns=["video_id", "segment", "split"]),
@@ -20,5 +21,6 @@ states = pretrain_autoencoders(
     pick_device(snakemake.params.device),
     log=log.info,
 )
+states = pretrain_autoencoders(run)
 with atomic_path(snakemake.output.autoencoders) as temporary:
     torch.save(states, temporary)

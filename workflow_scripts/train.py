@@ -13,6 +13,7 @@ import torch
 
 from mvcl.device import pick_device, start_torch_job
 from mvcl.io import atomic_path, save_csv
+from mvcl.learn.batches import TrainingRun
 from mvcl.learn.checkpoint import save_heads, state_folder
 from mvcl.learn.embed import embed
 from mvcl.learn.train import train_heads
@@ -37,13 +38,7 @@ for replicate in snakemake.params.replicates:
     seed = replicate_seed(snakemake.params.seed, replicate)
     log.info("replicate %d (seed %d)", replicate, seed)
     result = train_heads(
-        audio,
-        video,
-        segments,
-        settings,
-        seed,
-        device,
-        log=log.info,
+        TrainingRun(audio, video, segments, settings, seed, device, log=log.info),
         init_states=init_states,
         state_path=state / f"replicate_{replicate}.pt",
     )

@@ -6,10 +6,9 @@ import math
 from collections.abc import Callable
 
 import numpy as np
-import pandas as pd
 import torch
 
-from mvcl.learn.batches import as_views, read_rows
+from mvcl.learn.batches import TrainingRun, as_views, read_rows
 from mvcl.learn.model import Autoencoder, heads_kwargs
 from mvcl.rng import fork_rng
 from mvcl.vectors import finite_rows
@@ -51,38 +50,30 @@ def train_autoencoder(
     return {key: value.detach().cpu() for key, value in autoencoder.encoder.state_dict().items()}
 
 
-def pretrain_autoencoders(
-    audio_features: np.ndarray,
-    video_features: np.ndarray,
-    segments: pd.DataFrame,
-    cfg: dict,
-    seed: int,
-    device: torch.device | str,
-    log: Callable[[str], None] = print,
-) -> dict[str, dict[str, torch.Tensor]]:
+def pretrain_autoencoders(run: TrainingRun) -> dict[str, dict[str, torch.Tensor]]:
     """{"audio"|"video": encoder state dict} for `model.init: autoencoder`, on the finite training rows.
 
     Video uses view 0 (a random crop for training rows). The single-head variant's audio side has no
     parameters and gets none. Epochs, batch size and learning rate come from `training`.
     """
-    video_features = as_views(video_features)
-    training = cfg["training"]
+    audio_features, video_features = run.audio_features, as_views(run.video_features)
+    training = run.cfg["training"]
     keep = finite_rows(audio_features, video_features)
-    rows = np.flatnonzero(keep & (segments["split"].to_numpy() == "train"))
-    heads = heads_kwargs(audio_features.shape[1], video_features.shape[2], cfg["model"])
+    rows = np.flatnonzero(keep & (run.segments["split"].to_numpy() == "train"))
+    heads = heads_kwargs(audio_features.shape[1], video_features.shape[2], run.cfg["model"])
     sources = {"audio": audio_features, "video": video_features[:, 0]}
-    seeds = {"audio": seed, "video": seed + 1}
+    seeds = {"audio": run.seed, "video": run.seed + 1}
     return {
         modality: train_autoencoder(
             sources[modality],
             head,
             training["autoencoder_epochs"],
             seeds[modality],
-            device,
+            run.device,
             rows,
             training["batch_size"],
             training["lr"],
-            log,
+            run.log,
         )
         for modality, head in heads.items()
         if head is not None

@@ -98,6 +98,21 @@ class Features:
         return audio, video, mask
 
 
+@dataclass(frozen=True)
+class TrainingRun:
+    """What one training run reads: the features row-aligned with `segments` (this module's docstring), the
+    configuration `cfg` (resolve_configuration's output), the seed every random choice derives from, the
+    device, and where progress messages go."""
+
+    audio_features: np.ndarray  # [n, Da]
+    video_features: np.ndarray  # [n, V, Dv] or [n, Dv]
+    segments: pd.DataFrame
+    cfg: dict
+    seed: int
+    device: torch.device | str
+    log: Callable[[str], None] = print
+
+
 def check_inputs(audio_features: np.ndarray, video_features: np.ndarray, segments: pd.DataFrame) -> None:
     missing = [c for c in SEGMENT_COLUMNS if c not in segments.columns]
     if missing:

@@ -38,8 +38,7 @@ segments are its negatives, as in MVPt) plus `video_loss_weight` times the loss 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +51,7 @@ from mvcl.learn.autoencoder import pretrain_autoencoders
 from mvcl.learn.batches import (
     Features,
     Split,
+    TrainingRun,
     as_views,
     check_inputs,
     first_segments,
@@ -153,26 +153,22 @@ def _scheduler(optimizer: torch.optim.Optimizer, training: dict) -> torch.optim.
 
 
 def train_heads(
-    audio_features: np.ndarray,
-    video_features: np.ndarray,
-    segments: pd.DataFrame,
-    cfg: dict,
-    seed: int,
-    device: torch.device | str,
-    log: Callable[[str], None] = print,
+    run: TrainingRun,
     init_states: dict[str, dict] | None = None,
     state_path: str | Path | None = None,
     state_every_s: float = STATE_EVERY_S,
 ) -> TrainResult:
-    """Train both heads of configuration `cfg` (resolve_configuration's output) with early stopping.
+    """Train both heads of the run's configuration (`run.cfg`, resolve_configuration's output) with early
+    stopping.
 
     `init_states` ({"audio"|"video": encoder state dict}) starts the heads from pre-trained autoencoders; with
     `model.init: autoencoder` and no `init_states` they are trained here first (`pretrain_autoencoders`).
     `state_path`: the file of the run's state, written after an epoch when `state_every_s` seconds have passed
     since the last write (and after the last epoch); when it exists the run resumes from it.
     """
-    model_cfg, training, device = cfg["model"], cfg["training"], torch.device(device)
-    video_features = as_views(video_features)
+    cfg, seed, log, segments = run.cfg, run.seed, run.log, run.segments
+    model_cfg, training, device = cfg["model"], cfg["training"], torch.device(run.device)
+    audio_features, video_features = run.audio_features, as_views(run.video_features)
     check_inputs(audio_features, video_features, segments)
     keep = finite_rows(audio_features, video_features)
     dropped = int((~keep).sum())
@@ -202,9 +198,7 @@ def train_heads(
             audio_features.shape[1], video_features.shape[2], model_cfg, cfg["loss"], per_video
         ).to(device)
         if model_cfg["init"] == "autoencoder" and init_states is None:
-            init_states = pretrain_autoencoders(
-                audio_features, video_features, segments, cfg, torch_seed(ae_stream), device, log
-            )
+            init_states = pretrain_autoencoders(replace(run, seed=torch_seed(ae_stream)))
         for modality, state in (init_states or {}).items():
             model.heads[modality].load_state_dict(state)
         optimizer = torch.optim.Adam(model.parameters(), lr=training["lr"])
