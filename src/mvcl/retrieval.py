@@ -299,6 +299,7 @@ class RankSettings:
     candidates: str = "all_segments"
 
     def pools(self, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(query rows, candidate rows) of each pool of a test set of `n` rows (`pools`)."""
         return pools(n, self.pool_size, self.seed)
 
     def groups(self, n: int) -> np.ndarray | None:
