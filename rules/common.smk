@@ -13,6 +13,7 @@ from mvcl.plan import (
     STUDY_CONFIGURATIONS,
     Plan,
     benchmark_path,
+    features_state_root,
     log_path,
     model_path,
     replicate_path,
@@ -95,6 +96,7 @@ def extraction_context(wildcards):
         "seed": config["seed"],
         "device": config["device"],
         "precision": config["features"]["precision"],
+        "state": features_state_root(),
     }
 
 

@@ -96,8 +96,8 @@ rule diagnostics:
 
 rule gather_diagnostics:
     input:
-        # The loss floor (rule loss_floor, rules/train.smk) joins where the workflow has that stage.
-        parts=lambda wildcards: PLAN.diagnostics_inputs(workflow.is_rule("loss_floor")),
+        # The loss floor (written by rule train, rules/train.smk) joins where the workflow has that stage.
+        parts=lambda wildcards: PLAN.diagnostics_inputs(workflow.is_rule("train")),
     output:
         table=reported(
             "results/diagnostics.csv",

@@ -1,5 +1,5 @@
 # Contrastive heads for every named configuration (Table 1's rows), autoencoder pre-training, and what the
-# training curves show (the loss floor, figures/training.png).
+# training curves show (each train job's loss-floor record, figures/training.png).
 
 # What a training job reads beside its files: the configuration's resolved settings, the seed, the device.
 TRAINING_PARAMS = {
@@ -40,6 +40,8 @@ rule train:
         heads=PLAN.replicate_files("{configuration}", "heads.pt"),
         history=PLAN.replicate_files("{configuration}", "history.csv"),
         embeddings=PLAN.replicate_files("{configuration}", "embeddings.npz"),
+        # replicate 0's best validation loss against the chance loss and the floor the head's outputs allow
+        loss_floor="results/metrics/{configuration}/loss_floor.json",
     log:
         log_path("train", "{configuration}"),
     benchmark:
@@ -55,27 +57,9 @@ rule train:
         **TRAINING_PARAMS,
         replicates=PLAN.replicates,
         state=train_state_root(),
-    script:
-        "../workflow_scripts/train.py"
-
-
-# Best validation loss against the chance loss and the floor the head's output space allows.
-rule loss_floor:
-    input:
-        history=replicate_path("{configuration}", "history.csv"),
-    output:
-        record="results/metrics/{configuration}/loss_floor.json",
-    log:
-        log_path("loss_floor", "{configuration}"),
-    benchmark:
-        benchmark_path("loss_floor", "{configuration}")
-    conda:
-        "../envs/mvcl.yaml"
-    params:
-        settings=resolved,
         segments_per_video=config["segments"]["count"],
     script:
-        "../workflow_scripts/loss_floor.py"
+        "../workflow_scripts/train.py"
 
 
 rule figure_training:

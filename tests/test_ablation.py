@@ -12,8 +12,9 @@ import pytest
 import torch
 import yaml
 
-from mvcl.beyond.ablation import ablation_table, batch_bounds, loss_floor_record
+from mvcl.beyond.ablation import ablation_table
 from mvcl.configuration import resolve_configuration
+from mvcl.learn.bounds import batch_bounds, loss_floor_record
 from mvcl.plan import ablation_overrides, describe_override
 from mvcl.report.figures.ablation import plot_ablation
 from mvcl.report.figures.probes import plot_probes

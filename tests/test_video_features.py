@@ -1,5 +1,6 @@
 import json
 import logging
+import os
 import subprocess
 import sys
 import textwrap
@@ -272,6 +273,42 @@ def test_int8_features_of_a_segment_do_not_depend_on_its_shard(segments, monkeyp
     assert np.array_equal(part, whole[segments["shard"].to_numpy() == 1])
     alone, _ = extract_video_features(shard, **SETTINGS, precision="int8")  # calibrated on its own clips
     assert not np.array_equal(alone, part)
+
+
+@pytest.mark.skipif(not precision_module.cpu_runs_int8(), reason="no int8 engine (fbgemm) on this CPU")
+def test_the_checked_int8_model_is_kept_for_the_runs_other_jobs_and_gives_the_same_features(
+    segments, monkeypatch, tmp_path
+):
+    monkeypatch.setattr(video_module, "MIN_COSINE", -1.0)  # tiny clips: the check is not what is tested here
+    state = tmp_path / "state"
+    fresh, record = extract_video_features(segments, **SETTINGS, precision="int8")
+    first, first_record = extract_video_features(segments, **SETTINGS, precision="int8", state=state)
+    assert len(list(state.glob("r2plus1d-int8-*.pt"))) == 1
+    calls = []
+    monkeypatch.setattr(video_module, "calibration_clips", lambda *a, **k: calls.append(a) or torch.empty(0))
+    shard = segments[segments["shard"] == 1].reset_index(drop=True)
+    part, part_record = extract_video_features(
+        shard, **SETTINGS, precision="int8", calibration=segments, state=state
+    )
+    assert calls == []  # loaded, not calibrated again
+    assert record == first_record == part_record and part_record["precision"] == "int8"
+    assert np.array_equal(first, fresh) and np.array_equal(part, fresh[segments["shard"].to_numpy() == 1])
+    # a video file changed since: another key, so the job calibrates again instead of reusing the model
+    os.utime(segments["path"].iloc[0], ns=(1, 1))
+    with pytest.raises(ValueError):  # the stubbed calibration gives no clips: nan cosine, explicit int8 stops
+        extract_video_features(shard, **SETTINGS, precision="int8", calibration=segments, state=state)
+    assert len(calls) == 1
+
+
+def test_int8_cache_key_names_what_the_model_depends_on(segments):
+    options = {"clip_frames": 16, "crop": 32, "crop_scale": (0.5, 1.0), "views": 2, "frame_size": (64, 48)}
+    weights = {"weights": "random", "seed": 0}
+    key = video_module.int8_cache_key(segments, 0, options, weights)
+    assert key == video_module.int8_cache_key(segments.sample(frac=1.0, random_state=1), 0, options, weights)
+    assert key != video_module.int8_cache_key(segments, 1, options, weights)
+    assert key != video_module.int8_cache_key(segments, 0, {**options, "crop": 48}, weights)
+    assert key != video_module.int8_cache_key(segments, 0, options, {**weights, "seed": 1})
+    assert key != video_module.int8_cache_key(segments.iloc[1:], 0, options, weights)
 
 
 @pytest.mark.skipif(not precision_module.cpu_runs_int8(), reason="no int8 engine (fbgemm) on this CPU")

@@ -1,4 +1,5 @@
-"""Rule train: every replicate of one configuration -> heads.pt, history.csv, embeddings.npz (every segment).
+"""Rule train: every replicate of one configuration -> heads.pt, history.csv, embeddings.npz (every segment),
+and replicate 0's loss-floor record (its best validation loss against the chance loss and the loss floor).
 
 Replicates train one after another in this job (torch starts once). Each keeps its per-epoch state under
 `params.state` (a folder named by a hash of the inputs and settings, outside the declared outputs), so a job
@@ -12,8 +13,9 @@ import pandas as pd
 import torch
 
 from mvcl.device import pick_device, start_torch_job
-from mvcl.io import atomic_path, save_csv
+from mvcl.io import atomic_path, save_csv, save_json
 from mvcl.learn.batches import TrainingRun
+from mvcl.learn.bounds import loss_floor_record
 from mvcl.learn.checkpoint import save_heads, state_folder
 from mvcl.learn.embed import embed
 from mvcl.learn.train import train_heads
@@ -49,6 +51,10 @@ for replicate in snakemake.params.replicates:
         {"configuration": name, "replicate": replicate, "seed": seed},
     )
     save_csv(snakemake.output.history[replicate], result.history.assign(replicate=replicate, seed=seed))
+    if replicate == 0:
+        record = loss_floor_record(result.history, settings, snakemake.params.segments_per_video)
+        log.info("loss floor of replicate 0: %s", record)
+        save_json(snakemake.output.loss_floor, record)
     audio_emb, video_emb = embed(result.model, audio, video, device, segments=segments)
     with atomic_path(snakemake.output.embeddings[replicate]) as temporary:
         np.savez(temporary, audio=audio_emb, video=video_emb)

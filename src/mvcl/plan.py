@@ -91,6 +91,11 @@ def train_state_root() -> str:
     return "results/.state/train"
 
 
+def features_state_root() -> str:
+    """Where feature jobs keep what the run's other feature jobs reuse: the checked int8 R(2+1)D model."""
+    return "results/.state/features"
+
+
 def probe_key(representation: str, configuration: str = "") -> str:
     """'cl_agg' for a study row, 'cl_agg@clip_style' for configuration clip_style's row."""
     return f"{representation}@{configuration}" if configuration else representation

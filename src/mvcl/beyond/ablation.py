@@ -20,59 +20,8 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from mvcl.learn.bounds import chance_loss, loss_floor
 from mvcl.probe.intervals import metric_intervals
 from mvcl.stats import DEFAULT_RESAMPLES
-
-
-def batch_bounds(settings: dict, segments_per_video: int) -> tuple[int, float, float]:
-    """(pairs, chance, floor) of one training batch of the configured size, at the initial τ.
-
-    A flat batch holds `training.batch_size` segment pairs; a temporal batch holds batch_size // S videos
-    (at least 2), whose segment loss is joined by `video_loss_weight` times the loss over their video pairs.
-    """
-    model, loss, batch = settings["model"], settings["loss"], settings["training"]["batch_size"]
-    args = {"exclude_positive": loss["exclude_positive"], "reduction": loss["reduction"]}
-    tau, activation = loss["temperature"], model["output_activation"]
-    temporal = model.get("temporal", {})
-    if not temporal.get("enabled", False):
-        return batch, chance_loss(batch, **args), loss_floor(batch, tau, activation, **args)
-    videos = max(2, batch // segments_per_video)
-    pairs, weight = videos * segments_per_video, temporal["video_loss_weight"]
-    chance = chance_loss(pairs, **args) + weight * chance_loss(videos, **args)
-    floor = loss_floor(pairs, tau, activation, **args) + weight * loss_floor(videos, tau, activation, **args)
-    return pairs, chance, floor
-
-
-def loss_floor_record(history: pd.DataFrame, settings: dict, segments_per_video: int) -> dict[str, float]:
-    """Best validation loss against the chance loss and the loss floor (one flat record, `loss_` columns).
-
-    `headroom` = chance − floor: how far the loss could fall at all; `headroom_used` = (chance − best) /
-    headroom: the share of it the model used (0 = chance, 1 = at the floor). Both at the best epoch's τ.
-    """
-    missing = [c for c in ("epoch", "val_loss", "val_chance", "val_floor", "temperature") if c not in history]
-    if missing:
-        raise ValueError(f"history lacks column(s) {missing}; retrain with the current mvcl.learn.train")
-    if history.empty or not history["val_loss"].notna().any():
-        raise ValueError("history holds no epoch with a validation loss")
-    best = history.loc[history["val_loss"].idxmin()]
-    chance, floor, reached = float(best["val_chance"]), float(best["val_floor"]), float(best["val_loss"])
-    headroom = chance - floor
-    pairs, batch_chance, batch_floor = batch_bounds(settings, segments_per_video)
-    return {
-        "loss_best_epoch": int(best["epoch"]),
-        "loss_epochs": len(history),
-        "loss_temperature": float(best["temperature"]),
-        "loss_val_best": reached,
-        "loss_val_chance": chance,
-        "loss_val_floor": floor,
-        "loss_headroom": headroom,
-        "loss_headroom_used": (chance - reached) / headroom if headroom > 0 else math.nan,
-        "loss_batch_pairs": pairs,
-        "loss_batch_chance": batch_chance,
-        "loss_batch_floor": batch_floor,
-    }
-
 
 # Retrieval columns of results/ablation.csv (RetrievalRecord.flat() of results/metrics/{name}/retrieval.json):
 # medians over replicates with their two-level intervals, and how many replicates learned.

@@ -167,22 +167,37 @@ class VideoEncoder(nn.Module):
         come back as float32. The same weights and clips give the same model, so every shard that calibrates
         on the same clips computes the same features (README, Speed).
         """
+        with torch.inference_mode():
+            reference = self(check)
+        self._to_int8(self.pixels(calibration))
+        with torch.inference_mode():
+            cosines = F.cosine_similarity(self(check), reference, dim=1)
+        return float(cosines.min())
+
+    def load_int8(self, state: dict[str, torch.Tensor], example: torch.Tensor) -> None:
+        """Replace the float32 backbone by the int8 one of `state`, the backbone's state dict after
+        `quantize_int8` (its weights and every observed range), without observing anything again: the same
+        model, as the checked cache of `mvcl.features.video` keeps it. `example`: uint8 clips of the shape
+        extraction feeds [B, 3, T, h, w] (the graph is traced on it)."""
+        self._to_int8(self.pixels(example), observe=False)
+        self.backbone.load_state_dict(state)
+
+    def _to_int8(self, pixels: torch.Tensor, observe: bool = True) -> None:
+        """Fuse, observe `pixels` (when `observe`) and convert the backbone to int8 (see `quantize_int8`)."""
         from torch.ao.quantization import get_default_qconfig_mapping
         from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
         torch.backends.quantized.engine = "fbgemm"
-        with torch.inference_mode():
-            reference = self(check)
-        pixels = self.pixels(calibration)
-        with warnings.catch_warnings():  # torch.ao's notice that torchao will take this API over
+        with warnings.catch_warnings():  # torch.ao's notice that torchao will take this API over, and an
+            # unobserved observer's notice when `load_int8` fills the ranges from a state dict instead
             warnings.simplefilter("ignore", DeprecationWarning)
+            if not observe:
+                warnings.simplefilter("ignore", UserWarning)
             observed = prepare_fx(self.backbone, get_default_qconfig_mapping("fbgemm"), (pixels[:1],))
-            with torch.no_grad():
-                observed(pixels)
+            if observe:
+                with torch.no_grad():
+                    observed(pixels)
             self.backbone = convert_fx(observed)
-        with torch.inference_mode():
-            cosines = F.cosine_similarity(self(check), reference, dim=1)
-        return float(cosines.min())
 
     def pixels(self, clips: torch.Tensor) -> torch.Tensor:
         """uint8 clips -> float32 pixels in [0, 1], standardised when `normalize`."""

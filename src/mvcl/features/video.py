@@ -21,11 +21,16 @@ copies, and are normalised there.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import logging
+import os
 import time
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -46,6 +51,7 @@ from mvcl.features.r2plus1d import (
     crop_clips,
     random_boxes,
 )
+from mvcl.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +125,7 @@ def extract_video_features(
     precision: str = "fp32",
     weights_url: str = "",
     calibration: pd.DataFrame | None = None,
+    state: str | Path | None = None,
 ) -> tuple[np.ndarray, dict]:
     """float32 features [len(segments), train_views, 512] row-aligned with `segments`, and their provenance.
 
@@ -133,7 +140,8 @@ def extract_video_features(
     a CPU, 64 on a GPU. `precision`: fp32, bf16, fp16, int8 or auto (see `mvcl.features.precision`); the
     provenance record says which ran. `calibration`: the segments an int8 model is calibrated and checked on
     (all segments of the run, so that every shard computes the same features; default `segments`). `auto`
-    falls back to fp32 when int8 fails its check; an explicit int8 stops.
+    falls back to fp32 when int8 fails its check; an explicit int8 stops. `state`: a folder where the checked
+    int8 model is kept for the run's other jobs (see `_int8_or_fp32`); None calibrates in every call.
     """
     device = pick_device(device) if isinstance(device, str) else torch.device(device)
     cuda = device.type == "cuda"
@@ -168,8 +176,9 @@ def extract_video_features(
         if used_precision == "int8":
             table = segments if calibration is None else calibration
             encoder, used_precision, fidelity = _int8_or_fp32(
-                encoder, table, seed, clip_options, explicit=precision == "int8"
-            )
+                encoder, table, seed, clip_options, explicit=precision == "int8", state=state,
+                weights=weights_record,
+            )  # fmt: skip
 
         def encode(batch: torch.Tensor) -> np.ndarray:
             with torch.inference_mode():
@@ -232,27 +241,104 @@ def calibration_clips(table: pd.DataFrame, seed: int, clip_options: dict, count:
 
 
 def _int8_or_fp32(
-    encoder: VideoEncoder, table: pd.DataFrame, seed: int, clip_options: dict, explicit: bool
+    encoder: VideoEncoder,
+    table: pd.DataFrame,
+    seed: int,
+    clip_options: dict,
+    explicit: bool,
+    state: str | Path | None = None,
+    weights: dict | None = None,
 ) -> tuple[VideoEncoder, str, dict]:
-    """The int8 encoder with its check record, or (when `auto` and the check fails) the float32 one."""
-    clips = calibration_clips(table, seed, clip_options, 2 * CALIBRATION_CLIPS)
-    half = len(clips) // 2
+    """The int8 encoder with its check record, or (when `auto` and the check fails) the float32 one.
+
+    Calibrating and checking cost a job ~20 CPU-s on a 2-core AVX2 machine (decoding 16 clips, observing
+    activation ranges, float32 and int8 passes over the check clips): with a `state` folder the first job
+    keeps the checked model there (`int8_cache_key` names it) and every other job of the run loads it, the
+    same model to the bit. A cached model that failed its check is not used under `auto` either."""
+    path = (
+        None
+        if state is None
+        else Path(state) / f"r2plus1d-int8-{int8_cache_key(table, seed, clip_options, weights)}.pt"
+    )
+    cached = _load_cached_int8(path)
     quantized = copy.deepcopy(encoder)
-    cosine = quantized.quantize_int8(clips[:half], clips[half:]) if half else float("nan")
-    record = {"min_cosine": round(cosine, 6), "calibration_clips": half, "check_clips": len(clips) - half}
+    if cached is not None:
+        record = cached["record"]
+        example = torch.zeros(
+            (1, 3, clip_options["clip_frames"], clip_options["crop"], clip_options["crop"]), dtype=torch.uint8
+        )
+        quantized.load_int8(cached["backbone"], example)
+        log.info("int8 R(2+1)D: the checked model of %s", path)
+    else:
+        clips = calibration_clips(table, seed, clip_options, 2 * CALIBRATION_CLIPS)
+        half = len(clips) // 2
+        cosine = quantized.quantize_int8(clips[:half], clips[half:]) if half else float("nan")
+        record = {"min_cosine": round(cosine, 6), "calibration_clips": half, "check_clips": len(clips) - half}
+        if path is not None and half:
+            with atomic_path(path) as temporary:  # concurrent first jobs write the same model
+                torch.save({"backbone": quantized.backbone.state_dict(), "record": record}, temporary)
+    cosine = record["min_cosine"]
     if cosine >= MIN_COSINE:
         log.info(
-            "int8 R(2+1)D: smallest cosine with float32 %.5f over %d check clips", cosine, len(clips) - half
+            "int8 R(2+1)D: smallest cosine with float32 %.5f over %d check clips",
+            cosine,
+            record["check_clips"],
         )
         return quantized, "int8", record
     problem = (
         f"features.precision: int8 R(2+1)D features keep a cosine of only {cosine:.5f} (< {MIN_COSINE}) with "
-        f"float32 on {len(clips) - half} clips of this run"
+        f"float32 on {record['check_clips']} clips of this run"
     )
     if explicit:
         raise ValueError(f"{problem}: set features.precision to fp32 (or auto, which falls back to fp32)")
     log.warning("%s: computing in fp32 instead", problem)
     return encoder, "fp32", record
+
+
+def int8_cache_key(table: pd.DataFrame, seed: int, clip_options: dict, weights: dict | None) -> str:
+    """What a checked int8 model depends on, hashed: the float32 weights (their provenance record), the clips it
+    was calibrated and checked on (the calibration table's segments, the size and modification time of each of
+    their video files, the seed and the clip settings), the check's clip count, the torch version and the
+    CPU capability torch runs at (AVX2, AVX512, ...). A changed or replaced video, other weights or another
+    machine class all give a new key."""
+    order = table.sort_values(["video_id", "segment"])
+    columns = order[["video_id", "segment", "path", "clip_start_s", "clip_end_s"]].astype(str)
+    files = []
+    for path in sorted(set(order["path"].astype(str))):
+        try:
+            status = os.stat(path)
+            files.append([path, status.st_size, status.st_mtime_ns])
+        except OSError:
+            files.append([path, None, None])
+    facts = {
+        "segments": columns.to_numpy().tolist(),
+        "files": files,
+        "seed": seed,
+        "clips": {
+            key: list(value) if isinstance(value, tuple) else value for key, value in clip_options.items()
+        },
+        "calibration_clips": CALIBRATION_CLIPS,
+        "weights": weights,
+        "torch": torch.__version__,
+        "capability": torch.backends.cpu.get_cpu_capability(),
+    }
+    encoded = json.dumps(facts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(encoded).hexdigest()[:16]
+
+
+def _load_cached_int8(path: Path | None) -> dict | None:
+    """The cached {"backbone", "record"} at `path`; None when there is none or it cannot be read (then the
+    job calibrates again and replaces it)."""
+    if path is None or not path.exists():
+        return None
+    try:
+        with warnings.catch_warnings():  # torch's own TypedStorage notice when it loads quantized tensors
+            warnings.simplefilter("ignore", UserWarning)
+            cached = torch.load(path, weights_only=True)
+    except Exception as error:  # a truncated or foreign file: calibrate again
+        log.warning("int8 R(2+1)D: cannot read %s (%s): calibrating again", path, error)
+        return None
+    return cached if isinstance(cached, dict) and {"backbone", "record"} <= cached.keys() else None
 
 
 @contextmanager

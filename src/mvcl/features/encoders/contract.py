@@ -44,6 +44,7 @@ class ExtractionContext:
     precision: str = "auto"  # features.precision (R(2+1)D)
     threads: int = 1  # the job's CPU threads
     calibration: str | None = None  # the catalog's segments.parquet, which an int8 R(2+1)D calibrates on
+    state: str | None = None  # a folder the run's feature jobs share (the checked int8 R(2+1)D model)
     progress: bool = False
 
     def __post_init__(self) -> None:

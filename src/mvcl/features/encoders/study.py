@@ -66,4 +66,5 @@ class R2plus1dEncoder(Encoder):
             precision=self.context.precision,
             progress=self.context.progress,
             calibration=None if self.context.calibration is None else pd.read_parquet(self.context.calibration),
+            state=self.context.state,
         )
