@@ -22,7 +22,7 @@ rule autoencoder:
         benchmark_path("autoencoder", "{configuration}")
     conda:
         "../envs/mvcl.yaml"
-    threads: 2
+    threads: config["resources"]["training_threads"]
     resources:
         mem_mb=memory(8000),
         runtime=runtime(240),
@@ -48,7 +48,7 @@ rule train:
         benchmark_path("train", "{configuration}")
     conda:
         "../envs/mvcl.yaml"
-    threads: 2
+    threads: config["resources"]["training_threads"]
     resources:
         mem_mb=memory(8000),
         runtime=runtime(480),
