@@ -1,4 +1,5 @@
-"""Rule diagnostics: modality gap, alignment/uniformity and positive-negative separation of one configuration."""
+"""Rule diagnostics: modality gap, alignment/uniformity and positive-negative separation of every configuration
+(replicate 0's test embeddings), one record per configuration."""
 
 import pandas as pd
 
@@ -8,7 +9,11 @@ from mvcl.qualitative.diagnostics import diagnose
 from mvcl.qualitative.neighbours import load_embeddings
 
 log = log_to(snakemake.log[0])
-audio, video = load_embeddings(snakemake.input.embeddings)
-record = diagnose(pd.read_parquet(snakemake.input.segments), audio, video, seed=snakemake.params.seed)
-log.info("%s: %s", snakemake.wildcards.configuration, record)
-save_json(snakemake.output.diagnostics, record)
+segments = pd.read_parquet(snakemake.input.segments)
+for name, embeddings, output in zip(
+    snakemake.params.configurations, snakemake.input.embeddings, snakemake.output.diagnostics, strict=True
+):
+    audio, video = load_embeddings(embeddings)
+    record = diagnose(segments, audio, video, seed=snakemake.params.seed)
+    log.info("%s: %s", name, record)
+    save_json(output, record)
