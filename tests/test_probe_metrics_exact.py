@@ -103,3 +103,21 @@ def test_probe_modules_import_neither_sklearn_nor_scipy_stats(module):
     code = f"import sys, {module}; print(sorted(m for m in ('sklearn', 'scipy.stats') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_probe_section_is_resolved_from_the_schema_parsed_once_and_never_shared():
+    """resolve_probe_section parses the schema once per process (libyaml): the same defaults as the schema's,
+    refusals as before, and a caller changing its settings changes nobody else's."""
+    from mvcl.configuration import load_schema, schema_defaults
+    from mvcl.probe.train import resolve_probe_section
+
+    schema = load_schema()["properties"]["probe"]
+    expected = schema_defaults(schema["properties"])
+    first = resolve_probe_section({})
+    assert first == expected
+    first["hidden"].append(7)
+    first["repeats"] = 99
+    assert resolve_probe_section({}) == expected
+    assert resolve_probe_section({"hidden": [4], "lr": 0.5})["hidden"] == [4]
+    with pytest.raises(ValueError, match="probe"):
+        resolve_probe_section({"no_such_key": 1})
