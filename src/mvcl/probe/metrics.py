@@ -19,10 +19,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
-from sklearn.metrics import average_precision_score, f1_score, precision_recall_curve, roc_auc_score
 
 from mvcl.probe.data import note
+
+
+def rankdata(*args, **kwargs) -> np.ndarray:
+    """scipy.stats.rankdata, imported on first use: scipy.stats costs ~0.7 CPU-s to import and only the
+    bootstrap of Table 2's intervals ranks (`_macro_roc_auc`), not the probe jobs that import this module."""
+    from scipy.stats import rankdata
+
+    return rankdata(*args, **kwargs)
+
 
 METRICS = {"genre": ("roc_auc", "f1", "accuracy"), "tagging": ("roc_auc", "f1", "pr_auc")}
 
@@ -59,7 +66,7 @@ def genre_metrics(
             notes,
             f"genre class {class_names[c]!r} is absent from the test split; left out of the macro averages",
         )
-    f1 = f1_score(y_true, predicted, labels=present, average=None, zero_division=0.0)
+    f1 = np.array([_binary_f1(y_true == c, predicted == c) for c in present])
     for c, value in zip(present, f1, strict=True):
         result["per_label"][class_names[c]] = {"f1": float(value), "n_test": int((y_true == c).sum())}
     result["f1"] = float(np.mean(f1))
@@ -71,7 +78,7 @@ def genre_metrics(
         note(notes, reason)
         result["nan_reasons"]["roc_auc"] = reason
     else:
-        auc = [roc_auc_score(y_true == c, proba[:, c]) for c in present]
+        auc = [_binary_roc_auc(y_true == c, proba[:, c]) for c in present]
         for c, value in zip(present, auc, strict=True):
             result["per_label"][class_names[c]]["roc_auc"] = float(value)
         result["roc_auc"] = float(np.mean(auc))
@@ -96,7 +103,7 @@ def f1_thresholds(
                 f"tag {tag!r} has no positive video in the validation split; its F1 threshold stays 0.5",
             )
             continue
-        precision, recall, candidates = precision_recall_curve(y_val[:, j], scores_val[:, j])
+        precision, recall, candidates = _precision_recall_curve(y_val[:, j], scores_val[:, j])
         # The last (precision 1, recall 0) point has no threshold.
         precision, recall = precision[:-1], recall[:-1]
         denominator = np.where(precision + recall > 0, precision + recall, 1.0)
@@ -130,9 +137,9 @@ def tagging_metrics(
             note(notes, f"tag {tag!r}: {reason}; left out of the macro averages")
             continue
         result["per_label"][tag] = {
-            "roc_auc": float(roc_auc_score(y_true[:, j], scores[:, j])),
-            "pr_auc": float(average_precision_score(y_true[:, j], scores[:, j])),
-            "f1": float(f1_score(y_true[:, j], scores[:, j] >= thresholds[j], zero_division=0.0)),
+            "roc_auc": _binary_roc_auc(y_true[:, j], scores[:, j]),
+            "pr_auc": _binary_average_precision(y_true[:, j], scores[:, j]),
+            "f1": _binary_f1(y_true[:, j], scores[:, j] >= thresholds[j]),
             "threshold": float(thresholds[j]),
             "n_test_positive": positives,
         }
@@ -145,6 +152,59 @@ def tagging_metrics(
         result[metric] = float(np.mean([values[metric] for values in result["per_label"].values()]))
     result["warnings"] = notes
     return result
+
+
+# scikit-learn's binary metrics (1.9) re-done on arrays, operation for operation, so that they give its numbers to
+# the last bit (tests/test_probe_metrics_exact.py compares them): a probe job then neither imports scikit-learn
+# and scipy.stats (~1.2 CPU-s) nor pays its input validation on every call (~1 CPU-s a job). The inputs here are
+# always a 0/1 (or boolean) vector with both classes present and finite float scores.
+
+
+def _curve_counts(truth: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(false positives, true positives, threshold) at each distinct score, highest first, as float64 counts
+    (sklearn's `confusion_matrix_at_thresholds`; the order within tied scores does not change them)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(-scores, kind="mergesort")
+    scores, truth = scores[order], np.asarray(truth, dtype=np.float64)[order]
+    ends = np.r_[np.flatnonzero(np.diff(scores)), len(scores) - 1]  # last row of each distinct score
+    tps = np.cumsum(truth, dtype=np.float64)[ends]
+    fps = 1 + ends.astype(np.float64) - tps
+    return fps, tps, scores[ends]
+
+
+def _binary_roc_auc(truth: np.ndarray, scores: np.ndarray) -> float:
+    """sklearn's roc_auc_score of one label: the trapezoid under its ROC curve with intermediate points dropped."""
+    fps, tps, _ = _curve_counts(truth, scores)
+    if len(fps) > 2:
+        optimal = np.flatnonzero(np.r_[True, np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), True])
+        fps, tps = fps[optimal], tps[optimal]
+    fps, tps = np.r_[0.0, fps], np.r_[0.0, tps]
+    fpr, tpr = fps / fps[-1], tps / tps[-1]
+    return float(np.sum((fpr[1:] - fpr[:-1]) * (tpr[1:] + tpr[:-1]) / 2.0, dtype=np.float64))
+
+
+def _precision_recall_curve(
+    truth: np.ndarray, scores: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """sklearn's precision_recall_curve: precision and recall by increasing threshold, then (1, 0)."""
+    fps, tps, thresholds = _curve_counts(truth, scores)
+    ps = tps + fps
+    precision = np.where(ps != 0, np.divide(tps, ps), 0.0)
+    recall = tps / tps[-1]
+    return np.r_[precision[::-1], 1.0], np.r_[recall[::-1], 0.0], thresholds[::-1]
+
+
+def _binary_average_precision(truth: np.ndarray, scores: np.ndarray) -> float:
+    """sklearn's average_precision_score of one label (the step integral of its precision-recall curve)."""
+    precision, recall, _ = _precision_recall_curve(truth, scores)
+    return float(max(0.0, -np.sum(np.diff(recall) * precision[:-1])))
+
+
+def _binary_f1(truth: np.ndarray, predicted: np.ndarray) -> float:
+    """sklearn's f1_score (zero_division=0) of one label: 2 TP / (2 TP + FP + FN)."""
+    truth, predicted = np.asarray(truth, dtype=bool), np.asarray(predicted, dtype=bool)
+    denominator = float(truth.sum()) + float(predicted.sum())
+    return 2.0 * float((truth & predicted).sum()) / denominator if denominator > 0 else 0.0
 
 
 def _start(

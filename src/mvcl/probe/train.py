@@ -20,6 +20,7 @@ metric is NaN with its reason in `nan_reasons`; every such decision is also issu
 listed under `warnings`.
 """
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -29,9 +30,10 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+import yaml
 from torch import nn
 
-from mvcl.configuration import deep_merge, load_schema, schema_defaults
+from mvcl.configuration import deep_merge, find_schema, schema_defaults
 from mvcl.device import pick_device
 from mvcl.learn.stopping import EarlyStopping
 from mvcl.probe.data import (
@@ -55,13 +57,23 @@ from mvcl.stats import video_codes
 def resolve_probe_section(cfg: dict[str, Any]) -> dict[str, Any]:
     """The `probe` config section completed with the schema's defaults; a key or value the schema refuses
     raises ValueError naming it (a partial section from a test or notebook works as Snakemake's does)."""
-    schema = load_schema()["properties"]["probe"]
-    settings = deep_merge(schema_defaults(schema["properties"]), cfg)
+    schema, defaults = _probe_schema(find_schema())
+    settings = deep_merge(defaults, cfg)
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(settings))
     if error is not None:
         key = ".".join(["probe", *map(str, error.absolute_path)])
         raise ValueError(f"{key}: {error.message} (see schemas/config.schema.yaml)")
     return settings
+
+
+@functools.cache
+def _probe_schema(path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The schema's `probe` section and its defaults, parsed once per process and schema file, by libyaml
+    where PyYAML has it (a probe job resolves its section several times; each pure-Python parse of the schema
+    cost ~0.3 CPU-s, libyaml's ~0.03: the same objects). Callers never change them (deep_merge copies)."""
+    with open(path) as f:
+        schema = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))["properties"]["probe"]
+    return schema, schema_defaults(schema["properties"])
 
 
 class SeedProbes:
