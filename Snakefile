@@ -2,12 +2,16 @@
 # This file is the table of contents: configuration, validation, the stages, and the final targets.
 from snakemake.utils import min_version, validate
 
+from mvcl.configuration import drop_removed
+
 min_version("9.0")
 
 
 configfile: "config.yaml"
 
 
+# A --configfile removes a configuration or ablation entry by setting it to null (mvcl.configuration).
+drop_removed(config)
 validate(config, "schemas/config.schema.yaml")
 
 

@@ -360,11 +360,13 @@ def study_config() -> dict:
     """configs/study.yaml over config.yaml, merged as Snakemake merges `--configfile` (key by key)."""
     import yaml
 
-    from mvcl.configuration import deep_merge
+    from mvcl.configuration import deep_merge, drop_removed
 
-    return deep_merge(
+    config = deep_merge(
         yaml.safe_load((REPO / "config.yaml").read_text()), yaml.safe_load(STUDY_CONFIG.read_text())
     )
+    drop_removed(config)  # as the Snakefile does: study.yaml's null entries are gone
+    return config
 
 
 def test_embeddings(segments, replicates: int) -> list[tuple]:

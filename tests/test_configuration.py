@@ -8,7 +8,14 @@ import pytest
 import torch
 import yaml
 
-from mvcl.configuration import find_schema, load_schema, resolve_configuration, with_defaults
+from mvcl.configuration import (
+    deep_merge,
+    drop_removed,
+    find_schema,
+    load_schema,
+    resolve_configuration,
+    with_defaults,
+)
 from mvcl.device import pick_device
 from tests.helpers import REPO
 
@@ -116,3 +123,24 @@ def test_the_replicate_count_is_global_and_every_name_has_one_folder_per_replica
         f"results/models/tau03/replicate_{r}/heads.pt" for r in range(3)
     ]
     assert load_schema()["$defs"]["training"]["properties"]["replicates"]["default"] == 5
+
+
+def test_a_null_entry_removes_a_configuration_or_ablation_entry_that_config_yaml_defines(config):
+    changes = {"configurations": {"temporal": None, "clip_style": None}, "ablation": {"entries": {"tau007": None}}}
+    merged = deep_merge(config, changes)
+    assert sorted(drop_removed(merged)) == [
+        "ablation.entries.tau007",
+        "configurations.clip_style",
+        "configurations.temporal",
+    ]
+    assert "temporal" not in merged["configurations"] and "clip_style" not in merged["configurations"]
+    assert "tau007" not in merged["ablation"]["entries"] and "no_sigmoid" in merged["ablation"]["entries"]
+    assert drop_removed(merged) == []  # nothing left to remove
+    assert drop_removed({"segments": {"count": 6}}) == []  # a config without the sections
+
+
+def test_the_study_settings_train_the_studys_six_configurations_and_no_ablation(config):
+    study = deep_merge(config, yaml.safe_load((REPO / "configs/study.yaml").read_text()))
+    drop_removed(study)
+    assert list(study["configurations"]) == ["base", "emb512", "deep4", "single_head", "tau03", "ae_init"]
+    assert study["ablation"]["entries"] == {} and study["outputs"]["ablation"] is False

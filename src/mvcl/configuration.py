@@ -116,6 +116,28 @@ def deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
+# Sections whose entries a later --configfile may remove by setting them to null.
+REMOVABLE = (("configurations",), ("ablation", "entries"))
+
+
+def drop_removed(config: dict) -> list[str]:
+    """Remove the entries set to null in `configurations` and `ablation.entries`, in place, and return their
+    dotted names. Snakemake merges every `--configfile` key by key over config.yaml, so a file can add and
+    change entries but not remove one; `configurations: {temporal: null}` removes it (configs/study.yaml
+    drops the demo's configurations beyond the study this way)."""
+    removed = []
+    for path in REMOVABLE:
+        section = config
+        for key in path:
+            section = section.get(key) if isinstance(section, dict) else None
+        if not isinstance(section, dict):
+            continue
+        for name in [name for name, value in section.items() if value is None]:
+            del section[name]
+            removed.append(".".join([*path, name]))
+    return removed
+
+
 def resolve_configuration(config: dict, name: str, schema: dict | None = None) -> dict:
     """Complete settings of configuration `name`: {"name", "model", "loss", "training", "encoders"}.
 
