@@ -71,11 +71,31 @@ ROWS = [
 ]
 
 
-def test_the_rehearsal_plans_the_study_config_with_its_replicates_and_every_configuration(scale):
+def every_name(scale) -> dict:
+    """study.yaml's settings over config.yaml with every configuration and ablation entry kept (study.yaml itself
+    removes those beyond the study): the arithmetic below counts all 15 names."""
+    import yaml
+
+    from mvcl.configuration import deep_merge
+
+    study = yaml.safe_load((REPO / "configs/study.yaml").read_text())
+    study.pop("configurations"), study.pop("ablation"), study["outputs"].pop("ablation")
+    return deep_merge(yaml.safe_load((REPO / "config.yaml").read_text()), study)
+
+
+def test_the_rehearsal_of_study_yaml_trains_the_studys_six_configurations_only(scale):
     estimate = json.loads(scale.rehearsal(ROWS, 30, 30, widths=WIDTHS)["details"])
+    trained = estimate["trained"]
+    assert trained["train"] == ["base", "emb512", "deep4", "single_head", "tau03", "ae_init"]
+    assert trained["train_clip_style"] == [] and trained["train_temporal"] == []
+    assert set(estimate["hours_by_group"]) == {"study"}
+
+
+def test_the_rehearsal_plans_the_study_config_with_its_replicates_and_every_configuration(scale):
+    estimate = json.loads(scale.rehearsal(ROWS, 30, 30, config=every_name(scale), widths=WIDTHS)["details"])
     assert estimate["replicates"] == 5  # training.replicates, not a command-line guess
     trained = estimate["trained"]
-    # study.yaml inherits config.yaml's configurations beyond the study and the ablation: all are trained.
+    # With every configuration and ablation entry kept, all 15 are trained.
     assert trained["train_temporal"] == ["temporal"]
     assert trained["train_clip_style"] == ["clip_style", "all_segments"]
     assert {"base", "ae_init", "weightfree", "no_sigmoid", "no_batch_norm"} <= set(trained["train"])
@@ -89,9 +109,9 @@ def test_the_rehearsal_plans_the_study_config_with_its_replicates_and_every_conf
 
 
 def test_training_and_probe_epochs_scale_their_own_stages_only(scale):
-    one = json.loads(scale.rehearsal(ROWS, 30, 30, widths=WIDTHS)["details"])["seconds_by_stage"]
-    two = json.loads(scale.rehearsal(ROWS, 60, 30, widths=WIDTHS)["details"])["seconds_by_stage"]
-    three = json.loads(scale.rehearsal(ROWS, 30, 60, widths=WIDTHS)["details"])["seconds_by_stage"]
+    one = json.loads(scale.rehearsal(ROWS, 30, 30, config=every_name(scale), widths=WIDTHS)["details"])["seconds_by_stage"]
+    two = json.loads(scale.rehearsal(ROWS, 60, 30, config=every_name(scale), widths=WIDTHS)["details"])["seconds_by_stage"]
+    three = json.loads(scale.rehearsal(ROWS, 30, 60, config=every_name(scale), widths=WIDTHS)["details"])["seconds_by_stage"]
     assert two["train"] - one["train"] == pytest.approx(5 * 30 * (12 * 10 + 2 * 60 + 200))
     assert two["probes"] == one["probes"]
     assert three["probes"] == pytest.approx(2 * one["probes"], abs=1)
@@ -101,7 +121,7 @@ def test_training_and_probe_epochs_scale_their_own_stages_only(scale):
 def test_probe_cells_count_every_seed_at_its_width(scale):
     from mvcl.plan import Plan
 
-    plan = Plan(scale.study_config())
+    plan = Plan(every_name(scale))
     cells = scale.probe_cells(plan, WIDTHS)
     genre = {path.split("/")[-1]: cell for path, cell in cells.items() if "/genre/" in path}
     assert genre["musicnn.json"] == {
@@ -128,7 +148,7 @@ def test_probe_cells_count_every_seed_at_its_width(scale):
 
 
 def test_the_probe_seed_epoch_is_interpolated_in_the_first_layers_multiply_adds(scale):
-    estimate = json.loads(scale.rehearsal(ROWS, 30, 30, widths=WIDTHS)["details"])
+    estimate = json.loads(scale.rehearsal(ROWS, 30, 30, config=every_name(scale), widths=WIDTHS)["details"])
     seed_epoch = estimate["probe_seed_epoch_seconds"]
     assert seed_epoch["genre@1506"] == pytest.approx(4.0)
     assert seed_epoch["genre@256"] == pytest.approx(1.0)  # a CL row's seeds: every replicate's together
@@ -139,8 +159,8 @@ def test_the_probe_seed_epoch_is_interpolated_in_the_first_layers_multiply_adds(
 
 
 def test_cpu_seconds_are_shared_by_the_cores_and_the_epoch_bounds_bracket_the_estimate(scale):
-    one = scale.rehearsal(ROWS, 30, 30, widths=WIDTHS)
-    two = scale.rehearsal(ROWS, 30, 30, widths=WIDTHS, cores=2)
+    one = scale.rehearsal(ROWS, 30, 30, config=every_name(scale), widths=WIDTHS)
+    two = scale.rehearsal(ROWS, 30, 30, config=every_name(scale), widths=WIDTHS, cores=2)
     assert two["seconds"] == pytest.approx(one["seconds"] / 2, abs=1)
     bounds = list(json.loads(one["details"])["hours_if"].values())
     assert bounds[0] < one["seconds"] / 3600 < bounds[1]  # train 20 / probe 11 epochs, then 100 / 200
