@@ -5,11 +5,13 @@ QUALITATIVE_EMBEDDINGS = replicate_path(
 )
 
 
-# Replicate 0's embeddings of every configuration: what the diagnostics and the similarity histograms read.
+# Replicate 0's embeddings of every configuration: what the diagnostics and the similarity histograms read,
+# with the names in the same order and the seed of their sampling.
 EVERY_CONFIGURATION_EMBEDDINGS = expand(
     replicate_path("{configuration}", "embeddings.npz"),
     configuration=PLAN.configurations,
 )
+EVERY_CONFIGURATION = {"configurations": PLAN.configurations, "seed": config["seed"]}
 
 
 # Seeds per level: the study's 25 seed videos and 20 seed segments.
@@ -98,8 +100,7 @@ rule diagnostics:
     resources:
         mem_mb=memory(4000),
     params:
-        configurations=PLAN.configurations,
-        seed=config["seed"],
+        **EVERY_CONFIGURATION,
     script:
         "../workflow_scripts/diagnostics.py"
 
@@ -167,8 +168,7 @@ rule figure_similarities:
     resources:
         mem_mb=memory(4000),
     params:
-        configurations=PLAN.configurations,
-        seed=config["seed"],
+        **EVERY_CONFIGURATION,
     script:
         "../workflow_scripts/figure_similarities.py"
 
