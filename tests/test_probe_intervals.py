@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -159,6 +161,14 @@ def test_table2s_intervals_are_those_of_the_plain_bootstrap_loop():
         loop = two_level_interval(lambda r, v, m=mean: m(r, v), found.replicates, len(found.video_ids), 100, 4,
                                   center=np.mean)  # fmt: skip
         assert fast == loop
+
+
+def test_the_table_jobs_import_neither_scikit_learn_nor_scipy_stats():
+    """Importing them cost the table2, rq1 and ablation_table jobs a second or more each; only the probes need them."""
+    modules = "mvcl.report.table2, mvcl.report.rq1, mvcl.beyond.ablation"
+    code = f"import sys, {modules}; print([m for m in ('sklearn', 'scipy.stats') if m in sys.modules])"
+    imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert imported.stdout.strip() == "[]"
 
 
 # --- Table 2's intervals ---------------------------------------------------------------------------------

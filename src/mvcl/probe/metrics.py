@@ -45,6 +45,9 @@ def genre_metrics(
     those in `left_out` (name -> reason, e.g. no training video) are left out of both macro averages and listed
     under `excluded`; accuracy counts every test video.
     """
+    # sklearn is imported where it is used, not at the top: the tables' jobs never need it, and it is slow to import.
+    from sklearn.metrics import f1_score, roc_auc_score
+
     y_true, proba, result, notes = _start("genre", y_true, proba)
     if len(y_true) == 0:
         return undefined(result, "the test split holds no labelled video", METRICS["genre"])
@@ -62,9 +65,6 @@ def genre_metrics(
             notes,
             f"genre class {class_names[c]!r} is absent from the test split; left out of the macro averages",
         )
-    # sklearn is imported where it is used, not at the top: the tables' jobs never need it (a second to import).
-    from sklearn.metrics import f1_score, roc_auc_score
-
     f1 = f1_score(y_true, predicted, labels=present, average=None, zero_division=0.0)
     for c, value in zip(present, f1, strict=True):
         result["per_label"][class_names[c]] = {"f1": float(value), "n_test": int((y_true == c).sum())}
@@ -234,7 +234,7 @@ def _macro_roc_auc(truth: np.ndarray, scores: np.ndarray) -> float:
 
 def _average_ranks(scores: np.ndarray) -> np.ndarray:
     """Ranks 1..n of each column's scores, ties sharing their mean rank (scipy.stats.rankdata's 'average', whose
-    import costs a second); NaN down a column holding a NaN, as rankdata propagates it."""
+    import is slow); NaN down a column holding a NaN, as rankdata propagates it."""
     n = len(scores)
     order = np.argsort(scores, axis=0, kind="stable")
     ordered = np.take_along_axis(scores, order, axis=0)
