@@ -4,22 +4,32 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from scipy.stats import rankdata
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
 from mvcl.plan import Plan
 from mvcl.probe.data import ProbeWarning
-from mvcl.probe.intervals import compare, metric_intervals, predictions, seed_mean
-from mvcl.probe.metrics import genre_metrics, metric_on_videos, tagging_metrics
+from mvcl.probe.intervals import Predictions, compare, metric_intervals, predictions, seed_mean
+from mvcl.probe.metrics import (
+    _average_ranks,
+    genre_metrics,
+    metric_on_draws,
+    metric_on_videos,
+    tagging_metrics,
+)
 from mvcl.probe.replicates import merge_replicates, replicate_repeats
 from mvcl.probe.train import repeat_seeds, run_probe_seeds, summarise_repeats
 from mvcl.report.figures.probes import plot_probes
 from mvcl.report.rq1 import rq1, rq1_markdown, rq1_sentence
 from mvcl.report.table2 import table2, table2_markdown, table2_notes
 from mvcl.retrieval import ReplicateRetrieval, RetrievalRecord
+from mvcl.stats import two_level_interval
 from tests.helpers import run_snakemake
 from tests.test_plan import CONFIG
 from tests.test_probe import SMALL, synthetic_videos
@@ -70,6 +80,95 @@ def test_metric_on_videos_matches_scikit_learn_directly():
 def test_a_single_class_draw_is_undefined():
     assert math.isnan(metric_on_videos("genre", "roc_auc", np.zeros(4, int), np.full((4, 2), 0.5)))
     assert math.isnan(metric_on_videos("tagging", "roc_auc", np.ones((4, 2)), np.full((4, 2), 0.5)))
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal to the last bit, NaN where NaN."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return a.shape == b.shape and bool(np.all((a == b) | (np.isnan(a) & np.isnan(b))))
+
+
+def test_average_ranks_are_scipys_with_ties_and_nan():
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 7, 40):
+        scores = np.round(rng.random((n, 5)), 1)  # many ties
+        scores[:, 4] = -0.0
+        scores[0, 4] = 0.0  # -0 and 0 tie
+        if n > 2:
+            scores[1, 3] = np.nan  # rankdata propagates it down the column
+        assert _same(_average_ranks(scores), rankdata(scores, axis=0))
+
+
+def _random_probe(rng: np.random.Generator, task: str, n: int, labels: int):
+    """(targets, scores with ties, thresholds, kept) of one seed's predictions."""
+    if task == "genre":
+        targets = rng.integers(0, labels, n)
+        scores = np.round(rng.dirichlet(np.ones(labels), n), int(rng.integers(1, 4)))
+    else:
+        targets = (rng.random((n, labels)) < rng.uniform(0.05, 0.6)).astype(int)
+        scores = np.round(rng.random((n, labels)), int(rng.integers(1, 4)))
+    return targets, scores, rng.random(labels), rng.random(labels) < 0.85
+
+
+@pytest.mark.parametrize("task", ["genre", "tagging"])
+def test_metric_on_draws_is_metric_on_videos_on_every_draw_bit_for_bit(task):
+    """The bootstrap's fast path (all draws at once, from counts) gives metric_on_videos' floats exactly, on
+    draws with repeated videos, ties, single-class draws, labels left out, and 1 to 30 labels (numpy's
+    pairwise sums start at 8 values)."""
+    rng = np.random.default_rng(7)
+    for trial in range(40):
+        n, labels = int(rng.integers(2, 40)), int(rng.integers(2 if task == "genre" else 1, 31))
+        targets, scores, thresholds, kept = _random_probe(rng, task, n, labels)
+        videos = rng.integers(n, size=(25, int(rng.integers(1, n + 3))))  # draws of any size
+        counts = np.stack([np.bincount(draw, minlength=n) for draw in videos])
+        for metric in ("roc_auc", "f1", "pr_auc"):
+            fast = metric_on_draws(task, metric, targets, scores, counts, thresholds, kept)
+            one_by_one = [
+                metric_on_videos(task, metric, targets[draw], scores[draw], thresholds, kept) for draw in videos
+            ]
+            assert _same(fast, one_by_one), (trial, metric)
+
+
+def test_a_seed_means_draws_at_once_are_its_draws_one_by_one():
+    """SeedMean.on_draws (what mvcl.stats' bootstrap calls) equals calling it per draw, over replicates with
+    several seeds, on a subset of the videos (RQ1's shared ones), and falls back to the loop on a NaN score."""
+    rng = np.random.default_rng(11)
+    for task in ("genre", "tagging"):
+        targets, scores, thresholds, kept = _random_probe(rng, task, 30, 6)
+        seeds = np.stack([np.clip(scores + rng.normal(0, 0.05, scores.shape).round(2), 0, 1) for _ in range(5)])
+        found = Predictions(task, np.array([f"v{i}" for i in range(30)]), targets, seeds,
+                            None if task == "genre" else np.tile(thresholds, (5, 1)), list("abcdef"), kept,
+                            np.array([0, 1, 1, 2, 2]))  # fmt: skip
+        positions = np.arange(3, 30)
+        draws = rng.integers(len(positions), size=(60, len(positions)))
+        for metric in ("roc_auc", "f1", "pr_auc"):
+            mean = seed_mean(found, metric, positions)
+            for replicate in range(3):
+                expected = [mean(replicate, draw) for draw in draws]
+                assert _same(mean.on_draws(replicate, draws), expected)
+        seeds[1, 5, 0] = np.nan
+        mean = seed_mean(found, "roc_auc", positions)
+        assert _same(mean.on_draws(1, draws), [mean(1, draw) for draw in draws])
+
+
+def test_table2s_intervals_are_those_of_the_plain_bootstrap_loop():
+    """metric_intervals and compare through the fast path equal mvcl.stats' loop over single draws."""
+    merged = merge_replicates([probed("tagging", seed=r, noise=0.5 * r, repeats=1) for r in range(2)])
+    found = predictions(merged, "x")
+    for metric in ("roc_auc", "f1", "pr_auc"):
+        fast = metric_intervals(merged, "x", resamples=100, seed=4)[metric]
+        mean = seed_mean(found, metric)
+        loop = two_level_interval(lambda r, v, m=mean: m(r, v), found.replicates, len(found.video_ids), 100, 4,
+                                  center=np.mean)  # fmt: skip
+        assert fast == loop
+
+
+def test_the_table_jobs_import_neither_scikit_learn_nor_scipy_stats():
+    """Importing them cost the table2, rq1 and ablation_table jobs a second or more each; only the probes need them."""
+    modules = "mvcl.report.table2, mvcl.report.rq1, mvcl.beyond.ablation"
+    code = f"import sys, {modules}; print([m for m in ('sklearn', 'scipy.stats') if m in sys.modules])"
+    imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert imported.stdout.strip() == "[]"
 
 
 # --- Table 2's intervals ---------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from mvcl.probe.metrics import metric_on_videos
+from mvcl.probe.metrics import metric_on_draws, metric_on_videos
 from mvcl.stats import (
     DEFAULT_RESAMPLES,
     Comparison,
@@ -85,27 +85,61 @@ def predictions(result: dict[str, Any], name: str, required: bool = True) -> Pre
     )
 
 
-def seed_mean(found: Predictions, metric: str, positions: np.ndarray | None = None) -> ReplicateMetric:
+class SeedMean:
     """metric(replicate, draw) = mean over that replicate's seeds of `metric` on the videos `positions[draw]`
-    (default: all, in order)."""
-    positions = np.arange(len(found.video_ids)) if positions is None else np.asarray(positions)
+    (default: all, in order); `on_draws(replicate, draws [B, m])` gives the same on every draw at once (from how
+    often each video is drawn: `metric_on_draws`), which mvcl.stats' bootstrap uses."""
 
-    def on_draw(replicate: int, draw: np.ndarray) -> float:
-        rows = positions[draw]
+    def __init__(self, found: Predictions, metric: str, positions: np.ndarray | None = None):
+        self.found, self.metric = found, metric
+        self.positions = np.arange(len(found.video_ids)) if positions is None else np.asarray(positions)
+
+    def _thresholds(self, seed: int) -> np.ndarray | None:
+        return None if self.found.thresholds is None else self.found.thresholds[seed]
+
+    def _seeds(self, replicate: int) -> np.ndarray:
+        return np.flatnonzero(self.found.replicate_of_seed == replicate)
+
+    def __call__(self, replicate: int, draw: np.ndarray) -> float:
+        found, rows = self.found, self.positions[draw]
         values = [
             metric_on_videos(
                 found.task,
-                metric,
+                self.metric,
                 found.targets[rows],
                 found.scores[s][rows],
-                None if found.thresholds is None else found.thresholds[s],
+                self._thresholds(s),
                 found.kept,
             )
-            for s in np.flatnonzero(found.replicate_of_seed == replicate)
+            for s in self._seeds(replicate)
         ]
         return float(np.mean(values))
 
-    return on_draw
+    def on_draws(self, replicate: int, draws: np.ndarray) -> np.ndarray:
+        found, rows, seeds = self.found, self.positions, self._seeds(replicate)
+        if len(seeds) == 0 or not np.isfinite(found.scores[seeds][:, rows]).all():
+            return np.array([self(replicate, draw) for draw in draws], dtype=np.float64)  # NaN: as one by one
+        size = len(rows)
+        offsets = size * np.arange(len(draws))[:, None]
+        counts = np.bincount((draws + offsets).ravel(), minlength=len(draws) * size).reshape(len(draws), size)
+        values = [
+            metric_on_draws(
+                found.task,
+                self.metric,
+                found.targets[rows],
+                found.scores[s][rows],
+                counts,
+                self._thresholds(s),
+                found.kept,
+            )
+            for s in seeds
+        ]
+        return np.stack(values, axis=1).mean(axis=1)  # [B, seeds]: each row as np.mean of one draw's list
+
+
+def seed_mean(found: Predictions, metric: str, positions: np.ndarray | None = None) -> SeedMean:
+    """The replicate metric of `metric` for mvcl.stats' two-level bootstrap (`SeedMean`)."""
+    return SeedMean(found, metric, positions)
 
 
 def metric_intervals(

@@ -7,9 +7,14 @@ split; for a tag, also one every test video carries) is left out of the macro av
 training videos neither drags the average to chance nor hides: Table 2's footnote names it.
 
 `metric_on_videos` recomputes one of these macro averages on any subset (or resample) of the test videos from
-the stored labels and scores, without the bookkeeping: it is what the bootstrap of Table 2's intervals calls
-a thousand times per cell, so it works on arrays only (ranks for ROC-AUC, cumulative counts for PR-AUC). On the
-whole test set it gives the numbers of `genre_metrics` and `tagging_metrics`.
+the stored labels and scores, without the bookkeeping, on arrays only (ranks for ROC-AUC, cumulative counts for
+PR-AUC). On the whole test set it gives the numbers of `genre_metrics` and `tagging_metrics`.
+
+`metric_on_draws` gives the same numbers, float for float, on all of a bootstrap's draws at once: a draw with
+replacement is a count per test video, and each metric is a function of those counts (ranks and precision at
+each distinct score, true positives per label), so one pass over the counts replaces a thousand calls. Its
+sums add whole numbers (exact in float64), its divisions are those of `metric_on_videos`, and its averages add
+the same values in the same order (`_mean_where`), so the two agree to the last bit (tests/test_probe_intervals.py).
 """
 
 from __future__ import annotations
@@ -49,6 +54,9 @@ def genre_metrics(
     those in `left_out` (name -> reason, e.g. no training video) are left out of both macro averages and listed
     under `excluded`; accuracy counts every test video.
     """
+    # sklearn is imported where it is used, not at the top: the tables' jobs never need it, and it is slow to import.
+    from sklearn.metrics import f1_score, roc_auc_score
+
     y_true, proba, result, notes = _start("genre", y_true, proba)
     if len(y_true) == 0:
         return undefined(result, "the test split holds no labelled video", METRICS["genre"])
@@ -94,6 +102,8 @@ def f1_thresholds(
     A tag without a positive validation video keeps 0.5, with a warning (the probe record names such tags,
     `threshold_fallbacks`, and Table 2's footnote counts them). Returns thresholds and warnings.
     """
+    from sklearn.metrics import precision_recall_curve
+
     notes: list[str] = []
     thresholds = np.full(len(tag_names), _THRESHOLD_FALLBACK)
     for j, tag in enumerate(tag_names):
@@ -121,6 +131,8 @@ def tagging_metrics(
     """ROC-AUC, F1 (at `thresholds`) and PR-AUC (average precision), each a macro average over the tags that
     have both positive and negative test videos and are not in `left_out` (name -> reason, e.g. no positive
     training video); other tags are listed under `excluded`."""
+    from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
+
     y_true, scores, result, notes = _start("tagging", y_true, scores)
     if len(y_true) == 0:
         return undefined(result, "the test split holds no tagged video", METRICS["tagging"])
@@ -276,10 +288,29 @@ def _macro_roc_auc(truth: np.ndarray, scores: np.ndarray) -> float:
     usable = (positives > 0) & (negatives > 0)
     if not usable.any():
         return math.nan
-    ranks = rankdata(scores[:, usable], axis=0)
+    ranks = _average_ranks(scores[:, usable])
     p, n = positives[usable], negatives[usable]
     auc = ((ranks * truth[:, usable]).sum(axis=0) - p * (p + 1) / 2) / (p * n)
     return float(auc.mean())
+
+
+def _average_ranks(scores: np.ndarray) -> np.ndarray:
+    """Ranks 1..n of each column's scores, ties sharing their mean rank (scipy.stats.rankdata's 'average', whose
+    import is slow); NaN down a column holding a NaN, as rankdata propagates it."""
+    n = len(scores)
+    order = np.argsort(scores, axis=0, kind="stable")
+    ordered = np.take_along_axis(scores, order, axis=0)
+    position = np.arange(n)[:, None]
+    new = np.ones(ordered.shape, dtype=bool)  # a score differing from the one below it starts a group of ties
+    new[1:] = ordered[1:] != ordered[:-1]
+    last = np.ones(ordered.shape, dtype=bool)
+    last[:-1] = new[1:]
+    first_of_group = np.maximum.accumulate(np.where(new, position, 0), axis=0)
+    last_of_group = np.minimum.accumulate(np.where(last, position, n)[::-1], axis=0)[::-1]
+    ranks = np.empty(ordered.shape)
+    np.put_along_axis(ranks, order, (first_of_group + last_of_group) / 2 + 1, axis=0)
+    ranks[:, np.isnan(scores).any(axis=0)] = np.nan
+    return ranks
 
 
 def _f1(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
@@ -298,3 +329,115 @@ def _average_precision(truth: np.ndarray, scores: np.ndarray) -> float:
     precision = true_positives / (last + 1)
     recall = true_positives / true_positives[-1]
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def metric_on_draws(
+    task: str,
+    metric: str,
+    labels: np.ndarray,
+    scores: np.ndarray,
+    counts: np.ndarray,
+    thresholds: np.ndarray | None = None,
+    kept: np.ndarray | None = None,
+) -> np.ndarray:
+    """[B] `metric_on_videos` on each of B draws of the test videos, equal to it float for float; `counts[b, i]`
+    is how often draw b holds video i (a row of `labels` and `scores`). Scores must be finite."""
+    scores = np.asarray(scores, dtype=np.float64)
+    counts = np.asarray(counts, dtype=np.float64)  # whole numbers: every sum of them below is exact
+    kept = np.ones(scores.shape[1], dtype=bool) if kept is None else np.asarray(kept, dtype=bool)
+    drawn = counts.sum(axis=1)[:, None]  # videos per draw
+    if task == "genre":
+        if metric == "pr_auc":
+            return np.full(len(counts), math.nan)
+        truth = np.asarray(labels)[:, None] == np.arange(scores.shape[1])  # one-vs-rest, [n, classes]
+        if metric == "roc_auc":
+            return _macro_roc_auc_on_draws(truth[:, kept], scores[:, kept], counts)
+        present = (counts @ truth > 0) & kept
+        predicted = scores.argmax(axis=1)[:, None] == np.arange(scores.shape[1])
+        return _mean_where(_f1_on_draws(truth, predicted, counts), present)
+    truth = np.asarray(labels).astype(bool)
+    if metric == "roc_auc":
+        return _macro_roc_auc_on_draws(truth[:, kept], scores[:, kept], counts)
+    positives = counts @ truth
+    usable = (positives > 0) & (positives < drawn) & kept
+    if metric == "f1":
+        if thresholds is None:
+            raise ValueError("metric_on_draws: tagging F1 needs the per-tag thresholds")
+        return _mean_where(_f1_on_draws(truth, scores >= np.asarray(thresholds), counts), usable)
+    if metric == "pr_auc":
+        precision = np.full(usable.shape, math.nan)
+        for j in np.flatnonzero(usable.any(axis=0)):
+            precision[:, j] = _average_precision_on_draws(truth[:, j], scores[:, j], counts)
+        return _mean_where(precision, usable)
+    raise ValueError(f"metric_on_draws: unknown metric {metric!r}; choose roc_auc, f1 or pr_auc")
+
+
+def _levels(scores: np.ndarray, counts: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """([B, L] videos, [B, L] positive videos) of each draw at each of the L distinct `scores` [n], in the order
+    of `scores` (sort them first)."""
+    starts = np.r_[0, np.flatnonzero(np.diff(scores)) + 1]
+    return np.add.reduceat(counts, starts, axis=1), np.add.reduceat(counts * truth, starts, axis=1)
+
+
+def _macro_roc_auc_on_draws(truth: np.ndarray, scores: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """`_macro_roc_auc` on each draw: the rank sum of a column's positives from the videos drawn at each
+    distinct score (a tie at one score shares its mean rank, as a video drawn twice ties with itself)."""
+    positives = counts @ truth  # [B, labels]
+    negatives = counts.sum(axis=1)[:, None] - positives
+    auc = np.full(positives.shape, math.nan)
+    for c in range(scores.shape[1]):
+        order = np.argsort(scores[:, c], kind="stable")
+        videos, hits = _levels(scores[order, c], counts[:, order], truth[order, c])
+        below = np.cumsum(videos, axis=1) - videos
+        # Twice a video's mean rank, 2 * below + videos + 1, is a whole number; so is twice the rank sum.
+        rank_sum = (hits * (2 * below + videos + 1)).sum(axis=1) / 2
+        p, n = positives[:, c], negatives[:, c]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            auc[:, c] = (rank_sum - p * (p + 1) / 2) / (p * n)
+    return _mean_where(auc, (positives > 0) & (negatives > 0))
+
+
+def _f1_on_draws(truth: np.ndarray, predicted: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """`_f1` on each draw: [B, labels]."""
+    tp = counts @ (truth & predicted)
+    denominator = counts @ truth + counts @ predicted
+    return np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 0.0)
+
+
+def _average_precision_on_draws(truth: np.ndarray, scores: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """`_average_precision` of one tag on each draw: [B]. Precision and recall at every distinct score, from
+    the highest; a score no video of the draw holds adds nothing and is skipped in the sum."""
+    order = np.argsort(-scores, kind="stable")
+    videos, hits = _levels(scores[order], counts[:, order], truth[order])
+    true_positives, ranked = np.cumsum(hits, axis=1), np.cumsum(videos, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = true_positives / ranked
+        recall = true_positives / true_positives[:, -1:]
+    return _sum_where(np.diff(recall, axis=1, prepend=0.0) * precision, videos > 0)
+
+
+def _packed(values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(each row's values where `mask` holds, moved left in their order; how many per row)."""
+    order = np.argsort(~mask, axis=1, kind="stable")
+    return np.take_along_axis(values, order, axis=1), mask.sum(axis=1)
+
+
+def _mean_where(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """[B] np.mean of each row's values where `mask` holds (NaN where none does), bit for bit: rows with the
+    same count are averaged together, so numpy adds each row's values in the order it adds one row's."""
+    packed, sizes = _packed(values, mask)
+    means = np.full(len(values), math.nan)
+    for size in np.unique(sizes[sizes > 0]):
+        rows = sizes == size
+        means[rows] = packed[rows, :size].mean(axis=1)
+    return means
+
+
+def _sum_where(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """[B] np.sum of each row's values where `mask` holds (0 where none does), bit for bit like `_mean_where`."""
+    packed, sizes = _packed(values, mask)
+    sums = np.zeros(len(values))
+    for size in np.unique(sizes[sizes > 0]):
+        rows = sizes == size
+        sums[rows] = packed[rows, :size].sum(axis=1)
+    return sums
