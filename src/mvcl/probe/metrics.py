@@ -27,15 +27,6 @@ import numpy as np
 
 from mvcl.probe.data import note
 
-
-def rankdata(*args, **kwargs) -> np.ndarray:
-    """scipy.stats.rankdata, imported on first use: scipy.stats costs ~0.7 CPU-s to import and only the
-    bootstrap of Table 2's intervals ranks (`_macro_roc_auc`), not the probe jobs that import this module."""
-    from scipy.stats import rankdata
-
-    return rankdata(*args, **kwargs)
-
-
 METRICS = {"genre": ("roc_auc", "f1", "accuracy"), "tagging": ("roc_auc", "f1", "pr_auc")}
 
 
@@ -54,8 +45,6 @@ def genre_metrics(
     those in `left_out` (name -> reason, e.g. no training video) are left out of both macro averages and listed
     under `excluded`; accuracy counts every test video.
     """
-    # sklearn is imported where it is used, not at the top: the tables' jobs never need it, and it is slow to import.
-    from sklearn.metrics import f1_score, roc_auc_score
 
     y_true, proba, result, notes = _start("genre", y_true, proba)
     if len(y_true) == 0:
@@ -102,7 +91,6 @@ def f1_thresholds(
     A tag without a positive validation video keeps 0.5, with a warning (the probe record names such tags,
     `threshold_fallbacks`, and Table 2's footnote counts them). Returns thresholds and warnings.
     """
-    from sklearn.metrics import precision_recall_curve
 
     notes: list[str] = []
     thresholds = np.full(len(tag_names), _THRESHOLD_FALLBACK)
@@ -131,7 +119,6 @@ def tagging_metrics(
     """ROC-AUC, F1 (at `thresholds`) and PR-AUC (average precision), each a macro average over the tags that
     have both positive and negative test videos and are not in `left_out` (name -> reason, e.g. no positive
     training video); other tags are listed under `excluded`."""
-    from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
     y_true, scores, result, notes = _start("tagging", y_true, scores)
     if len(y_true) == 0:
