@@ -16,6 +16,8 @@ rule probe:
         benchmark_path("probe", "{representation}")
     wildcard_constraints:
         representation="|".join(map(re.escape, PLAN.probe_representations)),
+    # Table 2's inputs before the leaf figures and pages.
+    priority: 5
     conda:
         "../envs/mvcl.yaml"
     threads: 1

@@ -13,6 +13,8 @@ rule retrieval:
         log_path("retrieval", "{configuration}"),
     benchmark:
         benchmark_path("retrieval", "{configuration}")
+    # Table 1's inputs before the leaf figures and pages.
+    priority: 5
     conda:
         "../envs/mvcl.yaml"
     resources:

@@ -20,6 +20,8 @@ rule autoencoder:
         log_path("autoencoder", "{configuration}"),
     benchmark:
         benchmark_path("autoencoder", "{configuration}")
+    # Training before everything that can wait: the leaf figures fill the cores around it (README, Speed).
+    priority: 10
     conda:
         "../envs/mvcl.yaml"
     threads: config["resources"]["training_threads"]
@@ -46,6 +48,8 @@ rule train:
         log_path("train", "{configuration}"),
     benchmark:
         benchmark_path("train", "{configuration}")
+    # Training before everything that can wait: the leaf figures fill the cores around it (README, Speed).
+    priority: 10
     conda:
         "../envs/mvcl.yaml"
     threads: config["resources"]["training_threads"]
