@@ -22,6 +22,27 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def file_stamps(paths, missing_ok: bool = False) -> list[list]:
+    """[path, size, modification time in ns] of each of `paths`, sorted: what says a file changed without
+    reading it. A file that cannot be read raises, or with `missing_ok` gets [path, None, None]."""
+    stamps = []
+    for path in sorted(map(str, paths)):
+        try:
+            status = Path(path).stat()
+        except OSError:
+            if not missing_ok:
+                raise
+            stamps.append([path, None, None])
+            continue
+        stamps.append([path, status.st_size, status.st_mtime_ns])
+    return stamps
+
+
+def fingerprint(facts: dict) -> str:
+    """16 hex digits of the sha256 of `facts` as sorted JSON: a short name for what determines a kept state."""
+    return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def musicnn_provenance(model: str) -> dict:
     """Name, checkpoint file and sha256 of the musicnn checkpoint from the installed `musicnn` package."""
     spec = importlib.util.find_spec("musicnn")

@@ -21,10 +21,7 @@ copies, and are normalised there.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import logging
-import os
 import time
 import warnings
 from collections.abc import Iterator
@@ -52,6 +49,7 @@ from mvcl.features.r2plus1d import (
     random_boxes,
 )
 from mvcl.io import atomic_path
+from mvcl.provenance import file_stamps, fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -303,27 +301,17 @@ def int8_cache_key(table: pd.DataFrame, seed: int, clip_options: dict, weights: 
     machine class all give a new key."""
     order = table.sort_values(["video_id", "segment"])
     columns = order[["video_id", "segment", "path", "clip_start_s", "clip_end_s"]].astype(str)
-    files = []
-    for path in sorted(set(order["path"].astype(str))):
-        try:
-            status = os.stat(path)
-            files.append([path, status.st_size, status.st_mtime_ns])
-        except OSError:
-            files.append([path, None, None])
     facts = {
         "segments": columns.to_numpy().tolist(),
-        "files": files,
+        "files": file_stamps(order["path"].unique(), missing_ok=True),  # a missing video is skipped, as in extraction
         "seed": seed,
-        "clips": {
-            key: list(value) if isinstance(value, tuple) else value for key, value in clip_options.items()
-        },
+        "clips": clip_options,
         "calibration_clips": CALIBRATION_CLIPS,
         "weights": weights,
         "torch": torch.__version__,
         "capability": torch.backends.cpu.get_cpu_capability(),
     }
-    encoded = json.dumps(facts, sort_keys=True, default=str).encode()
-    return hashlib.sha256(encoded).hexdigest()[:16]
+    return fingerprint(facts)
 
 
 def _load_cached_int8(path: Path | None) -> dict | None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import torch
 
 from mvcl.io import atomic_path
 from mvcl.learn.model import ContrastiveModel
+from mvcl.provenance import file_stamps, fingerprint
 
 
 def save_heads(
@@ -53,12 +52,9 @@ def state_folder(
     another's.
     """
     key = {
-        "inputs": [
-            (path, Path(path).stat().st_size, Path(path).stat().st_mtime_ns) for path in sorted(inputs)
-        ],
+        "inputs": file_stamps(inputs),
         "settings": settings,
         "seed": seed,
         "device": torch.device(device).type,
     }
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return Path(root) / digest
+    return Path(root) / fingerprint(key)
