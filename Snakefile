@@ -23,10 +23,9 @@ include: "rules/train.smk"
 include: "rules/retrieval.smk"
 include: "rules/probe.smk"
 include: "rules/qualitative.smk"
-# Beyond the study: the ablation, the coupling sweep, every video's embeddings, cold start, RQ2 with people.
+# Beyond the study: the ablation, the coupling sweep, cold start, RQ2 with people.
 include: "rules/ablation.smk"
 include: "rules/sweep.smk"
-include: "rules/embeddings.smk"
 include: "rules/cold_start.smk"
 include: "rules/rq2.smk"
 

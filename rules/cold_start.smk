@@ -127,36 +127,20 @@ if PLAN.new_videos:
         params:
             shard=0,
 
-    rule embed_new:
+    # The new videos' embeddings by the catalog's trained heads (no training), then each new video's top-k
+    # catalog videos: one job per configuration, one torch start-up.
+    rule recommend:
         input:
             heads=replicate_path("{configuration}", "heads.pt"),
             segments=new_files("segments", ".parquet"),
             audio=new_features("audio"),
             video=new_features("video"),
-        output:
-            videos="results/new/embeddings/{configuration}.parquet",
-            segments="results/new/embeddings/{configuration}_segments.parquet",
-        log:
-            log_path("embed_new", "{configuration}"),
-        benchmark:
-            benchmark_path("embed_new", "{configuration}")
-        wildcard_constraints:
-            configuration="|".join(PLAN.trained),
-        conda:
-            "../envs/mvcl.yaml"
-        threads: 1
-        params:
-            device=config["device"],
-        script:
-            "../workflow_scripts/embed_new.py"
-
-    rule recommend:
-        input:
             catalog="results/embeddings/{configuration}.parquet",
-            new="results/new/embeddings/{configuration}.parquet",
             manifest="results/data/manifest.parquet",
             new_manifest="results/new/data/manifest.parquet",
         output:
+            videos="results/new/embeddings/{configuration}.parquet",
+            segments="results/new/embeddings/{configuration}_segments.parquet",
             table="results/recommendations/{configuration}.csv",
         log:
             log_path("recommend", "{configuration}"),
@@ -166,8 +150,10 @@ if PLAN.new_videos:
             configuration="|".join(PLAN.trained),
         conda:
             "../envs/mvcl.yaml"
+        threads: 1
         params:
             k=PLAN.recommend["k"],
+            device=config["device"],
         script:
             "../workflow_scripts/recommend.py"
 

@@ -21,42 +21,52 @@ NEIGHBOUR_SEEDS = {
 }
 
 
+# Every contact sheet (level x mode) in one job: they read the same embeddings, and one process start-up
+# serves all six (README, Speed).
+NEIGHBOUR_SHEETS = [
+    (level, mode) for level in NEIGHBOUR_LEVELS for mode in NEIGHBOUR_MODES
+]
+
+
 rule figure_neighbours:
     input:
         manifest="results/data/manifest.parquet",
         segments="results/data/segments.parquet",
         embeddings=QUALITATIVE_EMBEDDINGS,
     output:
-        figure=reported(
-            "results/figures/neighbours_{level}_{mode}.png",
-            "neighbours",
-            "Qualitative",
-            subcategory="Neighbours ({level})",
-            level="{level}",
-            mode="{mode}",
-            kind="contact sheet",
-        ),
-        table=reported(
-            "results/qualitative/neighbours_{level}_{mode}.csv",
-            "neighbours_table",
-            "Qualitative",
-            subcategory="Neighbours ({level})",
-            level="{level}",
-            mode="{mode}",
-            kind="table",
-        ),
+        figures=[
+            reported(
+                f"results/figures/neighbours_{level}_{mode}.png",
+                f"neighbours_{level}",
+                "Qualitative",
+                subcategory=f"Neighbours ({level})",
+                level=level,
+                mode=mode,
+                kind="contact sheet",
+            )
+            for level, mode in NEIGHBOUR_SHEETS
+        ],
+        tables=[
+            reported(
+                f"results/qualitative/neighbours_{level}_{mode}.csv",
+                "neighbours_table",
+                "Qualitative",
+                subcategory=f"Neighbours ({level})",
+                level=level,
+                mode=mode,
+                kind="table",
+            )
+            for level, mode in NEIGHBOUR_SHEETS
+        ],
     log:
-        log_path("figure_neighbours", "{level}_{mode}"),
+        log_path("figure_neighbours"),
     benchmark:
-        benchmark_path("figure_neighbours", "{level}_{mode}")
-    wildcard_constraints:
-        level="|".join(NEIGHBOUR_LEVELS),
-        mode="|".join(NEIGHBOUR_MODES),
+        benchmark_path("figure_neighbours")
     conda:
         "../envs/mvcl.yaml"
     params:
-        level=lambda wildcards: wildcards.level,
-        seeds=lambda wildcards: NEIGHBOUR_SEEDS[wildcards.level],
+        sheets=NEIGHBOUR_SHEETS,
+        seeds=NEIGHBOUR_SEEDS,
         k=config["qualitative"]["k"],
         configuration=config["qualitative"]["configuration"],
         seed=config["seed"],
@@ -173,31 +183,33 @@ rule figure_similarities:
         "../workflow_scripts/figure_similarities.py"
 
 
+# Every configuration's map in one job (as the diagnostics): one process start-up instead of one each.
 rule figure_embedding_map:
     input:
         manifest="results/data/manifest.parquet",
         segments="results/data/segments.parquet",
-        embeddings=replicate_path("{configuration}", "embeddings.npz"),
+        embeddings=EVERY_CONFIGURATION_EMBEDDINGS,
     output:
-        figure=reported(
-            "results/figures/embedding_map_{configuration}.png",
-            "embedding_map",
-            "Diagnostics",
-            what="t-SNE map, configuration {configuration}",
-        ),
+        figures=[
+            reported(
+                f"results/figures/embedding_map_{name}.png",
+                "embedding_map",
+                "Diagnostics",
+                what=f"t-SNE map, configuration {name}",
+            )
+            for name in PLAN.configurations
+        ],
     log:
-        log_path("figure_embedding_map", "{configuration}"),
+        log_path("figure_embedding_map"),
     benchmark:
-        benchmark_path("figure_embedding_map", "{configuration}")
-    wildcard_constraints:
-        configuration="|".join(PLAN.configurations),
+        benchmark_path("figure_embedding_map")
     conda:
         "../envs/mvcl.yaml"
     resources:
         mem_mb=memory(4000),
     params:
+        **EVERY_CONFIGURATION,
         # t-SNE of at most this many test segments (x 2 modalities) stays within minutes on one core.
         max_segments=2000,
-        seed=config["seed"],
     script:
         "../workflow_scripts/figure_embedding_map.py"

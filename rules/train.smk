@@ -44,6 +44,10 @@ rule train:
         embeddings=PLAN.replicate_files("{configuration}", "embeddings.npz"),
         # replicate 0's best validation loss against the chance loss and the floor the head's outputs allow
         loss_floor="results/metrics/{configuration}/loss_floor.json",
+        # beyond the study: replicate 0's vectors of every video (and segment) as tables, written here rather
+        # than by a job of their own (one process start-up fewer per configuration)
+        videos="results/embeddings/{configuration}.parquet",
+        video_segments="results/embeddings/{configuration}_segments.parquet",
     log:
         log_path("train", "{configuration}"),
     benchmark:

@@ -105,7 +105,7 @@ def test_reading_the_workflow_never_imports_torch(tiny_workdir):
 
 
 # The workflow scripts whose jobs compute with torch; every other job starts without it (~1.5 s each).
-TORCH_SCRIPTS = {"autoencoder", "embed_new", "probe", "train"}
+TORCH_SCRIPTS = {"autoencoder", "probe", "recommend", "train"}
 
 
 @pytest.mark.slow  # a Python process per script (~30 s)

@@ -1,5 +1,7 @@
 """Rule train: every replicate of one configuration -> heads.pt, history.csv, embeddings.npz (every segment),
-and replicate 0's loss-floor record (its best validation loss against the chance loss and the loss floor).
+replicate 0's loss-floor record (its best validation loss against the chance loss and the loss floor) and
+replicate 0's embedding tables (results/embeddings/: one row per video with its audio, video and aggregated
+vectors, and one per segment).
 
 Replicates train one after another in this job (torch starts once). Each keeps its per-epoch state under
 `params.state` (a folder named by a hash of the inputs and settings, outside the declared outputs), so a job
@@ -12,8 +14,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mvcl.beyond.recommend import embedding_tables
 from mvcl.device import pick_device, start_torch_job
-from mvcl.io import atomic_path, save_csv, save_json
+from mvcl.io import atomic_path, save_csv, save_json, save_parquet
 from mvcl.learn.batches import TrainingRun
 from mvcl.learn.bounds import loss_floor_record
 from mvcl.learn.checkpoint import save_heads, state_folder
@@ -58,4 +61,12 @@ for replicate in snakemake.params.replicates:
     audio_emb, video_emb = embed(result.model, audio, video, device, segments=segments)
     with atomic_path(snakemake.output.embeddings[replicate]) as temporary:
         np.savez(temporary, audio=audio_emb, video=video_emb)
+    if replicate == 0:
+        videos, per_segment = embedding_tables(segments, audio_emb, video_emb)
+        log.info(
+            "embedding tables: %d videos (%d without a finite segment), %d segments, %d-d",
+            len(videos), int((videos["n_segments"] == 0).sum()), len(per_segment), audio_emb.shape[1],
+        )  # fmt: skip
+        save_parquet(snakemake.output.videos, videos)
+        save_parquet(snakemake.output.video_segments, per_segment)
 shutil.rmtree(state, ignore_errors=True)
