@@ -98,6 +98,8 @@ if PLAN.new_videos:
             log_path("audio_features_new", "{encoder}", "{key}"),
         benchmark:
             benchmark_path("audio_features_new", "{encoder}", "{key}")
+        # new videos wait for what the catalog's tables need (the catalog's shard rules have 10)
+        priority: 0
         params:
             shard=0,
 
@@ -112,6 +114,7 @@ if PLAN.new_videos:
             log_path("video_features_new", "{encoder}", "{key}"),
         benchmark:
             benchmark_path("video_features_new", "{encoder}", "{key}")
+        priority: 0
         params:
             shard=0,
 
@@ -124,6 +127,7 @@ if PLAN.new_videos:
             log_path("encoder_features_new", "{encoder}", "{key}"),
         benchmark:
             benchmark_path("encoder_features_new", "{encoder}", "{key}")
+        priority: 0
         params:
             shard=0,
 

@@ -26,6 +26,8 @@ for shard_rule, mem_mb, minutes in (
             benchmark_path(shard_rule, "{encoder}", "shard_{shard}")
         wildcard_constraints:
             encoder=PLAN.encoder_pattern(shard_rule),
+        # The catalog's features gate every training job: before everything that can wait (README, Speed).
+        priority: 10
         conda:
             "../envs/mvcl.yaml"
         threads: config["features"]["threads"]
@@ -56,6 +58,7 @@ rule gather_features:
             PLAN.encoder_pattern(rule)
             for rule in ("audio_features", "video_features", "encoder_features")
         ),
+    priority: 10
     conda:
         "../envs/mvcl.yaml"
     script:
