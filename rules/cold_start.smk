@@ -30,6 +30,7 @@ if PLAN.demo_makes_new_videos:
             log_path("demo_new_videos"),
         benchmark:
             benchmark_path("demo_new_videos")
+        priority: 10
         conda:
             "../envs/mvcl.yaml"
         params:
@@ -39,6 +40,9 @@ if PLAN.demo_makes_new_videos:
             "../workflow_scripts/demo_new_videos.py"
 
 
+# The new videos' ingest, segments and features run at the priority of the catalog's features (10,
+# rules/features.smk; their feature rules inherit it): beside the catalog's shards, not after Table 1's inputs,
+# where their chain of small jobs would end the run. Their embedding and ranking (recommend) wait for training.
 if PLAN.new_videos:
 
     use rule ingest as ingest_new with:
@@ -51,6 +55,7 @@ if PLAN.new_videos:
             log_path("ingest_new"),
         benchmark:
             benchmark_path("ingest_new")
+        priority: 10
         params:
             split=NEW_VIDEOS_SPLIT,
 
@@ -64,6 +69,7 @@ if PLAN.new_videos:
             log_path("segments_new"),
         benchmark:
             benchmark_path("segments_new")
+        priority: 10
         conda:
             "../envs/mvcl.yaml"
         params:
@@ -82,6 +88,7 @@ if PLAN.new_videos:
             benchmark_path("new_video_segments", "{key}")
         wildcard_constraints:
             key=KEY_PATTERN,
+        priority: 10
         conda:
             "../envs/mvcl.yaml"
         params:
@@ -98,8 +105,6 @@ if PLAN.new_videos:
             log_path("audio_features_new", "{encoder}", "{key}"),
         benchmark:
             benchmark_path("audio_features_new", "{encoder}", "{key}")
-        # new videos wait for what the catalog's tables need (the catalog's shard rules have 10)
-        priority: 0
         params:
             shard=0,
 
@@ -114,7 +119,6 @@ if PLAN.new_videos:
             log_path("video_features_new", "{encoder}", "{key}"),
         benchmark:
             benchmark_path("video_features_new", "{encoder}", "{key}")
-        priority: 0
         params:
             shard=0,
 
@@ -127,7 +131,6 @@ if PLAN.new_videos:
             log_path("encoder_features_new", "{encoder}", "{key}"),
         benchmark:
             benchmark_path("encoder_features_new", "{encoder}", "{key}")
-        priority: 0
         params:
             shard=0,
 
