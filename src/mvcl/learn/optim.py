@@ -22,8 +22,9 @@ class Adam:
 
     Unfused is torch's single-tensor path (its default on CPU; on CUDA torch would use its foreach kernels,
     the same formula in fewer launches). A parameter whose grad is None (frozen, or not in the loss) is
-    skipped and its step count stays, as in torch. The unfused step count is a Python float where torch
-    keeps a float32 tensor and reads it back with .item(): the same value below 2**24 steps.
+    skipped and its step count stays, as in torch. The step counts are float32 tensors as in torch, on the
+    CPU unless fused, and `state_dict` has torch's layout, so a resume state written by torch.optim.Adam
+    loads too.
     """
 
     def __init__(self, params: Iterable[torch.Tensor], lr: float, fused: bool = False):
@@ -39,9 +40,8 @@ class Adam:
         params = [p for p in self.params if p.grad is not None]
         for p in params:
             if p not in self.state:
-                step = torch.zeros((), dtype=torch.float32, device=p.device) if self.fused else 0.0
                 self.state[p] = {
-                    "step": step,
+                    "step": torch.zeros((), dtype=torch.float32, device=self._step_device(p)),
                     "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
                     "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format),
                 }
@@ -54,7 +54,7 @@ class Adam:
     def _single_step(self, p: torch.Tensor) -> None:
         (beta1, beta2), state = BETAS, self.state[p]
         state["step"] += 1
-        step, exp_avg, exp_avg_sq = state["step"], state["exp_avg"], state["exp_avg_sq"]
+        step, exp_avg, exp_avg_sq = state["step"].item(), state["exp_avg"], state["exp_avg_sq"]
         exp_avg.lerp_(p.grad, 1 - beta1)
         exp_avg_sq.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
         bias_correction1 = 1 - beta1**step
@@ -89,13 +89,21 @@ class Adam:
             found_inf=None,
         )
 
+    def _step_device(self, p: torch.Tensor) -> torch.device:
+        """Where a step count lives: on the CPU for the unfused step, which reads it (.item()) every step."""
+        return p.device if self.fused else torch.device("cpu")
+
     def state_dict(self) -> dict:
-        """The rate and each parameter's moments (None before its first step), by position in `params`."""
-        return {"lr": self.lr, "state": [self.state.get(p) for p in self.params]}
+        """The rate and the moments of each parameter that has stepped, by its position in `params`."""
+        state = {i: self.state[p] for i, p in enumerate(self.params) if p in self.state}
+        return {"state": state, "param_groups": [{"lr": self.lr}]}
 
     def load_state_dict(self, state: dict) -> None:
-        self.lr = state["lr"]
-        self.state = {p: s for p, s in zip(self.params, state["state"], strict=True) if s is not None}
+        self.lr = state["param_groups"][0]["lr"]
+        self.state = {
+            self.params[i]: {**s, "step": s["step"].to(self._step_device(self.params[i]))}
+            for i, s in state["state"].items()
+        }
 
 
 def scheduled_lr(training: dict, lr: float, epoch: int) -> float:
