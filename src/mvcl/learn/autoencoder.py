@@ -10,6 +10,7 @@ import torch
 
 from mvcl.learn.batches import TrainingRun, as_views, read_rows
 from mvcl.learn.model import Autoencoder, heads_kwargs
+from mvcl.learn.optim import Adam
 from mvcl.rng import fork_rng
 from mvcl.vectors import finite_rows
 
@@ -33,7 +34,7 @@ def train_autoencoder(
     with fork_rng(device):
         torch.manual_seed(seed)
         autoencoder = Autoencoder(head).to(device).train()
-        optimizer = torch.optim.Adam(autoencoder.parameters(), lr=lr)
+        optimizer = Adam(autoencoder.parameters(), lr)
         for epoch in range(epochs):
             order = rng.permutation(rows)
             total = 0.0

@@ -20,7 +20,7 @@ the same inputs, seed and torch thread count give bit-identical weights (a diffe
 another order: base's demo median rank moved 13.5 -> 14.0 between 1 and 2 threads; the count is recorded in
 the history, column `threads`). CUDA kernels are not bit-reproducible.
 
-Resuming. With `state_path`, everything the next epoch depends on (weights, optimiser and schedule, the
+Resuming. With `state_path`, everything the next epoch depends on (weights, optimiser and its rate, the
 batch and view generators, torch's RNG, the early-stopping record, the history) is saved there after an epoch
 once a minute (`state_every_s`) and after the last, atomically; a run started with an existing `state_path` continues after its last saved epoch and ends
 with the weights an uninterrupted run would have.
@@ -61,6 +61,7 @@ from mvcl.learn.batches import (
 from mvcl.learn.bounds import chance_loss, loss_floor
 from mvcl.learn.loss import contrastive_loss
 from mvcl.learn.model import ContrastiveModel, video_embedding
+from mvcl.learn.optim import Adam, scheduled_lr
 from mvcl.learn.sampler import segment_batches, video_batches
 from mvcl.learn.stopping import EarlyStopping
 from mvcl.rng import fork_rng, seed_streams, torch_seed
@@ -137,21 +138,6 @@ def _epoch(model, features, batches, cfg, split, view_of, optimizer=None) -> tup
     return tuple(totals / pairs)
 
 
-def _scheduler(optimizer: torch.optim.Optimizer, training: dict) -> torch.optim.lr_scheduler.LRScheduler:
-    """Learning rate per epoch: the paper's exponential decay (γ), cosine annealing to min_lr, or constant.
-
-    Their code created a CosineAnnealingLR but never called `scheduler.step()`, so its rate stayed at `lr`:
-    that is `constant`.
-    """
-    if training["schedule"] == "constant":
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
-    if training["schedule"] == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, training["max_epochs"], training["min_lr"]
-        )
-    return torch.optim.lr_scheduler.ExponentialLR(optimizer, training["gamma"])
-
-
 def train_heads(
     run: TrainingRun,
     init_states: dict[str, dict] | None = None,
@@ -201,8 +187,7 @@ def train_heads(
             init_states = pretrain_autoencoders(replace(run, seed=torch_seed(ae_stream)))
         for modality, state in (init_states or {}).items():
             model.heads[modality].load_state_dict(state)
-        optimizer = torch.optim.Adam(model.parameters(), lr=training["lr"])
-        scheduler = _scheduler(optimizer, training)
+        optimizer = Adam(model.parameters(), training["lr"])
 
         def make_batches(split: Split, rng: np.random.Generator, all_segments: bool) -> list[np.ndarray]:
             if model.temporal:
@@ -220,7 +205,6 @@ def train_heads(
             state = torch.load(state_path, map_location=device, weights_only=False)
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
             stopping.load_state_dict(state["stopping"])
             batch_rng.bit_generator.state, view_rng.bit_generator.state = (
                 state["batch_rng"],
@@ -231,7 +215,7 @@ def train_heads(
             log(f"resumed from {state_path} after epoch {state['epoch']}")
         last_write = time.perf_counter()
         for epoch in range(first_epoch, 0 if stopped else training["max_epochs"]):
-            start, lr = time.perf_counter(), optimizer.param_groups[0]["lr"]
+            start, lr = time.perf_counter(), optimizer.lr
             model.train()
             batches = make_batches(train, batch_rng, all_segments=training["segments"] == "all")
             train_loss, train_chance, train_floor = _epoch(
@@ -240,7 +224,7 @@ def train_heads(
             model.eval()
             with torch.no_grad():
                 val_loss, val_chance, val_floor = _epoch(model, features, val_batches, cfg, val, view_zero)
-            scheduler.step()
+            optimizer.lr = scheduled_lr(training, lr, epoch + 1)
             history.append(
                 {
                     "epoch": epoch,
@@ -273,7 +257,6 @@ def train_heads(
                     stopped,
                     model,
                     optimizer,
-                    scheduler,
                     stopping,
                     history,
                     batch_rng,
@@ -303,7 +286,7 @@ def _set_torch_rng(state: dict, device: torch.device) -> None:
 
 
 def _save_state(
-    path, epoch, stopped, model, optimizer, scheduler, stopping, history, batch_rng, view_rng, device
+    path, epoch, stopped, model, optimizer, stopping, history, batch_rng, view_rng, device
 ) -> None:
     """The run after `epoch`: all `train_heads` needs to continue it as if it had never stopped."""
     state = {
@@ -311,7 +294,6 @@ def _save_state(
         "stopped": stopped,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
         "stopping": stopping.state_dict(),
         "history": history,
         "batch_rng": batch_rng.bit_generator.state,

@@ -35,6 +35,7 @@ from torch import nn
 
 from mvcl.configuration import deep_merge, find_schema, schema_defaults
 from mvcl.device import pick_device
+from mvcl.learn.optim import Adam
 from mvcl.learn.stopping import EarlyStopping
 from mvcl.probe.data import (
     SPLITS,
@@ -531,7 +532,7 @@ def _fit(
         for batch in order.to(device).split(settings["batch_size"], dim=1):  # [seeds, batch] row indices
             rows = x["train"][batch] if x["train"].dim() == 2 else x["train"][replicates, batch]
             loss = _seed_losses(probes(rows, train=True), t["train"][batch], task).sum()
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad()
             loss.backward()
             optimizer.step()
         for s in active:
@@ -569,9 +570,9 @@ def _fit(
 def _adam(
     probes: SeedProbes,
     lr: float,
-    previous: torch.optim.Adam | None = None,
+    previous: Adam | None = None,
     rows: list[int] | None = None,
-) -> torch.optim.Adam:
+) -> Adam:
     """Adam over the probes' weights (fused: one pass per step); given `previous` and `rows`, keep only those
     seeds, weights and Adam moments alike."""
     if previous is not None:
@@ -579,7 +580,7 @@ def _adam(
         probes.select(rows)
     for p in probes.parameters():
         p.requires_grad_(True)
-    optimizer = torch.optim.Adam(probes.parameters(), lr=lr, fused=True)
+    optimizer = Adam(probes.parameters(), lr, fused=True)
     if previous is not None:
         for p, state in zip(probes.parameters(), moments, strict=True):
             optimizer.state[p] = {
