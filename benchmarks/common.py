@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from scratch import emulation
 
 from mvcl.device import cpuinfo, keep_freed_memory
 from mvcl.io import save_csv
@@ -85,7 +86,7 @@ def summarise(samples: Samples, items: dict[str, int] | int, unit: str = "segmen
 
 def conditions(threads: int, load_before: float) -> dict[str, object]:
     """The machine's state beside the numbers: threads, load averages before/after, processor (vendor and
-    model), torch."""
+    model), the instruction set torch runs at and any limits set to emulate an older one, torch."""
     return {
         "threads": threads,
         "load_average_before": round(load_before, 2),
@@ -94,6 +95,7 @@ def conditions(threads: int, load_before: float) -> dict[str, object]:
         "cpu_vendor": cpuinfo("vendor_id"),  # speed choices depend on it (musicnn.cpu_gemm_plan)
         "cpu_model": cpuinfo("model name"),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "emulation": emulation(),
         "torch": torch.__version__,
     }
 

@@ -23,7 +23,8 @@ seeded normal noise, about 4.5 GB, written in chunks), then measures, each step 
 `--baseline REF` runs every step a second time on the code of git revision REF (its `src/`, exported to the
 scratch folder), before the current code, so a row pair gives before and after on one machine in one run
 (column `code`). Every row names the processor (`cpu_model`, `cpu_capability`: torch's vector ISA, which
-ATEN_CPU_CAPABILITY=avx2 lowers to emulate an AVX2-only machine, recorded with `cpu_flags`).
+ATEN_CPU_CAPABILITY=avx2 lowers to emulate an AVX2-only machine; `emulation` records every limit set, see
+common.EMULATION_VARIABLES).
 
 Last, a `rehearsal` row estimates the whole downstream at the study's scale from the current code's figures
 (`rehearsal`): what `--configfile configs/study.yaml` runs, i.e. every configuration and ablation entry it
@@ -61,7 +62,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from scratch import clean_up, write_rows
+from scratch import clean_up, emulation, write_rows
 
 REPO = Path(__file__).resolve().parents[1]
 VIDEOS = 94_000
@@ -516,11 +517,7 @@ def processor() -> dict:
         "cpu_model": fields.get("model name", ""),
         "cpu_flags": " ".join(flag for flag in wanted if flag in flags),
         "cores": os.cpu_count(),
-        "emulation": " ".join(
-            f"{key}={os.environ[key]}"
-            for key in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
-            if key in os.environ
-        ),
+        "emulation": emulation(),
     }
 
 

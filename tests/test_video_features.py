@@ -16,7 +16,7 @@ from mvcl.demo.synthetic import corpus_segments
 from mvcl.features import precision as precision_module
 from mvcl.features import video as video_module
 from mvcl.features.batched import Batches
-from mvcl.features.precision import cpu_has_native_bf16, resolve_precision
+from mvcl.features.precision import cpu_has_native_bf16, int8_engine, resolve_precision
 from mvcl.features.video import batch_size_for, crop_rng, decode_workers_for, extract_video_features
 from tests.helpers import REPO, encode_into, segment_row
 
@@ -207,6 +207,30 @@ def test_auto_precision_is_bf16_where_native_else_int8_where_it_runs_else_fp32(m
         resolve_precision("fp64", cpu)
 
 
+def test_int8_runs_on_onednn_where_torch_has_it_else_fbgemm():
+    assert int8_engine(["qnnpack", "onednn", "x86", "fbgemm"]) == "onednn"
+    assert int8_engine(["qnnpack", "fbgemm"]) == "fbgemm"
+    assert int8_engine(["qnnpack"]) is None and int8_engine([]) is None
+
+
+@pytest.mark.skipif(not precision_module.cpu_runs_int8(), reason="no int8 engine on this CPU")
+@pytest.mark.skipif(
+    not {"onednn", "fbgemm"} <= set(torch.backends.quantized.supported_engines), reason="needs both int8 engines"
+)
+def test_int8_on_either_engine_is_the_same_quantisation_and_the_run_records_its_engine(segments, monkeypatch):
+    monkeypatch.setattr(video_module, "MIN_COSINE", -1.0)  # tiny clips: the check is not what is tested here
+    features, record = extract_video_features(segments, **SETTINGS, precision="int8")
+    assert record["int8_check"]["engine"] == int8_engine() == torch.backends.quantized.engine
+    for name in ("video", "r2plus1d"):  # the engine is looked up where the model is quantised
+        monkeypatch.setattr(f"mvcl.features.{name}.int8_engine", lambda: "fbgemm")
+    other, other_record = extract_video_features(segments, **SETTINGS, precision="int8")
+    assert other_record["int8_check"]["engine"] == "fbgemm" == torch.backends.quantized.engine
+    # the same 7-bit activations and per-channel weights: the engines differ in rounding only, well inside the
+    # fidelity bound (0.9995 at worst on these tiny random-weight clips)
+    cosine = (features * other).sum(-1) / np.linalg.norm(features, axis=-1) / np.linalg.norm(other, axis=-1)
+    assert cosine.min() >= precision_module.MIN_COSINE, cosine.min()
+
+
 def test_fp16_on_a_cpu_without_it_is_an_error_naming_the_key(monkeypatch):
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_fp16_supported", lambda: False)
     with pytest.raises(ValueError, match="features.precision: fp16"):
@@ -249,7 +273,7 @@ def test_bf16_features_keep_every_clips_direction_within_cosine_0999(tmp_path):
 
 
 @pytest.mark.slow  # R(2+1)D on demo-sized clips, in float32 and int8
-@pytest.mark.skipif(not precision_module.cpu_runs_int8(), reason="no int8 engine (fbgemm) on this CPU")
+@pytest.mark.skipif(not precision_module.cpu_runs_int8(), reason="no int8 engine on this CPU")
 def test_int8_features_keep_every_clips_direction_within_cosine_0999(tmp_path):
     demo = {**SETTINGS, "clip_frames": 8, "crop": 112, "train_views": 1, "frame_size": (224, 128)}
     clips = corpus_segments(tmp_path, videos=4, segments_per_video=3, fps=8, size=(224, 128))
@@ -263,7 +287,7 @@ def test_int8_features_keep_every_clips_direction_within_cosine_0999(tmp_path):
     assert not np.array_equal(full, low)  # int8 really ran
 
 
-@pytest.mark.skipif(not precision_module.cpu_runs_int8(), reason="no int8 engine (fbgemm) on this CPU")
+@pytest.mark.skipif(not precision_module.cpu_runs_int8(), reason="no int8 engine on this CPU")
 def test_int8_features_of_a_segment_do_not_depend_on_its_shard(segments, monkeypatch):
     monkeypatch.setattr(video_module, "MIN_COSINE", -1.0)  # tiny clips: the check is not what is tested here
     whole, record = extract_video_features(segments, **SETTINGS, precision="int8")
@@ -275,7 +299,7 @@ def test_int8_features_of_a_segment_do_not_depend_on_its_shard(segments, monkeyp
     assert not np.array_equal(alone, part)
 
 
-@pytest.mark.skipif(not precision_module.cpu_runs_int8(), reason="no int8 engine (fbgemm) on this CPU")
+@pytest.mark.skipif(not precision_module.cpu_runs_int8(), reason="no int8 engine on this CPU")
 def test_the_checked_int8_model_is_kept_for_the_runs_other_jobs_and_gives_the_same_features(
     segments, monkeypatch, tmp_path
 ):
@@ -300,7 +324,7 @@ def test_the_checked_int8_model_is_kept_for_the_runs_other_jobs_and_gives_the_sa
     assert len(calls) == 1
 
 
-def test_int8_cache_key_names_what_the_model_depends_on(segments):
+def test_int8_cache_key_names_what_the_model_depends_on(segments, monkeypatch):
     options = {"clip_frames": 16, "crop": 32, "crop_scale": (0.5, 1.0), "views": 2, "frame_size": (64, 48)}
     weights = {"weights": "random", "seed": 0}
     key = video_module.int8_cache_key(segments, 0, options, weights)
@@ -309,9 +333,12 @@ def test_int8_cache_key_names_what_the_model_depends_on(segments):
     assert key != video_module.int8_cache_key(segments, 0, {**options, "crop": 48}, weights)
     assert key != video_module.int8_cache_key(segments, 0, options, {**weights, "seed": 1})
     assert key != video_module.int8_cache_key(segments.iloc[1:], 0, options, weights)
+    engine = video_module.int8_engine()
+    monkeypatch.setattr(video_module, "int8_engine", lambda: "fbgemm" if engine == "onednn" else "onednn")
+    assert key != video_module.int8_cache_key(segments, 0, options, weights)
 
 
-@pytest.mark.skipif(not precision_module.cpu_runs_int8(), reason="no int8 engine (fbgemm) on this CPU")
+@pytest.mark.skipif(not precision_module.cpu_runs_int8(), reason="no int8 engine on this CPU")
 def test_int8_that_fails_its_check_stops_when_asked_for_and_falls_back_to_fp32_under_auto(
     segments, extracted, monkeypatch, caplog
 ):

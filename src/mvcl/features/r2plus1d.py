@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models.video import R2Plus1D_18_Weights, r2plus1d_18
 
+from mvcl.features.precision import int8_engine
 from mvcl.io import atomic_path
 from mvcl.provenance import sha256_file
 
@@ -161,9 +162,11 @@ class VideoEncoder(nn.Module):
         """Replace the float32 backbone by an int8 one and return its fidelity: the smallest cosine between
         int8 and float32 features over the uint8 clips `check`.
 
-        Static post-training quantisation for x86 CPUs (torch.ao FX, the fbgemm engine, which runs int8 in
-        AVX2 as well as AVX-512): convolutions, batch norms and ReLUs fused, weights int8 per output channel,
-        activations uint8 with ranges observed on the uint8 clips `calibration`. The pooled 512-d features
+        Static post-training quantisation for x86 CPUs (torch.ao FX, run by `precision.int8_engine`: oneDNN,
+        else fbgemm, both in AVX2 as well as AVX-512): convolutions, batch norms and ReLUs fused, weights int8
+        per output channel, activations uint8 with ranges observed on the uint8 clips `calibration` and
+        reduced to 7 bits (torch's x86 setting: an int8 product pair then fits AVX2's 16-bit sums, which CPUs
+        without VNNI would otherwise saturate). The pooled 512-d features
         come back as float32. The same weights and clips give the same model, so every shard that calibrates
         on the same clips computes the same features (README, Speed).
         """
@@ -187,13 +190,13 @@ class VideoEncoder(nn.Module):
         from torch.ao.quantization import get_default_qconfig_mapping
         from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
-        torch.backends.quantized.engine = "fbgemm"
+        torch.backends.quantized.engine = int8_engine()
         with warnings.catch_warnings():  # torch.ao's notice that torchao will take this API over, and an
             # unobserved observer's notice when `load_int8` fills the ranges from a state dict instead
             warnings.simplefilter("ignore", DeprecationWarning)
             if not observe:
                 warnings.simplefilter("ignore", UserWarning)
-            observed = prepare_fx(self.backbone, get_default_qconfig_mapping("fbgemm"), (pixels[:1],))
+            observed = prepare_fx(self.backbone, get_default_qconfig_mapping("x86"), (pixels[:1],))
             if observe:
                 with torch.no_grad():
                     observed(pixels)

@@ -38,7 +38,7 @@ from mvcl.data.decode import DecodeError, decode_frames
 from mvcl.data.segments import video_rng
 from mvcl.device import pick_device
 from mvcl.features.batched import Batches, decode_threads, feed_decoded
-from mvcl.features.precision import DTYPES, MIN_COSINE, resolve_precision
+from mvcl.features.precision import DTYPES, MIN_COSINE, int8_engine, resolve_precision
 from mvcl.features.prefetch import ahead
 from mvcl.features.r2plus1d import (
     FEATURE_DIM,
@@ -271,7 +271,12 @@ def _int8_or_fp32(
         clips = calibration_clips(table, seed, clip_options, 2 * CALIBRATION_CLIPS)
         half = len(clips) // 2
         cosine = quantized.quantize_int8(clips[:half], clips[half:]) if half else float("nan")
-        record = {"min_cosine": round(cosine, 6), "calibration_clips": half, "check_clips": len(clips) - half}
+        record = {
+            "min_cosine": round(cosine, 6),
+            "calibration_clips": half,
+            "check_clips": len(clips) - half,
+            "engine": int8_engine(),
+        }
         if path is not None and half:
             with atomic_path(path) as temporary:  # concurrent first jobs write the same model
                 torch.save({"backbone": quantized.backbone.state_dict(), "record": record}, temporary)
@@ -296,9 +301,9 @@ def _int8_or_fp32(
 def int8_cache_key(table: pd.DataFrame, seed: int, clip_options: dict, weights: dict | None) -> str:
     """What a checked int8 model depends on, hashed: the float32 weights (their provenance record), the clips it
     was calibrated and checked on (the calibration table's segments, the size and modification time of each of
-    their video files, the seed and the clip settings), the check's clip count, the torch version and the
-    CPU capability torch runs at (AVX2, AVX512, ...). A changed or replaced video, other weights or another
-    machine class all give a new key."""
+    their video files, the seed and the clip settings), the check's clip count, the torch version, the
+    CPU capability torch runs at (AVX2, AVX512, ...) and the int8 engine. A changed or replaced video, other
+    weights or another machine class all give a new key."""
     order = table.sort_values(["video_id", "segment"])
     columns = order[["video_id", "segment", "path", "clip_start_s", "clip_end_s"]].astype(str)
     facts = {
@@ -310,6 +315,7 @@ def int8_cache_key(table: pd.DataFrame, seed: int, clip_options: dict, weights: 
         "weights": weights,
         "torch": torch.__version__,
         "capability": torch.backends.cpu.get_cpu_capability(),
+        "engine": int8_engine(),
     }
     return fingerprint(facts)
 
