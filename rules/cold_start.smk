@@ -28,8 +28,6 @@ if PLAN.demo_makes_new_videos:
             metadata=PLAN.new_videos,
         log:
             log_path("demo_new_videos"),
-        benchmark:
-            benchmark_path("demo_new_videos")
         priority: 10
         conda:
             "../envs/mvcl.yaml"
@@ -53,8 +51,6 @@ if PLAN.new_videos:
             rejected="results/new/data/rejected.csv",
         log:
             log_path("ingest_new"),
-        benchmark:
-            benchmark_path("ingest_new")
         priority: 10
         params:
             split=NEW_VIDEOS_SPLIT,
@@ -67,8 +63,6 @@ if PLAN.new_videos:
             segments="results/new/data/segments.parquet",
         log:
             log_path("segments_new"),
-        benchmark:
-            benchmark_path("segments_new")
         priority: 10
         conda:
             "../envs/mvcl.yaml"
@@ -84,8 +78,6 @@ if PLAN.new_videos:
             segments="results/new/segments/{key}.parquet",
         log:
             log_path("new_video_segments", "{key}"),
-        benchmark:
-            benchmark_path("new_video_segments", "{key}")
         wildcard_constraints:
             key=KEY_PATTERN,
         priority: 10
@@ -103,8 +95,6 @@ if PLAN.new_videos:
             **NEW_VIDEO_FEATURES,
         log:
             log_path("audio_features_new", "{encoder}", "{key}"),
-        benchmark:
-            benchmark_path("audio_features_new", "{encoder}", "{key}")
         params:
             shard=0,
 
@@ -117,8 +107,8 @@ if PLAN.new_videos:
             **NEW_VIDEO_FEATURES,
         log:
             log_path("video_features_new", "{encoder}", "{key}"),
-        benchmark:
-            benchmark_path("video_features_new", "{encoder}", "{key}")
+        # beside the other new-video jobs, after the catalog's R(2+1)D shards (rules/features.smk)
+        priority: 10
         params:
             shard=0,
 
@@ -129,8 +119,6 @@ if PLAN.new_videos:
             **NEW_VIDEO_FEATURES,
         log:
             log_path("encoder_features_new", "{encoder}", "{key}"),
-        benchmark:
-            benchmark_path("encoder_features_new", "{encoder}", "{key}")
         params:
             shard=0,
 
@@ -151,8 +139,6 @@ if PLAN.new_videos:
             table="results/recommendations/{configuration}.csv",
         log:
             log_path("recommend", "{configuration}"),
-        benchmark:
-            benchmark_path("recommend", "{configuration}")
         wildcard_constraints:
             configuration="|".join(PLAN.trained),
         conda:
@@ -171,8 +157,6 @@ if PLAN.new_videos:
             page="results/recommendations.html",
         log:
             log_path("recommendations_html"),
-        benchmark:
-            benchmark_path("recommendations_html")
         conda:
             "../envs/mvcl.yaml"
         params:
