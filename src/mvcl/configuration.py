@@ -20,7 +20,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
 SECTIONS = ("model", "loss", "training")
@@ -73,6 +72,8 @@ def _check_keys(values: dict, properties: dict, where: str) -> None:
 
 def _check_values(values: dict, schema: dict, section: str, where: str) -> None:
     """Raise on a value of the wrong type or range, naming its key (the schema's checks, without defaults)."""
+    import jsonschema  # here: most jobs import this module and never validate (~0.2 CPU-s to import)
+
     definition = {"$defs": schema["$defs"], "$ref": f"#/$defs/{section}"}
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(definition).iter_errors(values))
     if error is not None:
@@ -87,6 +88,8 @@ def with_defaults(config: dict, schema: dict | None = None) -> dict:
     its key is missing, then the value below it is checked, which sets its own defaults in turn). The Snakefile's
     config is already complete; the library and tests call this on a partial one. Raises ValueError naming the key.
     """
+    import jsonschema  # see _check_values
+
     schema = schema if schema is not None else load_schema()
     check_properties = jsonschema.Draft202012Validator.VALIDATORS["properties"]
 

@@ -22,8 +22,6 @@ import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import jsonschema
-
 from mvcl.configuration import deep_merge, schema_defaults
 
 MODALITIES = ("audio", "video")
@@ -128,6 +126,8 @@ def _options_schema(kind: EncoderKind, schema: dict) -> dict:
 
 def _check(options: dict, definition: dict, schema: dict, where: str) -> None:
     """Raise ValueError naming the first bad key of `options` against `definition` (no defaults filled in)."""
+    import jsonschema  # here: most jobs import this module and never check options (~0.2 CPU-s to import)
+
     checked = {"$defs": schema["$defs"], **definition}
     checked.pop("default", None)
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(checked).iter_errors(options))
