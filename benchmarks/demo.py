@@ -10,9 +10,9 @@ Snakemake process tree, from getrusage(RUSAGE_CHILDREN) (the peak is that of its
 which is what a machine must hold when jobs do not overlap), with its kernel share (system_s), page faults
 (minor: memory the kernel had to map in, e.g. each large allocation that malloc returned to the system
 and asked for again) and involuntary context switches (threads fighting over the cores); and per rule, from the
-`benchmark:` files that the rules write under results/benchmarks/rules/<rule>/<wildcards>.tsv (whichever
-exist): jobs, summed and longest wall seconds, summed CPU seconds and the largest max_rss. One CSV, a `scope` column telling the
-workflow row from the rule rows:
+resource records that every job writes at exit under results/benchmarks/rules/<rule>/<wildcards>.tsv
+(`mvcl.logs.record_usage`: the kernel's counts, exact): jobs, summed and longest wall seconds, summed CPU
+seconds and the largest max_rss. One CSV, a `scope` column telling the workflow row from the rule rows:
 
     .venv/bin/python benchmarks/demo.py [--out results/benchmarks/demo.csv] [--configfile .test/config_tiny.yaml]
 """
@@ -114,7 +114,8 @@ def run_demo(workdir: Path, args: argparse.Namespace) -> pd.DataFrame:
 
 
 def rule_times(folder: Path) -> pd.DataFrame:
-    """Per rule, from Snakemake benchmark files <folder>/<rule>/**/*.tsv: jobs, wall and CPU seconds, memory.
+    """Per rule, from the jobs' resource records <folder>/<rule>/**/*.tsv (Snakemake's benchmark format): jobs,
+    wall and CPU seconds, memory.
 
     Columns: scope (`rule`), rule, jobs, wall_s (sum over its jobs), longest_job_s, cpu_s, max_rss_mb;
     rules in order of their summed wall time, longest first. No files: an empty table.

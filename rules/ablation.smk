@@ -20,8 +20,6 @@ rule ablation_table:
         ),
     log:
         log_path("ablation_table"),
-    benchmark:
-        benchmark_path("ablation_table")
     conda:
         "../envs/mvcl.yaml"
     params:
@@ -45,8 +43,6 @@ rule figure_ablation:
         ),
     log:
         log_path("figure_ablation"),
-    benchmark:
-        benchmark_path("figure_ablation")
     conda:
         "../envs/mvcl.yaml"
     script:

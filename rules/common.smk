@@ -12,7 +12,6 @@ from mvcl.plan import (
     NEIGHBOUR_MODES,
     STUDY_CONFIGURATIONS,
     Plan,
-    benchmark_path,
     features_state_root,
     log_path,
     model_path,

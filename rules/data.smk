@@ -15,8 +15,6 @@ if config["demo"]["enabled"]:
             ),
         log:
             log_path("demo_dataset"),
-        benchmark:
-            benchmark_path("demo_dataset")
         conda:
             "../envs/mvcl.yaml"
         threads: 2
@@ -36,8 +34,6 @@ rule ingest:
         rejected="results/data/rejected.csv",
     log:
         log_path("ingest"),
-    benchmark:
-        benchmark_path("ingest")
     conda:
         "../envs/mvcl.yaml"
     params:
@@ -62,8 +58,6 @@ if config["dataset"]["msd_tags"]:
             tags="results/data/msd_tags.parquet",
         log:
             log_path("msd_tags"),
-        benchmark:
-            benchmark_path("msd_tags")
         # Table 2's tagging labels: wanted by the first probe, and a priority is not inherited from the jobs
         # that need it (left at 0, this half-second job waited behind training until t = 308 s of 411).
         priority: 10
@@ -86,8 +80,6 @@ checkpoint segments:
         segments="results/data/segments.parquet",
     log:
         log_path("segments"),
-    benchmark:
-        benchmark_path("segments")
     conda:
         "../envs/mvcl.yaml"
     params:
@@ -106,8 +98,6 @@ rule figure_segments:
         figure=reported("results/figures/segments.png", "segments", "Data"),
     log:
         log_path("figure_segments"),
-    benchmark:
-        benchmark_path("figure_segments")
     conda:
         "../envs/mvcl.yaml"
     params:

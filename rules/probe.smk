@@ -12,8 +12,6 @@ rule probe:
         results=PLAN.probe_files("{representation}"),
     log:
         log_path("probe", "{representation}"),
-    benchmark:
-        benchmark_path("probe", "{representation}")
     wildcard_constraints:
         representation="|".join(map(re.escape, PLAN.probe_representations)),
     # Table 2's inputs before the leaf figures and pages.
@@ -41,8 +39,6 @@ use rule probe as probe_configuration with:
         results=PLAN.probe_files("{representation}@{configuration}"),
     log:
         log_path("probe", "{representation}@{configuration}"),
-    benchmark:
-        benchmark_path("probe", "{representation}@{configuration}")
     wildcard_constraints:
         representation="|".join(CL_REPRESENTATIONS),
         configuration=NAME_PATTERN,
@@ -60,8 +56,6 @@ rule table2:
         markdown="results/table2.md",
     log:
         log_path("table2"),
-    benchmark:
-        benchmark_path("table2")
     conda:
         "../envs/mvcl.yaml"
     params:
@@ -85,8 +79,6 @@ rule rq1:
         markdown="results/rq1.md",
     log:
         log_path("rq1"),
-    benchmark:
-        benchmark_path("rq1")
     conda:
         "../envs/mvcl.yaml"
     params:
@@ -105,8 +97,6 @@ rule figure_probes:
         figure=reported("results/figures/probes.png", "probes", "Probes"),
     log:
         log_path("figure_probes"),
-    benchmark:
-        benchmark_path("figure_probes")
     conda:
         "../envs/mvcl.yaml"
     script:

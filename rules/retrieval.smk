@@ -11,8 +11,6 @@ rule retrieval:
         ranks="results/metrics/{configuration}/ranks.parquet",
     log:
         log_path("retrieval", "{configuration}"),
-    benchmark:
-        benchmark_path("retrieval", "{configuration}")
     # Table 1's inputs before the leaf figures and pages.
     priority: 5
     conda:
@@ -49,8 +47,6 @@ rule table1:
         markdown="results/table1.md",
     log:
         log_path("table1"),
-    benchmark:
-        benchmark_path("table1")
     conda:
         "../envs/mvcl.yaml"
     params:

@@ -21,8 +21,6 @@ rule judge:
         triplets="results/rq2/triplets.csv",
     log:
         log_path("judge"),
-    benchmark:
-        benchmark_path("judge")
     conda:
         "../envs/mvcl.yaml"
     params:
@@ -42,8 +40,6 @@ if config["demo"]["enabled"]:
             judgements=PLAN.demo_file("judgements.csv"),
         log:
             log_path("simulate_judgements"),
-        benchmark:
-            benchmark_path("simulate_judgements")
         conda:
             "../envs/mvcl.yaml"
         params:
@@ -64,8 +60,6 @@ rule rq2:
         annotators="results/rq2_annotators.csv",
     log:
         log_path("rq2"),
-    benchmark:
-        benchmark_path("rq2")
     conda:
         "../envs/mvcl.yaml"
     params:

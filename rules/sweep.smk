@@ -11,8 +11,6 @@ rule sweep_run:
         ],
     log:
         log_path("sweep_run", "coupling_{coupling}"),
-    benchmark:
-        benchmark_path("sweep_run", "coupling_{coupling}")
     conda:
         "../envs/mvcl.yaml"
     threads: 8
@@ -50,8 +48,6 @@ rule figure_coupling:
         ),
     log:
         log_path("figure_coupling"),
-    benchmark:
-        benchmark_path("figure_coupling")
     conda:
         "../envs/mvcl.yaml"
     params:

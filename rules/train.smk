@@ -18,8 +18,6 @@ rule autoencoder:
         autoencoders=model_path("{configuration}", "autoencoders.pt"),
     log:
         log_path("autoencoder", "{configuration}"),
-    benchmark:
-        benchmark_path("autoencoder", "{configuration}")
     # Training before everything that can wait: the leaf figures fill the cores around it (README, Speed).
     priority: 10
     conda:
@@ -50,8 +48,6 @@ rule train:
         video_segments="results/embeddings/{configuration}_segments.parquet",
     log:
         log_path("train", "{configuration}"),
-    benchmark:
-        benchmark_path("train", "{configuration}")
     # Training before everything that can wait: the leaf figures fill the cores around it (README, Speed).
     priority: 10
     conda:
@@ -80,8 +76,6 @@ rule figure_training:
         figure=reported("results/figures/training.png", "training", "Training"),
     log:
         log_path("figure_training"),
-    benchmark:
-        benchmark_path("figure_training")
     conda:
         "../envs/mvcl.yaml"
     params:

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from mvcl.logs import usage_path
 from tests.conftest import TINY_DATA_TARGETS
 from tests.helpers import REPO, run_snakemake, write_config
 
@@ -22,6 +23,11 @@ def test_data_stages_run_and_a_rerun_does_nothing(tiny_data, tiny_data_workdir):
     assert len(manifest) == 8
     assert len(segments) == 8 * 3
     assert (tiny_data / "results/figures/segments.png").stat().st_size > 10_000
+    logs = sorted((tiny_data / "results/logs").rglob("*.log"))
+    assert len(logs) >= 4  # demo corpus, ingest, segments, their figure
+    for log in logs:  # every job recorded what it used beside its log (mvcl.logs.record_usage)
+        record = pd.read_csv(tiny_data / usage_path(str(log.relative_to(tiny_data))), sep="\t")
+        assert record.loc[0, "s"] > 0 and record.loc[0, "cpu_time"] > 0, log
     for workdir in (tiny_data, tiny_data_workdir):
         rerun = run_snakemake(workdir, *TINY_DATA_TARGETS)
         assert "Nothing to be done" in rerun.stdout + rerun.stderr

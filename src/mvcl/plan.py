@@ -59,12 +59,8 @@ def results_path(*parts: object) -> str:
 
 
 def log_path(rule_name: str, *parts: object) -> str:
+    """A job's log file; the job records its resource use beside it (`mvcl.logs.usage_path`)."""
     return results_path("logs", rule_name, *parts) + ".log"
-
-
-def benchmark_path(rule_name: str, *parts: object) -> str:
-    """Snakemake's `benchmark:` file of a job (wall time, memory, I/O): what benchmarks/demo.py aggregates."""
-    return results_path("benchmarks", "rules", rule_name, *(parts or ["job"])) + ".tsv"
 
 
 def model_path(configuration: str, name: str) -> str:
