@@ -19,9 +19,15 @@ def load(name: str, monkeypatch):
     return module
 
 
+def load_common(monkeypatch):
+    """benchmarks/common.py, with the torch-free helpers it imports (benchmarks/scratch.py)."""
+    load("scratch", monkeypatch)
+    return load("common", monkeypatch)
+
+
 @pytest.fixture
 def demo(monkeypatch):
-    load("common", monkeypatch)
+    load_common(monkeypatch)
     return load("demo", monkeypatch)
 
 
@@ -32,10 +38,16 @@ def write_benchmark(path, seconds: float, cpu: float, rss: float) -> None:
     path.write_text(f"{columns}\n{seconds}\t0:00:{seconds:02.0f}\t{rss}\t1\t1\t1\t0\t0\t50\t{cpu}\n")
 
 
+def write_record(path, seconds: float, cpu: float, rss: float) -> None:
+    """A job's own resource record (mvcl.logs.record_usage)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"s\th:m:s\tmax_rss\tcpu_time\tuser_s\tsystem_s\n{seconds}\t0:00:05\t{rss}\t{cpu}\t{cpu}\t0\n")
+
+
 def test_rule_times_sum_every_job_of_a_rule_whatever_its_wildcards(demo, tmp_path):
     write_benchmark(tmp_path / "video_features" / "shard_0.tsv", 10, 9, 500)
     write_benchmark(tmp_path / "video_features" / "shard_1.tsv", 30, 25, 700)
-    write_benchmark(tmp_path / "train" / "base" / "seed_0.tsv", 5, 4, 300)
+    write_record(tmp_path / "train" / "base.tsv", 5, 4, 300)
     table = demo.rule_times(tmp_path)
     assert table["rule"].tolist() == ["video_features", "train"]  # longest first
     video = table.iloc[0]
@@ -49,7 +61,7 @@ def test_rule_times_of_a_run_without_benchmark_files_is_an_empty_table(demo, tmp
 
 
 def test_summaries_are_the_median_round_not_the_best(monkeypatch):
-    common = load("common", monkeypatch)
+    common = load_common(monkeypatch)
     table = common.summarise({"model": [(3.0, 1.0), (1.0, 1.0), (2.0, 1.0)]}, 4)
     row = table.iloc[0]
     assert (row["seconds"], row["seconds_min"], row["seconds_max"], row["rounds"]) == (2.0, 1.0, 3.0, 3)
