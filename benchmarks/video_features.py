@@ -7,6 +7,8 @@ at every `--precisions` (fp32 and bf16 by default, int8 on request; see mvcl.fea
 - model <precision>: R(2+1)D-18 on clips decoded beforehand, batched, after an untimed warm-up batch (random
   weights: the cost does not depend on them), as the workflow runs it (`VideoEncoder.compute_in`: weights
   cast once, channels-last); `model <precision> (autocast)`: the float32 model under torch.autocast instead;
+- model int8-<engine> (`--int8-engines onednn fbgemm`): the int8 model packed for each torch engine, side by
+  side (the workflow uses `precision.int8_engine`'s);
 - whole <precision>: `extract_video_features` end to end, decoding in background threads while the model
   runs; it includes building the encoder (row "encoder build" shows that cost alone).
 Target: whole >= 80% of the throughput of the slower of decode+crop and model, at every precision.
@@ -91,6 +93,10 @@ def parse_args() -> argparse.Namespace:
     add_process_options(parser)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=PRECISIONS)
+    parser.add_argument(
+        "--int8-engines", nargs="*", default=[], choices=["onednn", "fbgemm"],
+        help="also time the int8 model on each of these torch engines, side by side (stages 'model int8-<engine>')",
+    )  # fmt: skip
     parser.add_argument("--repeats", type=int, default=3)
     return parser.parse_args()
 
@@ -122,7 +128,9 @@ def main() -> None:
             args.corpus or Path(temporary), videos=args.videos, segments_per_video=args.segments_per_video,
             fps=args.fps, size=tuple(args.video_size),
         )  # fmt: skip
-        build_s, stages, features = prepare_stages(segments, settings, decode_workers, precisions)
+        build_s, stages, features = prepare_stages(
+            segments, settings, decode_workers, precisions, args.int8_engines
+        )
         samples = run_rotating(stages, args.repeats)
     table = pd.concat(
         [
@@ -172,10 +180,11 @@ def per_clip_cosine(reference: np.ndarray, other: np.ndarray) -> float:
 
 
 def prepare_stages(
-    segments: pd.DataFrame, settings: dict, decode_workers: int, precisions: list[str]
+    segments: pd.DataFrame, settings: dict, decode_workers: int, precisions: list[str], engines: list[str]
 ) -> tuple[float, dict[str, Callable[[], None]], dict[str, np.ndarray]]:
     """Seconds to build the encoder, the stages to time (their inputs prepared, untimed), and the model's
-    features of every clip at each precision (fp32 always, for the fidelity check)."""
+    features of every clip at each precision (fp32 always, for the fidelity check) and for int8 on each of
+    `engines` ("int8-<engine>": the same quantisation packed for that torch engine)."""
     rows = list(segments.itertuples())
     device = settings["device"]
     cuda = device.type == "cuda"
@@ -196,6 +205,12 @@ def prepare_stages(
     if "int8" in encoders:  # calibrated on the first clips, as the workflow does on CALIBRATION_CLIPS
         every_clip = torch.cat(clip_batches)
         encoders["int8"].quantize_int8(every_clip[:CALIBRATION_CLIPS], every_clip[CALIBRATION_CLIPS:])
+    for engine in engines:
+        every_clip = torch.cat(clip_batches)
+        encoders[f"int8-{engine}"] = copy.deepcopy(encoder)
+        encoders[f"int8-{engine}"].quantize_int8(
+            every_clip[:CALIBRATION_CLIPS], every_clip[CALIBRATION_CLIPS:], engine=engine
+        )
 
     def encode(precision: str, autocast: bool = False) -> np.ndarray:
         # autocast: the float32 model under torch.autocast, the previous way of running reduced precision
@@ -219,6 +234,8 @@ def prepare_stages(
             clips(segment, settings)
 
     stages: dict[str, Callable[[], None]] = {"decode": decode, "decode+crop": decode_and_crop}
+    for engine in engines:
+        stages[f"model int8-{engine}"] = lambda engine=engine: encode(f"int8-{engine}")
     for precision in precisions:
         stages[f"model {precision}"] = lambda precision=precision: encode(precision)
         if precision not in ("fp32", "int8"):

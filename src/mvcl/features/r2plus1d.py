@@ -158,7 +158,9 @@ class VideoEncoder(nn.Module):
         weights = next(self.backbone.parameters(), None)
         return torch.float32 if weights is None else weights.dtype
 
-    def quantize_int8(self, calibration: torch.Tensor, check: torch.Tensor) -> float:
+    def quantize_int8(
+        self, calibration: torch.Tensor, check: torch.Tensor, engine: str | None = None
+    ) -> float:
         """Replace the float32 backbone by an int8 one and return its fidelity: the smallest cosine between
         int8 and float32 features over the uint8 clips `check`.
 
@@ -172,7 +174,7 @@ class VideoEncoder(nn.Module):
         """
         with torch.inference_mode():
             reference = self(check)
-        self._to_int8(self.pixels(calibration))
+        self._to_int8(self.pixels(calibration), engine=engine)
         with torch.inference_mode():
             cosines = F.cosine_similarity(self(check), reference, dim=1)
         return float(cosines.min())
@@ -185,12 +187,13 @@ class VideoEncoder(nn.Module):
         self._to_int8(self.pixels(example), observe=False)
         self.backbone.load_state_dict(state)
 
-    def _to_int8(self, pixels: torch.Tensor, observe: bool = True) -> None:
-        """Fuse, observe `pixels` (when `observe`) and convert the backbone to int8 (see `quantize_int8`)."""
+    def _to_int8(self, pixels: torch.Tensor, observe: bool = True, engine: str | None = None) -> None:
+        """Fuse, observe `pixels` (when `observe`) and convert the backbone to int8 (see `quantize_int8`) for
+        `engine` (default `int8_engine()`; another one to compare them, benchmarks/video_features.py)."""
         from torch.ao.quantization import get_default_qconfig_mapping
         from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
-        torch.backends.quantized.engine = int8_engine()
+        torch.backends.quantized.engine = engine or int8_engine()
         with warnings.catch_warnings():  # torch.ao's notice that torchao will take this API over, and an
             # unobserved observer's notice when `load_int8` fills the ranges from a state dict instead
             warnings.simplefilter("ignore", DeprecationWarning)
