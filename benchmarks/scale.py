@@ -24,7 +24,7 @@ seeded normal noise, about 4.5 GB, written in chunks), then measures, each step 
 scratch folder), before the current code, so a row pair gives before and after on one machine in one run
 (column `code`). Every row names the processor (`cpu_model`, `cpu_capability`: torch's vector ISA, which
 ATEN_CPU_CAPABILITY=avx2 lowers to emulate an AVX2-only machine; `emulation` records every limit set, see
-common.EMULATION_VARIABLES).
+scratch.EMULATION_VARIABLES).
 
 Last, a `rehearsal` row estimates the whole downstream at the study's scale from the current code's figures
 (`rehearsal`): what `--configfile configs/study.yaml` runs, i.e. every configuration and ablation entry it

@@ -202,15 +202,18 @@ def prepare_stages(
         precision: copy.deepcopy(encoder).compute_in(DTYPES[precision])
         for precision in dict.fromkeys(["fp32", *precisions])
     }
-    if "int8" in encoders:  # calibrated on the first clips, as the workflow does on CALIBRATION_CLIPS
-        every_clip = torch.cat(clip_batches)
-        encoders["int8"].quantize_int8(every_clip[:CALIBRATION_CLIPS], every_clip[CALIBRATION_CLIPS:])
+    # int8 (the workflow's engine) and int8-<engine>: calibrated on the first clips, as the workflow does on
+    # CALIBRATION_CLIPS
+    int8_models = {"int8": None} if "int8" in encoders else {}
     for engine in engines:
-        every_clip = torch.cat(clip_batches)
         encoders[f"int8-{engine}"] = copy.deepcopy(encoder)
-        encoders[f"int8-{engine}"].quantize_int8(
-            every_clip[:CALIBRATION_CLIPS], every_clip[CALIBRATION_CLIPS:], engine=engine
-        )
+        int8_models[f"int8-{engine}"] = engine
+    if int8_models:
+        every_clip = torch.cat(clip_batches)
+        for name, engine in int8_models.items():
+            encoders[name].quantize_int8(
+                every_clip[:CALIBRATION_CLIPS], every_clip[CALIBRATION_CLIPS:], engine=engine
+            )
 
     def encode(precision: str, autocast: bool = False) -> np.ndarray:
         # autocast: the float32 model under torch.autocast, the previous way of running reduced precision

@@ -41,7 +41,7 @@ def usage_path(log: str) -> str | None:
     results/benchmarks/rules/<rule>/<parts, or job>.tsv (what benchmarks/demo.py aggregates); None for a log
     file elsewhere."""
     path = PurePosixPath(log)
-    if path.suffix != ".log" or not path.is_relative_to(LOGS) or path.parent == LOGS.parent:
+    if path.suffix != ".log" or not path.is_relative_to(LOGS):
         return None
     parts = path.relative_to(LOGS).with_suffix("").parts
     return str(USAGE.joinpath(*parts, *(["job"] if len(parts) == 1 else []))) + ".tsv"
@@ -76,6 +76,8 @@ def _write_usage(path: Path, started: float) -> None:
         "user_s": f"{user:.2f}",
         "system_s": f"{system:.2f}",
     }
+    # atomically, by hand: mvcl.io.atomic_path's module imports pandas, which cannot be imported at
+    # interpreter exit (a job that never imported it would lose its record)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}")
     temporary.write_text("\t".join(row) + "\n" + "\t".join(row.values()) + "\n")
